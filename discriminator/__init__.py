@@ -1,0 +1,1 @@
+"""The pattern discriminator (real vs model-written customer turns) and the rewards built on it."""

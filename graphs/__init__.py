@@ -1,0 +1,1 @@
+"""The LangGraph simulation graph, its state, nodes and routing, and the batch runner."""

@@ -1,0 +1,49 @@
+"""`grouped-sim`: simulate customers for sales calls, build the SOP store, train, report.
+
+This module only assembles the command groups; each lives in its own module and imports its
+heavy packages inside the command, so `--help` is instant and a CPU box never imports vLLM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import typer  # noqa: E402
+
+from grouped_sim.cli.common import console  # noqa: E402
+from grouped_sim.cli.simulate import simulate  # noqa: E402
+from grouped_sim.cli.sop import sop_app  # noqa: E402
+from grouped_sim.errors import GroupedSimError  # noqa: E402
+
+app = typer.Typer(
+    name="grouped-sim",
+    help=(
+        "Simulated customers for sales and telemarketing calls (the Grouped Simulator). "
+        "Drive your sales agent against diverse, resistant customers; build the SOP behaviour store "
+        "from real transcripts; measure how close the simulation is to reality."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("simulate")(simulate)
+app.add_typer(sop_app, name="sop")
+
+
+def main() -> None:
+    """Console entry point: user errors print one clear line and exit with their code."""
+    try:
+        app()
+    except GroupedSimError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(getattr(exc, "exit_code", 1))
+
+
+if __name__ == "__main__":
+    main()

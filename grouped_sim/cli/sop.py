@@ -1,0 +1,65 @@
+"""`grouped-sim sop ...`: build and query the SOP behaviour-chain store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from grouped_sim.cli.common import default_corpus, out, progress
+
+sop_app = typer.Typer(help="The SOP store: behaviour chains of real customers, in Chroma, retrieved by profile.", no_args_is_help=True)
+
+
+@sop_app.command("build")
+def sop_build(
+    db: Annotated[Path, typer.Option("--db", help="Folder of the Chroma store (created if missing), or http://host:port of a Chroma server.")],
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Corpus JSONL, one dialogue per line. Default: the shipped sample corpus.")] = None,
+) -> None:
+    """Embed each dialogue's customer profile and store its stage-annotated behaviour chain.
+
+    Upserts by dialogue id, so building twice from the same corpus leaves the same store. Dialogues
+    without a profile are indexed by a summary derived from what the customer said.
+    """
+    from grouped_sim.corpus import read_corpus
+    from sop_db.store import SOPStore
+
+    path = corpus or default_corpus()
+    dialogues = read_corpus(path)
+    store = SOPStore(db, create=True)
+    with progress() as progress:
+        task = progress.add_task("embedding dialogues", total=len(dialogues))
+        store.upsert_dialogues(dialogues, on_progress=lambda n: progress.advance(task, n))
+    out.print(f"SOP store {db}: {store.count()} behaviour chains, {store.turns.count()} annotated turns (from {path})")
+
+
+@sop_app.command("query")
+def sop_query(
+    db: Annotated[Path, typer.Option("--db", help="Folder of the Chroma store built by `sop build`.")],
+    profile: Annotated[str, typer.Option("--profile", help="A customer profile in plain words.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chains to return.")] = 4,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="Only chains that reached this SOP stage; show that stage's turns.")] = None,
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Only chains from this domain.")] = None,
+) -> None:
+    """Print the top-K behaviour chains for a profile (eq. 8 of the paper)."""
+    from rich.table import Table
+
+    from sop_db.store import SOPStore
+
+    store = SOPStore(db)
+    chains = store.retrieve(profile, k=k, stage=stage, domain=domain)
+    if not chains:
+        out.print("no matching chains")
+        return
+    for rank, chain in enumerate(chains, start=1):
+        table = Table(title=f"#{rank} {chain.id}  ({chain.domain}, {chain.archetype or 'no archetype'}, {chain.outcome}, distance {chain.distance:.3f})", show_lines=False)
+        table.add_column("stage", style="cyan", no_wrap=True)
+        table.add_column("salesman")
+        table.add_column("customer", style="bold")
+        for step in chain.steps:
+            if stage and step.stage != stage:
+                continue
+            table.add_row(step.stage or "", step.salesman, step.customer)
+        out.print(f"[dim]{chain.profile_text}[/dim]")
+        out.print(table)

@@ -1,0 +1,92 @@
+"""Run configuration: one pydantic model, loadable from YAML, recorded in every run.json.
+
+Defaults follow the paper's inference settings (Table 8) scaled to a 135M model on a CPU: the same
+temperature and top-p, shorter generations because a phone customer speaks in fragments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grouped_sim.errors import InputError
+
+DEFAULT_CHAT_SPEC = "hf:smollm2"
+
+
+class GenerationParams(BaseModel):
+    """Sampling settings for one model role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.95, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.05, ge=1.0, le=2.0)
+    max_new_tokens: int = Field(48, ge=1, le=4096)
+
+
+class SimulatorMode(StrEnum):
+    """Ablations of the paper, as modes of one graph."""
+
+    full = "full"  # manager state + SOP retrieval + guidance
+    no_sop = "no-sop"  # manager state and guidance, no retrieval
+    prompt_only = "prompt-only"  # the customer model alone, prompted with the profile
+
+
+class ManagerParams(BaseModel):
+    """Knobs of the light manager's state rules (see graphs/manager.py for what each does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patience_decay: float = Field(0.12, ge=0.0, le=1.0, description="patience lost every turn")
+    pushy_penalty: float = Field(0.08, ge=0.0, le=1.0, description="extra patience lost when the salesman pushes")
+    hang_up_below: float = Field(0.12, ge=0.0, le=1.0, description="patience under which the customer walks away")
+    agree_above: float = Field(0.75, ge=0.0, le=1.0, description="interest and trust above which a closing ask is accepted")
+    top_k: int = Field(4, ge=1, le=50, description="behaviour chains retrieved per profile (K)")
+    stage_neighbours: int = Field(5, ge=1, le=50, description="annotated turns voting on the salesman's stage")
+
+
+class SimulationConfig(BaseModel):
+    """Everything that shapes a run besides the profiles themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SimulatorMode = SimulatorMode.full
+    max_turns: int = Field(8, ge=1, le=200, description="salesman turns before the run stops the call")
+    seed: int = 0
+    salesman: GenerationParams = GenerationParams(temperature=0.95, top_p=0.9, max_new_tokens=64)
+    customer: GenerationParams = GenerationParams(temperature=0.95, top_p=0.95, max_new_tokens=40)
+    manager: ManagerParams = ManagerParams()
+    role_guard_retries: int = Field(3, ge=0, le=20, description="regenerations of a customer reply that pitches like a salesman")
+    prompt_version: str = "v1"
+
+    def digest(self) -> str:
+        """A short stable hash: part of dialogue ids, so a changed config never reuses old output."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def load_config(path: Path | str | None) -> SimulationConfig:
+    """Load a YAML config; a bad key or value names the file and the field."""
+    if path is None:
+        return SimulationConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    try:
+        return SimulationConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: field '{field}': {first['msg']}") from exc

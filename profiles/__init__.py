@@ -1,0 +1,1 @@
+"""Customer profiles: constraint specs, archetype presets, the profile generator and its training."""

@@ -1,0 +1,296 @@
+"""The behaviour-chain store M_SOP = {(φ(p_i), H_i)} in Chroma.
+
+Two collections live in one Chroma database:
+
+- `behaviour_chains`: one record per dialogue, keyed by dialogue id, embedded on the customer's
+  profile text; the stage-annotated chain of (salesman move, customer reply, stage) rides along as
+  metadata. Retrieval by profile gives K_p (eq. 8 of the paper).
+- `annotated_turns`: one record per salesman move with the stage of the customer's reply, embedded
+  on the move. The light manager tags a new salesman move by a vote of its nearest neighbours, and
+  reads what similar customers said at that stage.
+
+Our MiniLM embedding function is registered with Chroma under a fixed name, so a collection reopens
+in a new process with it and Chroma's own default (which downloads a model) never runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+from pydantic import BaseModel, Field
+
+from grouped_sim.embeddings import ENCODER_NAME, embed
+from grouped_sim.errors import GroupedSimError, InputError
+from grouped_sim.schemas import Dialogue
+from sop_db.taxonomy import Taxonomy, load_taxonomy
+
+CHAINS = "behaviour_chains"
+TURNS = "annotated_turns"
+EMBEDDING_FUNCTION_NAME = "grouped-sim-minilm"
+
+
+class StoreError(GroupedSimError):
+    """The SOP store could not be opened or used (blamed on the store in run failures)."""
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma adapter over grouped_sim.embeddings: the same φ everywhere in the project."""
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return [row for row in embed(list(input))]
+
+    @staticmethod
+    def name() -> str:
+        return EMBEDDING_FUNCTION_NAME
+
+    def get_config(self) -> dict[str, Any]:
+        return {"encoder": ENCODER_NAME}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        return MiniLMEmbeddingFunction()
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine"]
+
+
+class ChainStep(BaseModel):
+    salesman: str
+    customer: str
+    stage: str | None = None
+
+
+class BehaviourChain(BaseModel):
+    """One stored dialogue as the SOP engine sees it."""
+
+    id: str
+    domain: str
+    archetype: str | None = None
+    outcome: str
+    profile_text: str
+    steps: list[ChainStep]
+    distance: float | None = None
+
+    def customer_lines_at(self, stage: str) -> list[str]:
+        return [s.customer for s in self.steps if s.stage == stage and s.customer]
+
+
+class StageVote(BaseModel):
+    """The tagger's answer: the winning stage, its share of the vote, and the neighbours behind it."""
+
+    stage: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    neighbours: list[str] = Field(default_factory=list)
+    replies: list[str] = Field(default_factory=list, description="what real customers answered to those moves")
+
+
+def derive_profile_text(dialogue: Dialogue) -> str:
+    """A profile summary for dialogues that came without one: the customer's own words and the outcome."""
+    if dialogue.profile is not None:
+        return dialogue.profile.as_text()
+    said = [t.text for t in dialogue.customer_turns() if t.text][:4]
+    quoted = " / ".join(f'"{s}"' for s in said)
+    return f"A customer in a {dialogue.domain} sales call whose call ended as {dialogue.outcome.value}. They said: {quoted}."
+
+
+def chain_steps(dialogue: Dialogue) -> list[ChainStep]:
+    """Pair each salesman move with the customer reply that follows it."""
+    steps: list[ChainStep] = []
+    pending: str | None = None
+    for turn in dialogue.turns:
+        if turn.role == "salesman":
+            if pending is not None:
+                steps.append(ChainStep(salesman=pending, customer="", stage=None))
+            pending = turn.text
+        else:
+            steps.append(ChainStep(salesman=pending or "", customer=turn.text, stage=turn.sop_stage))
+            pending = None
+    if pending is not None:
+        steps.append(ChainStep(salesman=pending, customer="", stage=None))
+    return steps
+
+
+def _archetype(dialogue: Dialogue) -> str:
+    if dialogue.profile is not None and dialogue.profile.archetype:
+        return dialogue.profile.archetype
+    return str(dialogue.meta.get("archetype") or "")
+
+
+def _open_client(location: str | Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        from urllib.parse import urlparse
+
+        url = urlparse(text)
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
+            raise StoreError(f"{text}: cannot reach the Chroma server: {exc}") from exc
+    path = Path(location)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: the SOP store path is a file, expected a folder")
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+class SOPStore:
+    """A handle on the two collections; `create=False` refuses to invent an empty store."""
+
+    def __init__(self, location: str | Path, create: bool = False, taxonomy: Taxonomy | None = None) -> None:
+        self.location = str(location)
+        self.taxonomy = taxonomy or load_taxonomy()
+        is_url = self.location.startswith(("http://", "https://"))
+        if not create and not is_url and not Path(location).is_dir():
+            raise InputError(f"{location}: no SOP store here; build one with: grouped-sim sop build --corpus FILE --db {location}")
+        self.client = _open_client(location)
+        if create:
+            ef = MiniLMEmbeddingFunction()
+            space = {"hnsw": {"space": "cosine"}}
+            self.chains = self.client.get_or_create_collection(CHAINS, embedding_function=ef, configuration=space)
+            self.turns = self.client.get_or_create_collection(TURNS, embedding_function=ef, configuration=space)
+        else:
+            try:
+                # No embedding function passed: Chroma rebuilds ours from the stored config.
+                self.chains = self.client.get_collection(CHAINS)
+                self.turns = self.client.get_collection(TURNS)
+            except Exception as exc:
+                raise InputError(f"{location}: not a grouped-sim SOP store ({exc}); build one with grouped-sim sop build") from exc
+        for collection in (self.chains, self.turns):
+            # Chroma embeds with the function persisted in the collection's configuration; make sure
+            # it is ours, so its download-on-first-use default can never run.
+            ef = collection.configuration.get("embedding_function")
+            if not isinstance(ef, MiniLMEmbeddingFunction):
+                raise StoreError(f"{location}: collection {collection.name!r} reopened with {type(ef).__name__}, not {EMBEDDING_FUNCTION_NAME}")
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def upsert_dialogues(self, dialogues: Sequence[Dialogue], on_progress: Callable[[int], None] | None = None, batch: int = 32) -> int:
+        """Add or replace dialogues by id; rebuilding from the same corpus leaves the same store."""
+        for index, dialogue in enumerate(dialogues, start=1):
+            for t_index, turn in enumerate(dialogue.turns):
+                self.taxonomy.check(turn.sop_stage, f"dialogue {dialogue.id}, turn {t_index}")
+        for start in range(0, len(dialogues), batch):
+            chunk = dialogues[start : start + batch]
+            self._upsert_chains(chunk)
+            self._upsert_turns(chunk)
+            if on_progress:
+                on_progress(len(chunk))
+        self._upsert_taxonomy_examples()
+        return len(dialogues)
+
+    def _upsert_chains(self, dialogues: Sequence[Dialogue]) -> None:
+        ids, docs, metas = [], [], []
+        for d in dialogues:
+            steps = chain_steps(d)
+            meta: dict[str, Any] = {
+                "domain": d.domain,
+                "archetype": _archetype(d),
+                "outcome": d.outcome.value,
+                "n_steps": len(steps),
+                "chain": json.dumps([s.model_dump() for s in steps], ensure_ascii=False),
+                "has_profile": d.profile is not None,
+            }
+            for stage in {s.stage for s in steps if s.stage}:
+                meta[f"stage_{stage}"] = True
+            ids.append(d.id)
+            docs.append(derive_profile_text(d))
+            metas.append(meta)
+        self.chains.upsert(ids=ids, documents=docs, metadatas=metas)
+
+    def _upsert_turns(self, dialogues: Sequence[Dialogue]) -> None:
+        ids, docs, metas = [], [], []
+        for d in dialogues:
+            for index, step in enumerate(chain_steps(d)):
+                if not step.salesman or not step.stage:
+                    continue
+                ids.append(f"{d.id}:{index}")
+                docs.append(step.salesman)
+                metas.append({"stage": step.stage, "customer": step.customer, "dialogue_id": d.id, "domain": d.domain, "archetype": _archetype(d)})
+        if ids:
+            self.turns.upsert(ids=ids, documents=docs, metadatas=metas)
+
+    def _upsert_taxonomy_examples(self) -> None:
+        ids, docs, metas = [], [], []
+        for stage in self.taxonomy.stages:
+            for i, example in enumerate(stage.examples):
+                ids.append(f"taxonomy:{stage.id}:{i}")
+                docs.append(example)
+                metas.append({"stage": stage.id, "customer": "", "dialogue_id": "", "domain": "", "archetype": ""})
+        if ids:
+            self.turns.upsert(ids=ids, documents=docs, metadatas=metas)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self.chains.count()
+
+    def retrieve(self, profile_text: str, k: int = 4, stage: str | None = None, domain: str | None = None) -> list[BehaviourChain]:
+        """Top-K chains by profile similarity, optionally only those that reached `stage` or in `domain`."""
+        if stage is not None:
+            self.taxonomy.check(stage, "--stage")
+        filters: list[dict[str, Any]] = []
+        if stage:
+            filters.append({f"stage_{stage}": True})
+        if domain:
+            filters.append({"domain": domain})
+        where: dict[str, Any] | None = None
+        if len(filters) == 1:
+            where = filters[0]
+        elif filters:
+            where = {"$and": filters}
+        n = min(k, self.count())
+        if n == 0:
+            return []
+        result = self.chains.query(query_texts=[profile_text], n_results=n, where=where)
+        chains = []
+        for cid, doc, meta, dist in zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]):
+            chains.append(
+                BehaviourChain(
+                    id=cid,
+                    domain=str(meta["domain"]),
+                    archetype=str(meta.get("archetype") or "") or None,
+                    outcome=str(meta["outcome"]),
+                    profile_text=doc,
+                    steps=[ChainStep.model_validate(s) for s in json.loads(str(meta["chain"]))],
+                    distance=float(dist),
+                )
+            )
+        return chains
+
+    def tag_stage(self, salesman_text: str, k: int = 5) -> StageVote:
+        """Nearest-neighbour vote over annotated salesman moves, weighted by similarity."""
+        n = min(k, self.turns.count())
+        if n == 0 or not salesman_text.strip():
+            return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
+        result = self.turns.query(query_texts=[salesman_text], n_results=n)
+        weights: Counter[str] = Counter()
+        metas = result["metadatas"][0]
+        for meta, dist in zip(metas, result["distances"][0]):
+            weights[str(meta["stage"])] += max(1e-6, 1.0 - float(dist))
+        stage, top = weights.most_common(1)[0]
+        replies = [str(m["customer"]) for m in metas if m["stage"] == stage and m.get("customer")]
+        return StageVote(stage=stage, confidence=top / sum(weights.values()), neighbours=list(result["ids"][0]), replies=replies)
+
+    def tag_stages(self, texts: Iterable[str], k: int = 5) -> list[StageVote]:
+        return [self.tag_stage(t, k) for t in texts]

@@ -1,0 +1,58 @@
+"""Shared fixtures: the shipped sample corpus, a real SOP store built from it, the embedded model.
+
+Everything here is the real thing (real Chroma on disk, real MiniLM, real SmolLM2), built once per
+test session because loading costs more than most tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from grouped_sim.corpus import read_corpus  # noqa: E402
+from grouped_sim.data import sample_corpus_path  # noqa: E402
+from grouped_sim.schemas import Dialogue  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def corpus_path() -> Path:
+    return sample_corpus_path()
+
+
+@pytest.fixture(scope="session")
+def corpus(corpus_path: Path) -> list[Dialogue]:
+    return read_corpus(corpus_path)
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory: pytest.TempPathFactory, corpus: list[Dialogue]) -> Path:
+    """A real Chroma store built from the whole sample corpus (read-only for tests: copy before writing)."""
+    from sop_db.store import SOPStore
+
+    path = tmp_path_factory.mktemp("sop") / "db"
+    SOPStore(path, create=True).upsert_dialogues(corpus)
+    return path
+
+
+@pytest.fixture(scope="session")
+def store(store_dir: Path):
+    from sop_db.store import SOPStore
+
+    return SOPStore(store_dir)
+
+
+@pytest.fixture(scope="session")
+def embedded_chat():
+    """The embedded SmolLM2 as a chat model (loaded once; weights are shared by every role)."""
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.models import build_chat_model
+
+    return build_chat_model("hf:smollm2", GenerationParams(max_new_tokens=24))
