@@ -1,8 +1,7 @@
 """The customer model's turn: build its prompt, generate, guard the role, read the action.
 
-Two prompt forms (see prompts.yaml): a transcript that the model continues after "Customer:"
-(small local models), and a chat conversation with a system persona (instruction models). Both
-carry the profile, the manager's guidance and real reference lines from the SOP store.
+The prompt text itself comes from grouped_sim.customer_prompt (shared with the training data);
+here it is filled with the manager's guidance and the retrieved chains K_p as worked examples.
 """
 
 from __future__ import annotations
@@ -11,16 +10,15 @@ import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
+from grouped_sim.customer_prompt import chat_messages, transcript_text
 from grouped_sim.prompts import prompts
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
 from sop_db.store import BehaviourChain
 
-MAX_EXAMPLE_CHAINS = 2
-MAX_EXAMPLE_STEPS = 5
 MAX_REPLY_WORDS = 60
 
 _ACTION_TAGS: list[tuple[re.Pattern[str], CustomerAction]] = [
@@ -58,43 +56,17 @@ def clean_reply(text: str) -> str:
     return text.strip().strip('"').strip()
 
 
-def _chain_block(chain: BehaviourChain, n: int) -> str:
-    heading = prompts()["customer"]["example_heading"].format(n=n)
-    lines = [heading]
-    for step in chain.steps[:MAX_EXAMPLE_STEPS]:
-        if step.salesman:
-            lines.append(f"Salesman: {step.salesman}")
-        if step.customer:
-            lines.append(f"Customer: {step.customer}")
-    return "\n".join(lines)
+def _example_calls(chains: list[BehaviourChain]) -> list[list[tuple[str, str]]]:
+    return [[(step.salesman, step.customer) for step in chain.steps] for chain in chains]
 
 
 def transcript_prompt(profile: Profile, domain: str, history: list[Turn], guidance: str, chains: list[BehaviourChain]) -> list[BaseMessage]:
-    """One plain-text prompt ending in 'Customer:', with retrieved calls as worked examples."""
-    cfg = prompts()["customer"]
-    blocks = [cfg["transcript_header"].format(domain=domain)]
-    for i, chain in enumerate(chains[:MAX_EXAMPLE_CHAINS], start=1):
-        blocks.append(_chain_block(chain, i))
-    current = [cfg["current_heading"].format(n=min(len(chains), MAX_EXAMPLE_CHAINS) + 1)]
-    current.append(cfg["persona_note"].format(profile=profile.summary))
-    if guidance:
-        current.append(cfg["guidance_note"].format(guidance=guidance))
-    for turn in history:
-        current.append(f"{'Salesman' if turn.role == 'salesman' else 'Customer'}: {turn.text}")
-    current.append("Customer:")
-    blocks.append("\n".join(current))
-    return [HumanMessage(content="\n\n".join(blocks))]
+    """The transcript form as one message (the model sees it raw, without a chat template)."""
+    return [HumanMessage(content=transcript_text(profile, domain, history, guidance, _example_calls(chains)))]
 
 
 def chat_prompt(profile: Profile, history: list[Turn], guidance: str, examples: list[str]) -> list[BaseMessage]:
-    """A system persona and the call so far, the customer speaking as the assistant."""
-    cfg = prompts()["customer"]
-    example_text = cfg["chat_examples"].format(lines=" | ".join(f'"{e}"' for e in examples)) if examples else ""
-    system = cfg["chat_system"].format(profile=profile.as_text(), guidance=guidance or "react naturally", examples=example_text)
-    messages: list[BaseMessage] = [SystemMessage(content=system)]
-    for turn in history:
-        messages.append(HumanMessage(content=turn.text) if turn.role == "salesman" else AIMessage(content=turn.text))
-    return messages
+    return chat_messages(profile, history, guidance, examples)
 
 
 def uses_transcript(model: BaseChatModel) -> bool:
