@@ -19,6 +19,7 @@ import typer  # noqa: E402
 from grouped_sim.cli.common import console  # noqa: E402
 from grouped_sim.cli.simulate import simulate  # noqa: E402
 from grouped_sim.cli.sop import sop_app  # noqa: E402
+from grouped_sim.cli.train import train_app  # noqa: E402
 from grouped_sim.errors import GroupedSimError  # noqa: E402
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 app.command("simulate")(simulate)
 app.add_typer(sop_app, name="sop")
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:
