@@ -94,6 +94,10 @@ class Profile(BaseModel):
     decision_factors: list[str] = Field(default_factory=list)
     communication_style: str | None = None
     buy_propensity: float | None = Field(None, ge=0.0, le=1.0)
+    # Set by the profile generator (profiles/): the difficulty tier the profile was drawn for, and
+    # must-have traits the user's constraints fixed. Real corpora usually leave them empty.
+    difficulty: str | None = None
+    traits: list[str] = Field(default_factory=list)
 
     def as_text(self) -> str:
         """The profile as the text that is embedded and shown to models: stable field order."""
@@ -112,6 +116,8 @@ class Profile(BaseModel):
             parts.append("Decides on: " + "; ".join(self.decision_factors) + ".")
         if self.communication_style:
             parts.append(f"Speaks: {self.communication_style}.")
+        if self.traits:
+            parts.append("Traits: " + "; ".join(self.traits) + ".")
         return " ".join(parts)
 
 
