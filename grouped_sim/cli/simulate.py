@@ -47,8 +47,8 @@ def simulate(
         items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
     settings = RunSettings(salesman=salesman, customer=customer, manager=manager, sop_db=str(sop_db) if sop_db else None)
     console.print(f"loading models (salesman {salesman}, customer {customer}, manager {manager}) ...")
-    with progress() as progress:
-        task = progress.add_task("dialogues", total=len(items))
-        summary = run_simulation(items, settings, config, out_dir, on_progress=lambda d: progress.advance(task))
+    with progress() as bar:
+        task = bar.add_task("dialogues", total=len(items))
+        summary = run_simulation(items, settings, config, out_dir, on_progress=lambda d: bar.advance(task))
     out.print(f"{summary['dialogues']} dialogues in {out_dir / 'dialogues.jsonl'}; outcomes: {summary['outcomes']}")
     out.print(f"run summary: {out_dir / 'run.json'}")

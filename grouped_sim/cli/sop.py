@@ -28,9 +28,9 @@ def sop_build(
     path = corpus or default_corpus()
     dialogues = read_corpus(path)
     store = SOPStore(db, create=True)
-    with progress() as progress:
-        task = progress.add_task("embedding dialogues", total=len(dialogues))
-        store.upsert_dialogues(dialogues, on_progress=lambda n: progress.advance(task, n))
+    with progress() as bar:
+        task = bar.add_task("embedding dialogues", total=len(dialogues))
+        store.upsert_dialogues(dialogues, on_progress=lambda n: bar.advance(task, n))
     out.print(f"SOP store {db}: {store.count()} behaviour chains, {store.turns.count()} annotated turns (from {path})")
 
 

@@ -1,0 +1,141 @@
+"""Routing and every way a call ends, with scripted parts (fake chat models, a scripted salesman)."""
+
+from __future__ import annotations
+
+from itertools import cycle
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from grouped_sim.config import SimulationConfig, SimulatorMode
+from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason, Turn
+from graphs.builder import GraphDeps, build_graph, initial_state
+from graphs.manager import ManagerUpdate
+
+PROFILE = Profile(summary="owner of a cafe", archetype="status-quo", buy_propensity=0.2)
+
+
+class ScriptedSalesman:
+    name = "scripted"
+
+    def __init__(self, lines: list[str] | None = None, fail: bool = False) -> None:
+        self.lines = lines or ["Hello, this is Sam from Linkwave.", "We have a fibre offer.", "Shall I book it?"]
+        self.fail = fail
+
+    def respond(self, history: list[Turn], *, domain: str, seed: int) -> str | list[str]:
+        if self.fail:
+            raise ConnectionError("agent endpoint down")
+        said = sum(1 for t in history if t.role == "salesman")
+        return self.lines[min(said, len(self.lines) - 1)]
+
+
+class ScriptedManager:
+    """Returns a fixed action on a given salesman turn, speak otherwise."""
+
+    def __init__(self, action_on: dict[int, CustomerAction] | None = None, fail: bool = False) -> None:
+        self.action_on = action_on or {}
+        self.fail = fail
+        self.calls = 0
+
+    def initial_state(self, profile: Profile) -> CustomerState:
+        return CustomerState()
+
+    def step(self, *, profile, history, state, chains, seed, use_sop=True) -> ManagerUpdate:
+        if self.fail:
+            raise RuntimeError("manager broke")
+        self.calls += 1
+        action = self.action_on.get(self.calls, CustomerAction.speak)
+        return ManagerUpdate(stage="pitch", state=state, action=action, guidance="be brief")
+
+
+def customer_model(*replies: str) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=cycle([AIMessage(content=r) for r in (replies or ("hm. go on",))]))
+
+
+def run(salesman=None, manager=None, customer=None, max_turns: int = 3, mode: SimulatorMode = SimulatorMode.no_sop) -> dict:
+    config = SimulationConfig(max_turns=max_turns, mode=mode, role_guard_retries=1)
+    manager = manager if manager is not None else ScriptedManager()
+    deps = GraphDeps(salesman=salesman or ScriptedSalesman(), customer_model=customer or customer_model(), manager=manager, config=config)
+    graph = build_graph(deps)
+    state = initial_state("d-1", PROFILE, "broadband", [], seed=5, manager=manager if mode is not SimulatorMode.prompt_only else None)
+    return graph.invoke(state)
+
+
+def roles(final: dict) -> list[str]:
+    return [t["role"] for t in final["history"]]
+
+
+def test_turns_alternate_and_max_turns_ends_the_call() -> None:
+    final = run(max_turns=3)
+    assert roles(final) == ["salesman", "customer"] * 3
+    assert final["termination"] == TerminationReason.max_turns
+    assert all(t["sop_stage"] == "pitch" for t in final["history"])
+    assert final["history"][1]["state"] is not None
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        (CustomerAction.hang_up, TerminationReason.customer_hung_up),
+        (CustomerAction.agree, TerminationReason.customer_agreed),
+        (CustomerAction.callback, TerminationReason.callback_arranged),
+        (CustomerAction.refuse, TerminationReason.customer_refused),
+    ],
+)
+def test_manager_decisions_end_the_call(action: CustomerAction, reason: TerminationReason) -> None:
+    final = run(manager=ScriptedManager({2: action}), max_turns=5)
+    assert final["termination"] == reason
+    assert roles(final) == ["salesman", "customer"] * 2
+    assert final["history"][-1]["action"] == action
+
+
+def test_customer_can_end_the_call_with_an_explicit_tag() -> None:
+    final = run(customer=customer_model("no. not interested [hang up]"), max_turns=5)
+    assert final["termination"] == TerminationReason.customer_hung_up
+    assert final["history"][-1]["text"] == "no. not interested"
+
+
+def test_salesman_goodbye_ends_the_call() -> None:
+    salesman = ScriptedSalesman(["Hello, it's Sam.", "No problem, thanks for your time, goodbye."])
+    final = run(salesman=salesman, max_turns=6)
+    assert final["termination"] == TerminationReason.salesman_ended
+    assert len(roles(final)) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "who"),
+    [
+        ({"salesman": ScriptedSalesman(fail=True)}, "salesman"),
+        ({"manager": ScriptedManager(fail=True)}, "manager"),
+        ({"customer": GenericFakeChatModel(messages=iter([]))}, "customer"),
+    ],
+)
+def test_failures_end_the_call_with_error_and_blame(kwargs: dict, who: str) -> None:
+    final = run(**kwargs)
+    assert final["termination"] == TerminationReason.error
+    assert final["error"]["who"] == who
+    assert final["error"]["type"] and final["error"]["message"] is not None
+
+
+def test_seller_talk_is_regenerated_then_replaced() -> None:
+    final = run(customer=customer_model("We offer the best plans, sign you up today?", "eh? who is this"), max_turns=1)
+    reply = final["history"][1]
+    assert reply["text"] == "eh? who is this"
+    assert reply["meta"]["attempts"] == 2 and "seller" in reply["meta"]["rejected"][0]
+
+    final = run(customer=customer_model("Our platform helps you grow!"), max_turns=1)
+    reply = final["history"][1]
+    assert reply["meta"]["fallback"] is True
+    assert reply["text"] == "sorry, what is this about?"
+
+
+def test_prompt_only_mode_has_no_manager_state_or_guidance() -> None:
+    manager = ScriptedManager({1: CustomerAction.hang_up})
+    config = SimulationConfig(max_turns=2, mode=SimulatorMode.prompt_only)
+    deps = GraphDeps(salesman=ScriptedSalesman(), customer_model=customer_model(), manager=manager, config=config)
+    final = build_graph(deps).invoke(initial_state("d-2", PROFILE, "broadband", [], seed=1, manager=None))
+    assert manager.calls == 0
+    assert final["termination"] == TerminationReason.max_turns
+    customer_turns = [t for t in final["history"] if t["role"] == "customer"]
+    assert all(t["state"] is None and t["meta"]["guidance"] == "" for t in customer_turns)

@@ -1,0 +1,80 @@
+"""The SOP store with real MiniLM embeddings in a real Chroma folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grouped_sim.errors import InputError
+from grouped_sim.schemas import Dialogue
+from sop_db.store import EMBEDDING_FUNCTION_NAME, MiniLMEmbeddingFunction, SOPStore
+
+
+def test_build_stores_every_dialogue_with_its_chain(store: SOPStore, corpus: list[Dialogue]) -> None:
+    assert store.count() == len(corpus)
+    first = corpus[0]
+    got = store.chains.get(ids=[first.id])
+    chain = json.loads(got["metadatas"][0]["chain"])
+    assert [s["customer"] for s in chain if s["customer"]] == [t.text for t in first.customer_turns()]
+    assert [s["stage"] for s in chain if s["customer"]] == [t.sop_stage for t in first.customer_turns()]
+
+
+def test_rebuild_is_idempotent(tmp_path: Path, corpus: list[Dialogue]) -> None:
+    path = tmp_path / "db"
+    SOPStore(path, create=True).upsert_dialogues(corpus[:6])
+    again = SOPStore(path, create=True)
+    again.upsert_dialogues(corpus[:6])
+    assert again.count() == 6
+    turns = again.turns.count()
+    again.upsert_dialogues(corpus[:6])
+    assert again.turns.count() == turns
+
+
+def test_query_ranks_by_profile_similarity_and_filters(store: SOPStore) -> None:
+    chains = store.retrieve("restaurant owner obsessed with the commission per order and hidden fees", k=4)
+    assert len(chains) == 4
+    assert [c.distance for c in chains] == sorted(c.distance for c in chains)
+    assert chains[0].domain == "food-delivery"
+    only = store.retrieve("busy insurance customer", k=3, stage="trust_objection", domain="insurance")
+    assert only and all(c.domain == "insurance" for c in only)
+    assert all(any(s.stage == "trust_objection" for s in c.steps) for c in only)
+
+
+def test_unknown_stage_filter_is_an_input_error(store: SOPStore) -> None:
+    with pytest.raises(InputError, match="not in the taxonomy"):
+        store.retrieve("x", stage="haggling")
+
+
+def test_stage_tagging_by_nearest_annotated_moves(store: SOPStore) -> None:
+    vote = store.tag_stage("The commission is only 14 percent per order, and there's no sign-up fee.")
+    assert vote.stage == "price_objection"
+    assert 0 < vote.confidence <= 1 and vote.replies
+
+
+def test_store_reopens_in_a_new_process_with_our_embedding_function(store_dir: Path) -> None:
+    code = (
+        "from sop_db.store import SOPStore;"
+        f"s = SOPStore({str(store_dir)!r});"
+        "ef = s.chains.configuration.get('embedding_function');"
+        "print(type(ef).__name__, ef.name(), len(s.retrieve('price worried shop owner', k=2)))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [MiniLMEmbeddingFunction.__name__, EMBEDDING_FUNCTION_NAME, "2"]
+
+
+def test_opening_a_missing_store_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="grouped-sim sop build"):
+        SOPStore(tmp_path / "nothing")
+
+
+def test_profile_less_dialogues_are_indexed_by_what_the_customer_said(store: SOPStore, corpus: list[Dialogue]) -> None:
+    bare = next(d for d in corpus if d.profile is None)
+    doc = store.chains.get(ids=[bare.id])["documents"][0]
+    assert bare.customer_turns()[0].text in doc

@@ -1,0 +1,67 @@
+"""Model specs and config files: one string per model role, clear errors for the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grouped_sim.config import SimulationConfig, load_config
+from grouped_sim.errors import InputError, ModelSpecError
+from grouped_sim.models import build_chat_model
+from grouped_sim.models.spec import parse_spec
+
+
+def test_spec_forms_parse() -> None:
+    assert parse_spec("hf:smollm2").is_embedded
+    local = parse_spec("hf:/models/base+/adapters/a1")
+    assert (local.backend, local.model, local.adapter) == ("hf", "/models/base", "/adapters/a1")
+    remote = parse_spec("openai:qwen2.5-7b@http://127.0.0.1:8000/v1")
+    assert (remote.backend, remote.model, remote.base_url) == ("openai", "qwen2.5-7b", "http://127.0.0.1:8000/v1")
+    assert parse_spec("vllm:Qwen/Qwen2.5-7B-Instruct").model == "Qwen/Qwen2.5-7B-Instruct"
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("smollm2", "missing backend prefix"),
+        ("gguf:model", "unknown backend 'gguf'"),
+        ("hf:", "nothing after"),
+        ("openai:gpt-4o", "MODEL@BASE_URL"),
+        ("openai:gpt@localhost:8000", "must start with http"),
+    ],
+)
+def test_bad_specs_say_what_is_accepted(spec: str, words: str) -> None:
+    with pytest.raises(ModelSpecError, match=words):
+        parse_spec(spec)
+
+
+def test_missing_local_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelSpecError, match="never downloads"):
+        build_chat_model(f"hf:{tmp_path / 'absent'}")
+
+
+def test_vllm_spec_without_vllm_says_what_to_install() -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ModelSpecError, match=r"grouped-sim\[vllm\]"):
+            build_chat_model("vllm:some/model")
+    else:  # on a GPU box with vLLM installed the import succeeds; the spec then builds lazily
+        assert parse_spec("vllm:some/model").backend == "vllm"
+
+
+def test_openai_spec_builds_a_chat_model_without_contacting_the_server() -> None:
+    model = build_chat_model("openai:my-model@http://127.0.0.1:9/v1")
+    assert model.model_name == "my-model"
+
+
+def test_config_file_errors_name_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("max_turns: 5\ncustomer:\n  temperature: 7\n")
+    with pytest.raises(InputError, match=r"c.yaml: field 'customer.temperature'"):
+        load_config(path)
+    path.write_text("max_turns: 5\nmode: no-sop\n")
+    config = load_config(path)
+    assert config.max_turns == 5 and config.mode.value == "no-sop"
+    assert config.digest() != SimulationConfig().digest()
