@@ -17,6 +17,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 import typer  # noqa: E402
 
 from grouped_sim.cli.common import console  # noqa: E402
+from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.report import compare, report  # noqa: E402
 from grouped_sim.cli.simulate import simulate  # noqa: E402
 from grouped_sim.cli.sop import sop_app  # noqa: E402
@@ -39,6 +40,7 @@ app.command("report")(report)
 app.command("compare")(compare)
 app.add_typer(sop_app, name="sop")
 app.add_typer(train_app, name="train")
+app.add_typer(discriminator_app, name="discriminator")
 
 
 def main() -> None:

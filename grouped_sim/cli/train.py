@@ -7,9 +7,107 @@ registers itself on this group (`customer-sft`, `customer-grpo` here; `profile-s
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from grouped_sim.cli.common import out, progress
 
 train_app = typer.Typer(
     help="Fine-tune the simulator's models (LoRA adapters over a Hugging Face base): the customer model (SFT, GRPO) and the profile generator.",
     no_args_is_help=True,
 )
+
+
+def _progress_logger(bar, task, reward: bool):  # type: ignore[no-untyped-def]
+    """A trainer log hook that moves the bar and shows the latest loss (and reward)."""
+
+    def on_log(step: int, total: int, logs: dict) -> None:
+        parts = [f"loss {logs['loss']:.3f}"] if "loss" in logs else []
+        if reward and "reward" in logs:
+            parts.append(f"reward {logs['reward']:.3f}")
+        bar.update(task, completed=step, total=total, description="training" + (f" ({', '.join(parts)})" if parts else ""))
+
+    return on_log
+
+
+@train_app.command("customer-sft")
+def customer_sft(
+    data: Annotated[Path, typer.Option("--data", help="D_sim.jsonl (or its folder), from `sop mine`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the LoRA adapter, training.json and train_log.jsonl.")],
+    base: Annotated[str, typer.Option("--base", help="hf: spec of the base model; hf:BASE+ADAPTER keeps training that adapter.")] = "hf:smollm2",
+    epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="Passes over D_sim (paper: 2).")] = 2.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N optimisation steps (-1: run the epochs).")] = -1,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate of the LoRA weights.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1, help="LoRA rank (8 keeps a 135M adapter under 4 MB).")] = 8,
+    top_layers: Annotated[Optional[int], typer.Option("--top-layers", min=1, help="Adapt only the top N transformer layers (cheaper on a CPU).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Supervised fine-tuning of the customer model on D_sim (LoRA, TRL SFTTrainer).
+
+    Trains in the transcript form the simulator uses for local models (prompt ending in
+    "Customer:", loss on the real reply only). Prints the spec that loads the result, e.g.
+    `simulate --customer hf:smollm2+OUT`.
+    """
+    from discriminator.customer_training import CustomerSFTConfig, LoraParams, load_d_sim, num_layers, train_sft
+
+    rows = load_d_sim(data, limit=limit)
+    layers = None
+    if top_layers:
+        total_layers = num_layers(base)
+        layers = list(range(max(0, total_layers - top_layers), total_layers))
+    cfg = CustomerSFTConfig(base=base, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers))
+    with progress() as bar:
+        task = bar.add_task("training", total=None)
+        summary = train_sft(rows, out_dir, cfg, on_log=_progress_logger(bar, task, reward=False))
+    out.print(f"customer SFT: {summary.steps} steps on {summary.examples} examples in {summary.seconds:.0f}s, loss {summary.first_loss} -> {summary.last_loss}")
+    out.print(f"use it with: --customer {summary.spec}")
+
+
+@train_app.command("customer-grpo")
+def customer_grpo(
+    data: Annotated[Path, typer.Option("--data", help="D_sim.jsonl (or its folder): prompt, reference and context columns.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the LoRA adapter, training.json and train_log.jsonl (reward curve).")],
+    discriminator: Annotated[Optional[Path], typer.Option("--discriminator", help="Folder from `discriminator train` (pattern reward). Required unless --w-pattern 0.")] = None,
+    base: Annotated[str, typer.Option("--base", help="hf: spec; hf:smollm2+SFT_DIR starts from the SFT adapter and keeps training it.")] = "hf:smollm2",
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Optimisation steps.")] = 200,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    beta: Annotated[float, typer.Option("--beta", min=0.0, help="KL coefficient (paper: 0.04).")] = 0.04,
+    num_generations: Annotated[int, typer.Option("--num-generations", min=2, help="Group size G.")] = 4,
+    prompts_per_step: Annotated[int, typer.Option("--prompts-per-step", min=1)] = 2,
+    max_completion_length: Annotated[int, typer.Option("--max-completion-length", min=4, help="Tokens per sampled reply.")] = 24,
+    w_pattern: Annotated[float, typer.Option("--w-pattern", min=0.0, help="Weight of the discriminator reward.")] = 1.0,
+    w_format: Annotated[float, typer.Option("--w-format", min=0.0, help="Weight of the length reward.")] = 1.0,
+    w_semantic: Annotated[float, typer.Option("--w-semantic", min=0.0, help="Weight of the semantic reward.")] = 1.0,
+    use_vllm: Annotated[Optional[bool], typer.Option("--vllm/--no-vllm", help="vLLM generation (default: when installed and a GPU is present).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """GRPO of the customer model with the pattern, format and semantic rewards (TRL GRPOTrainer, LoRA).
+
+    Each reward's curve is logged to train_log.jsonl as training runs.
+    """
+    from discriminator.customer_training import CustomerGRPOConfig, load_d_sim, train_grpo
+    from discriminator.rewards import RewardConfig
+
+    rows = load_d_sim(data, columns=("prompt", "reference", "context"), limit=limit)
+    cfg = CustomerGRPOConfig(
+        base=base,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        beta=beta,
+        num_generations=num_generations,
+        prompts_per_step=prompts_per_step,
+        max_completion_length=max_completion_length,
+        rewards=RewardConfig(w_pattern=w_pattern, w_format=w_format, w_semantic=w_semantic),
+        use_vllm=use_vllm,
+        seed=seed,
+    )
+    with progress() as bar:
+        task = bar.add_task("training", total=max_steps)
+        summary = train_grpo(rows, out_dir, discriminator, cfg, on_log=_progress_logger(bar, task, reward=True))
+    out.print(f"customer GRPO: {summary.steps} steps in {summary.seconds:.0f}s, reward {summary.reward_first} -> {summary.reward_last}")
+    out.print(f"use it with: --customer {summary.spec}")
