@@ -1,0 +1,98 @@
+"""`grouped-sim report` and `compare` as a user runs them, on run folders cut from the sample corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grouped_sim.cli.app import app, main
+from grouped_sim.corpus import write_corpus
+
+runner = CliRunner()
+
+
+def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    monkeypatch.setattr("sys.argv", ["grouped-sim", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.err + captured.out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, corpus) -> dict[str, Path]:
+    """Two 'runs': real dialogues stand in for simulated ones (the metrics read both alike)."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, part in (("a", corpus[:6]), ("b", corpus[40:44])):
+        folder = root / name
+        write_corpus(folder / "dialogues.jsonl", part)
+        (folder / "run.json").write_text(json.dumps({"models": {"customer": "hf:smollm2"}, "config": {"mode": "full" if name == "a" else "prompt-only"}}))
+        out[name] = folder
+    return out
+
+
+@pytest.mark.parametrize("command", [["report"], ["compare"]])
+def test_commands_explain_themselves(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output and "--reference" in result.output
+
+
+def test_report_then_compare(runs, corpus_path, tmp_path, monkeypatch, capsys):
+    code, text = run_main(["report", str(runs["a"]), "--reference", str(corpus_path)], monkeypatch, capsys)
+    assert code == 0, text
+    report = json.loads((runs["a"] / "report.json").read_text())
+    assert report["summary"]["dialogues"] == 6 and report["reference"]["dialogues"] == 75
+    assert report["run"]["config"]["mode"] == "full"  # the config that produced the run is recorded
+    assert 0.0 < report["diversity"]["simulated"]["irs"] <= 1.0  # real MiniLM φ
+    assert report["fidelity"]["walk_away_rate"]["gap"] is not None
+    page = (runs["a"] / "report.html").read_text()
+    assert page.count("<details>") == 6 and "walk-away rate" in text
+
+    md, js = tmp_path / "table.md", tmp_path / "table.json"
+    code, text = run_main(["compare", str(runs["a"]), str(runs["b"]), "--names", "full,prompt-only", "--reference", str(corpus_path), "--markdown", str(md), "--json", str(js)], monkeypatch, capsys)
+    assert code == 0, text
+    table = json.loads(js.read_text())
+    assert table["columns"] == ["full", "prompt-only", "real (reference)"]
+    dialogues = next(r for r in table["rows"] if r["key"] == "dialogues")["values"]
+    assert dialogues == {"full": 6, "prompt-only": 4, "real (reference)": 75}
+    assert md.read_text().startswith("| metric | full | prompt-only | real (reference) |")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "{tmp}/nope"], "run folder not found"),
+        (["report", "{tmp}"], "no dialogues.jsonl"),
+        (["report", "{run}", "--likeness", "2"], "--reference"),
+        (["report", "{run}", "--discriminator", "{tmp}"], "not a discriminator folder"),
+        (["report", "{run}", "--judge", "gpt4"], "gpt4"),
+        (["compare", "{run}", "{run}"], "--names"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_line(args, message, runs, tmp_path, monkeypatch, capsys):
+    filled = [a.format(tmp=tmp_path, run=runs["b"]) for a in args]
+    code, text = run_main(filled, monkeypatch, capsys)
+    assert code == 2, text
+    assert message in text.replace("\n", "")
+
+
+@pytest.mark.slow
+def test_teacher_forced_likeness_with_the_embedded_customer_model(tmp_path, corpus, corpus_path, monkeypatch, capsys):
+    """The one test that runs SmolLM2: replays a short real call and scores each generated turn."""
+    short = min(corpus, key=lambda d: len(d.turns))
+    ref = tmp_path / "ref.jsonl"
+    write_corpus(ref, [short])
+    run = tmp_path / "run"
+    write_corpus(run / "dialogues.jsonl", [short])
+    code, text = run_main(["report", str(run), "--reference", str(ref), "--likeness", "1", "--customer", "hf:smollm2"], monkeypatch, capsys)
+    assert code == 0, text
+    like = json.loads((run / "report.json").read_text())["likeness"]
+    replayed = sum(1 for t in short.turns[1:] if t.role == "customer")
+    assert like["pairs"] == replayed and like["customer"] == "hf:smollm2"
+    assert len((run / "likeness.jsonl").read_text().splitlines()) == replayed
+    if like["evaluated"]:
+        assert 0.0 <= like["bleu4"]["mean"] <= 1.0 and -1.0 <= like["embedding_cosine"]["mean"] <= 1.0
