@@ -1,0 +1,352 @@
+"""The dual-stream mining pipeline (paper §3.1, Figure 2): raw transcripts → profiles, stage
+annotations, D_gen, D_sim and the behaviour-chain store M_SOP.
+
+Per dialogue: (1) the customer's implicit profile is extracted with a chat model as a validated
+`Profile`, retried on invalid output and recorded as failed with its reason after the last try:
+never invented; (2) every turn gets an SOP stage from an LLM annotator or, with none, from the kNN
+tagger over already labelled turns. Each dialogue's result is appended to `mined.jsonl` the moment
+it is done, keyed by a content hash of the input line and the models, so a rerun skips finished
+work and a killed run resumes. At the end the annotated corpus, D_gen, D_sim and the store are
+(re)built from all results: rebuilding is idempotent (atomic files, upserts by id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from grouped_sim.corpus import CorpusError, JsonlAppender, parse_line, write_corpus, write_json_atomic
+from grouped_sim.errors import InputError
+from grouped_sim.schemas import Dialogue, Profile
+from sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels, mining_prompts
+
+MINED = "mined.jsonl"
+ANNOTATED = "annotated_corpus.jsonl"
+SUMMARY = "mine.json"
+PIPELINE_VERSION = "mine-1"
+
+
+# ---- input --------------------------------------------------------------------------------
+
+
+class LineError(BaseModel):
+    """One input line that could not be used, reported as file:line: field: message."""
+
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
+
+
+class InputLine(BaseModel):
+    line: int
+    dialogue: Dialogue
+    digest: str
+
+
+def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
+    """Every valid dialogue and every bad line: one bad line never hides the rest of the corpus."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: corpus file not found")
+    good: list[InputLine] = []
+    bad: list[LineError] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line_no, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                dialogue = parse_line(text, path, line_no)
+            except CorpusError as exc:
+                bad.append(LineError(path=str(path), line=line_no, field=exc.field, message=exc.detail))
+                continue
+            if dialogue.id in seen:
+                bad.append(LineError(path=str(path), line=line_no, field="id", message=f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})"))
+                continue
+            seen[dialogue.id] = line_no
+            good.append(InputLine(line=line_no, dialogue=dialogue, digest=hashlib.sha256(text.strip().encode()).hexdigest()[:16]))
+    return good, bad
+
+
+# ---- profile extraction -------------------------------------------------------------------
+
+
+class ExtractionResult(BaseModel):
+    """The outcome of extracting one profile: a validated profile, or the reason there is none."""
+
+    status: str  # "ok" | "failed" | "given"
+    profile: Profile | None = None
+    attempts: int = 0
+    reason: str | None = None
+    errors: list[str] = Field(default_factory=list, description="why each failed attempt was rejected")
+
+
+def call_text(dialogue: Dialogue, max_turns: int = 16) -> str:
+    return "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[:max_turns])
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in a model's answer; tolerates code fences, prose around it and trailing commas."""
+    cleaned = re.sub(r"```(?:json)?", "", text)
+    start = cleaned.find("{")
+    if start == -1:
+        raise ValueError("no JSON object in the answer")
+    depth = 0
+    in_string = False
+    escape = False
+    for i in range(start, len(cleaned)):
+        ch = cleaned[i]
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                candidate = re.sub(r",\s*([}\]])", r"\1", cleaned[start : i + 1])
+                try:
+                    value = json.loads(candidate)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+                if not isinstance(value, dict):
+                    raise ValueError("the JSON is not an object")
+                return value
+    raise ValueError("unterminated JSON object (the answer was cut off)")
+
+
+def normalise_archetype(value: Any, allowed: dict[str, str]) -> str | None:
+    if value in (None, "", "null"):
+        return None
+    key = re.sub(r"[\s_]+", "-", str(value).strip().lower())
+    if key in allowed:
+        return key
+    raise ValueError(f"archetype {value!r} is not one of {', '.join(allowed)}")
+
+
+def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[str, str]) -> Profile:
+    """Strict: a Profile that validates, with a known archetype and a summary that says something."""
+    data = dict(raw)
+    data["archetype"] = normalise_archetype(data.get("archetype"), allowed)
+    data["domain"] = data.get("domain") or dialogue.domain
+    for key in ("pain_points", "decision_factors"):
+        if isinstance(data.get(key), str):
+            data[key] = [p.strip() for p in re.split(r"[;,]", data[key]) if p.strip()]
+        elif data.get(key) is None:
+            data[key] = []
+    if isinstance(data.get("age"), str):
+        digits = re.search(r"\d{2}", data["age"])
+        data["age"] = int(digits.group(0)) if digits else None
+    if isinstance(data.get("buy_propensity"), str):
+        try:
+            data["buy_propensity"] = float(data["buy_propensity"])
+        except ValueError as exc:
+            raise ValueError(f"buy_propensity {data['buy_propensity']!r} is not a number") from exc
+    summary = str(data.get("summary") or "").strip()
+    if len(summary.split()) < 4:
+        raise ValueError("summary missing or shorter than four words")
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
+
+
+class ProfileExtractor:
+    """Infers a customer's profile from a call with any chat model; retried, never invented."""
+
+    def __init__(self, model: Any, retries: int = 2, max_new_tokens: int = 220) -> None:
+        self.model = model
+        self.retries = retries
+        self.max_new_tokens = max_new_tokens
+        self.archetypes: dict[str, str] = dict(mining_prompts()["archetypes"])
+
+    def messages(self, dialogue: Dialogue, error: str | None = None) -> list[Any]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        cfg = mining_prompts()["extraction"]
+        user = cfg["user"].format(
+            archetypes=", ".join(f"{k} ({v})" for k, v in self.archetypes.items()),
+            domain=dialogue.domain,
+            example_call=cfg["example_call"].strip(),
+            example_profile=cfg["example_profile"].strip(),
+            call=call_text(dialogue),
+        )
+        if error:
+            user += "\n" + cfg["retry_note"].format(error=error)
+        return [SystemMessage(content=cfg["system"]), HumanMessage(content=user)]
+
+    def extract(self, dialogue: Dialogue, seed: int = 0) -> ExtractionResult:
+        errors: list[str] = []
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            try:
+                answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, max_new_tokens=self.max_new_tokens)
+                raw = parse_json_object(str(answer.content))
+                profile = validate_extracted(raw, dialogue, self.archetypes)
+                return ExtractionResult(status="ok", profile=profile, attempts=attempt + 1, errors=errors)
+            except ValueError as exc:
+                errors.append(str(exc))
+        return ExtractionResult(status="failed", attempts=attempts, reason=f"no valid profile after {attempts} attempts; last: {errors[-1]}", errors=errors)
+
+
+# ---- the pipeline -------------------------------------------------------------------------
+
+
+class MineSettings(BaseModel):
+    """What shapes the results of a mining run (hashed into every per-dialogue key)."""
+
+    extractor: str | None = Field(None, description="chat-model spec of the profile extractor; None: keep given profiles, extract none")
+    annotator: str | None = Field(None, description="chat-model spec of the stage annotator; None: the kNN tagger")
+    extract: str = Field("missing", description="'missing': only dialogues without a profile; 'all': re-extract every profile")
+    relabel: bool = Field(False, description="replace existing stage labels too")
+    retries: int = Field(2, ge=0, le=10)
+    k: int = Field(3, ge=1, le=50)
+
+    def key(self) -> str:
+        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": mining_prompts()["version"]}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class MinedRecord(BaseModel):
+    """One line of mined.jsonl: what mining made of one input dialogue."""
+
+    key: str
+    id: str
+    line: int
+    dialogue: Dialogue
+    profile_status: str
+    profile_reason: str | None = None
+    profile_attempts: int = 0
+    stage_sources: dict[str, int] = Field(default_factory=dict)
+
+
+def record_key(item: InputLine, settings: MineSettings) -> str:
+    return f"{item.digest}:{settings.key()}"
+
+
+def load_done(path: Path) -> dict[str, MinedRecord]:
+    """Finished records of earlier runs; a torn last line (a killed run) is ignored and redone."""
+    done: dict[str, MinedRecord] = {}
+    if not path.is_file():
+        return done
+    for text in path.read_text(encoding="utf-8").splitlines():
+        if not text.strip():
+            continue
+        try:
+            record = MinedRecord.model_validate_json(text)
+        except ValidationError:
+            continue
+        done[record.key] = record
+    return done
+
+
+class Miner:
+    """Holds the models and the tagger; `mine_one` turns one input dialogue into a MinedRecord."""
+
+    def __init__(self, settings: MineSettings, tagger: KnnStageTagger | None, extractor: ProfileExtractor | None, annotator: LLMStageAnnotator | None) -> None:
+        self.settings = settings
+        self.tagger = tagger
+        self.extractor = extractor
+        self.annotator = annotator
+
+    def needs_labels(self, dialogue: Dialogue) -> bool:
+        return self.settings.relabel or any(t.sop_stage is None for t in dialogue.turns)
+
+    def mine_one(self, item: InputLine) -> MinedRecord:
+        dialogue = item.dialogue
+        meta = dict(dialogue.meta)
+        # Stream I: the profile.
+        if dialogue.profile is not None and self.settings.extract != "all":
+            result = ExtractionResult(status="given", profile=dialogue.profile)
+        elif self.extractor is None:
+            result = ExtractionResult(status="failed", reason="no profile in the input and no --extractor model given")
+        else:
+            source = dialogue.model_copy(update={"profile": None})
+            result = self.extractor.extract(source, seed=int(item.digest[:6], 16))
+        meta["profile_extraction"] = {"status": result.status, "attempts": result.attempts, "reason": result.reason, "errors": result.errors}
+        profile = result.profile if result.status in ("ok", "given") else None
+        # Stream II: stage labels.
+        labels: list[TurnLabel | None] = [None] * len(dialogue.turns)
+        if self.needs_labels(dialogue):
+            if self.annotator is not None:
+                labels = list(self.annotator.label_dialogue(dialogue))
+            elif self.tagger is not None:
+                labels = list(self.tagger.label_dialogue(dialogue))
+        annotated = apply_labels(dialogue.model_copy(update={"profile": profile, "meta": meta}), labels, relabel=self.settings.relabel)
+        sources = Counter(str(t.meta.get("stage_source", "given" if t.sop_stage else "none")) for t in annotated.turns)
+        return MinedRecord(
+            key=record_key(item, self.settings),
+            id=dialogue.id,
+            line=item.line,
+            dialogue=annotated,
+            profile_status=result.status,
+            profile_reason=result.reason,
+            profile_attempts=result.attempts,
+            stage_sources=dict(sources),
+        )
+
+
+def build_tagger(items: list[InputLine], settings: MineSettings, labelled: list[Dialogue] | None = None) -> KnnStageTagger:
+    """kNN tagger over the labelled turns of the input itself and of an optional labelled corpus."""
+    pool = [i.dialogue for i in items if any(t.sop_stage for t in i.dialogue.turns)] + list(labelled or [])
+    return KnnStageTagger.from_dialogues(pool, k=settings.k)
+
+
+def iter_pending(items: list[InputLine], done: dict[str, MinedRecord], settings: MineSettings) -> Iterator[InputLine]:
+    for item in items:
+        if record_key(item, settings) not in done:
+            yield item
+
+
+def finish(out: Path, records: list[MinedRecord], bad: list[LineError], settings: MineSettings, db: str | None, on_store_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write the annotated corpus, D_gen, D_sim and the summary; upsert the store. Idempotent."""
+    from sop_db.datasets import write_datasets
+
+    dialogues = [r.dialogue for r in sorted(records, key=lambda r: r.line)]
+    write_corpus(out / ANNOTATED, dialogues)
+    counts = write_datasets(dialogues, out)
+    stored = None
+    if db:
+        from sop_db.store import SOPStore
+
+        store = SOPStore(db, create=True)
+        store.upsert_dialogues(dialogues, on_progress=on_store_progress)
+        stored = {"location": db, "chains": store.count(), "annotated_turns": store.turns.count()}
+    statuses = Counter(r.profile_status for r in records)
+    sources: Counter[str] = Counter()
+    for r in records:
+        sources.update(r.stage_sources)
+    summary = {
+        "settings": settings.model_dump(),
+        "dialogues": len(records),
+        "profiles": dict(statuses),
+        "profile_failures": [{"id": r.id, "line": r.line, "reason": r.profile_reason} for r in records if r.profile_status == "failed"],
+        "stage_sources": dict(sources),
+        "datasets": counts,
+        "store": stored,
+        "bad_lines": [str(b) for b in bad],
+    }
+    write_json_atomic(out / SUMMARY, summary)
+    return summary

@@ -1,0 +1,190 @@
+"""Stage taggers for mining: label every turn of a raw transcript with an SOP stage.
+
+- `KnnStageTagger`: no language model. Every already labelled turn (salesman moves and customer
+  replies, each with the move it answers as context) is embedded with φ; a new turn takes the
+  similarity-weighted vote of its nearest labelled turns of the same role. `SOPStore.tag_stage`
+  covers salesman moves only; mining must label customer turns too, hence this index.
+- `LLMStageAnnotator`: asks a chat model for the stage id of each turn (prompt in
+  data/mining.yaml), retried on an answer that names no stage; a turn it still cannot label falls
+  back to the kNN tagger when one is given and is marked as such in `turn.meta`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, Field
+
+from grouped_sim.embeddings import embed
+from grouped_sim.schemas import Dialogue, Turn
+from sop_db.taxonomy import Taxonomy, load_taxonomy
+
+
+@lru_cache(maxsize=1)
+def mining_prompts() -> dict[str, Any]:
+    """Prompts and vocabularies of the mining pipeline (data/mining.yaml)."""
+    text = resources.files("sop_db").joinpath("data/mining.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+class TurnLabel(BaseModel):
+    stage: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    source: str
+
+
+def turn_feature(turns: Sequence[Turn], index: int) -> str:
+    """What is embedded for turn `index`: a customer reply is read together with the move it answers."""
+    turn = turns[index]
+    if turn.role == "customer" and index > 0 and turns[index - 1].role == "salesman":
+        return f"Salesman: {turns[index - 1].text}\nCustomer: {turn.text}"
+    return turn.text
+
+
+class KnnStageTagger:
+    """A similarity-weighted k-nearest-neighbour vote over labelled turns, one index per role."""
+
+    def __init__(self, k: int = 7, taxonomy: Taxonomy | None = None) -> None:
+        self.k = k
+        self.taxonomy = taxonomy or load_taxonomy()
+        self._vectors: dict[str, np.ndarray] = {}
+        self._labels: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_dialogues(cls, dialogues: Sequence[Dialogue], k: int = 7, taxonomy: Taxonomy | None = None, seed_with_taxonomy: bool = True) -> KnnStageTagger:
+        """Index every labelled turn of `dialogues` (unlabelled turns are ignored)."""
+        tagger = cls(k=k, taxonomy=taxonomy)
+        texts: dict[str, list[str]] = {"salesman": [], "customer": []}
+        labels: dict[str, list[str]] = {"salesman": [], "customer": []}
+        for dialogue in dialogues:
+            for index, turn in enumerate(dialogue.turns):
+                if turn.sop_stage and turn.text:
+                    texts[turn.role].append(turn_feature(dialogue.turns, index))
+                    labels[turn.role].append(turn.sop_stage)
+        if seed_with_taxonomy:
+            for stage in tagger.taxonomy.stages:
+                for example in stage.examples:
+                    texts["salesman"].append(example)
+                    labels["salesman"].append(stage.id)
+        for role in texts:
+            tagger._vectors[role] = embed(texts[role])
+            tagger._labels[role] = labels[role]
+        return tagger
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {role: len(labels) for role, labels in self._labels.items()}
+
+    def label_features(self, role: str, features: Sequence[str]) -> list[TurnLabel]:
+        vectors = self._vectors.get(role)
+        labels = self._labels.get(role, [])
+        if vectors is None or not labels:
+            # Nothing of this role is labelled: borrow the other role's index rather than guess.
+            other = "customer" if role == "salesman" else "salesman"
+            vectors, labels = self._vectors.get(other), self._labels.get(other, [])
+            if vectors is None or not labels:
+                raise ValueError("the kNN tagger has no labelled turns; give a corpus with sop_stage labels or an --annotator model")
+        queries = embed(list(features))
+        sims = queries @ vectors.T
+        out = []
+        k = min(self.k, len(labels))
+        for row in sims:
+            top = np.argsort(-row)[:k]
+            votes: Counter[str] = Counter()
+            for j in top:
+                votes[labels[j]] += max(1e-6, float(row[j]))
+            stage, weight = votes.most_common(1)[0]
+            out.append(TurnLabel(stage=stage, confidence=round(weight / sum(votes.values()), 3), source="knn"))
+        return out
+
+    def label_dialogue(self, dialogue: Dialogue) -> list[TurnLabel]:
+        """A label for every turn, in order (both roles batched: one encoder call per role)."""
+        result: list[TurnLabel | None] = [None] * len(dialogue.turns)
+        for role in ("salesman", "customer"):
+            idx = [i for i, t in enumerate(dialogue.turns) if t.role == role]
+            if not idx:
+                continue
+            for i, label in zip(idx, self.label_features(role, [turn_feature(dialogue.turns, i) for i in idx])):
+                result[i] = label
+        return [r for r in result if r is not None]
+
+
+def apply_labels(dialogue: Dialogue, labels: Sequence[TurnLabel | None], relabel: bool = False) -> Dialogue:
+    """A copy of `dialogue` with stages filled in; existing labels are kept unless `relabel`."""
+    turns = []
+    for turn, label in zip(dialogue.turns, labels):
+        if label is None or (turn.sop_stage and not relabel):
+            turns.append(turn)
+            continue
+        meta = {**turn.meta, "stage_source": label.source, "stage_confidence": label.confidence}
+        turns.append(turn.model_copy(update={"sop_stage": label.stage, "meta": meta}))
+    return dialogue.model_copy(update={"turns": turns})
+
+
+def find_stage(text: str, taxonomy: Taxonomy) -> str | None:
+    """The first stage id (or stage name) named in a model's answer, else None."""
+    lowered = text.lower()
+    best: tuple[int, str] | None = None
+    for stage in taxonomy.stages:
+        for name in (stage.id, stage.id.replace("_", " "), stage.name.lower()):
+            m = re.search(r"(?<![a-z_])" + re.escape(name) + r"(?![a-z_])", lowered)
+            if m and (best is None or m.start() < best[0]):
+                best = (m.start(), stage.id)
+    return best[1] if best else None
+
+
+class LLMStageAnnotator:
+    """Labels each turn by asking a chat model; falls back to kNN (marked) when its answers name no stage."""
+
+    def __init__(self, model: Any, taxonomy: Taxonomy | None = None, retries: int = 2, fallback: KnnStageTagger | None = None, context_turns: int = 4) -> None:
+        self.model = model
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.retries = retries
+        self.fallback = fallback
+        self.context_turns = context_turns
+        self.stats: Counter[str] = Counter()
+
+    def _messages(self, dialogue: Dialogue, index: int) -> list[Any]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        cfg = mining_prompts()["annotation"]
+        stages = "\n".join(f"- {s.id}: {s.description}" for s in self.taxonomy.stages)
+        lo = max(0, index - self.context_turns)
+        context = "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[lo:index]) or "(start of call)"
+        turn = dialogue.turns[index]
+        return [
+            SystemMessage(content=cfg["system"].format(stages=stages)),
+            HumanMessage(content=cfg["user"].format(context=context, role=turn.role, text=turn.text)),
+        ]
+
+    def label_dialogue(self, dialogue: Dialogue) -> list[TurnLabel]:
+        fallback_labels = self.fallback.label_dialogue(dialogue) if self.fallback else None
+        out: list[TurnLabel] = []
+        for index in range(len(dialogue.turns)):
+            stage = None
+            for attempt in range(self.retries + 1):
+                try:
+                    answer = self.model.invoke(self._messages(dialogue, index), seed=attempt)
+                except TypeError:
+                    answer = self.model.invoke(self._messages(dialogue, index))
+                stage = find_stage(str(answer.content), self.taxonomy)
+                if stage:
+                    break
+            if stage:
+                self.stats["llm"] += 1
+                out.append(TurnLabel(stage=stage, confidence=1.0, source="llm"))
+            elif fallback_labels is not None:
+                self.stats["knn_fallback"] += 1
+                label = fallback_labels[index]
+                out.append(label.model_copy(update={"source": "knn-fallback"}))
+            else:
+                self.stats["unlabelled"] += 1
+                out.append(None)  # type: ignore[arg-type]
+        return out
