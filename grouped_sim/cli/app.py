@@ -22,6 +22,9 @@ from grouped_sim.cli.report import compare, report  # noqa: E402
 from grouped_sim.cli.simulate import simulate  # noqa: E402
 from grouped_sim.cli.sop import sop_app  # noqa: E402
 from grouped_sim.cli.train import train_app  # noqa: E402
+import grouped_sim.cli.mine  # noqa: E402,F401  (registers `sop mine`)
+import grouped_sim.cli.train_profile  # noqa: E402,F401  (registers `train profile-sft`)
+from grouped_sim.cli.profiles import profiles_app  # noqa: E402
 from grouped_sim.errors import GroupedSimError  # noqa: E402
 
 app = typer.Typer(
@@ -40,6 +43,7 @@ app.command("report")(report)
 app.command("compare")(compare)
 app.add_typer(sop_app, name="sop")
 app.add_typer(train_app, name="train")
+app.add_typer(profiles_app, name="profiles")
 app.add_typer(discriminator_app, name="discriminator")
 
 

@@ -1,0 +1,90 @@
+"""`grouped-sim sop mine`: raw transcripts → profiles, stage labels, D_gen, D_sim and the SOP store.
+
+Registers itself on the `sop` command group (imported by app.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from grouped_sim.cli.common import console, default_corpus, out, progress
+from grouped_sim.cli.sop import sop_app
+
+
+@sop_app.command("mine")
+def sop_mine(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder: mined.jsonl, annotated_corpus.jsonl, D_gen.jsonl, D_sim.jsonl, mine.json.")],
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Raw transcripts, JSONL (profiles and stage labels optional). Default: the sample corpus.")] = None,
+    annotator: Annotated[Optional[str], typer.Option("--annotator", help="Chat-model spec that labels SOP stages. Default: kNN tagger over the already labelled turns.")] = None,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Chat-model spec that extracts profiles (e.g. hf:smollm2, openai:MODEL@URL). Without it dialogues lacking a profile are recorded as failed.")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="SOP store to upsert the behaviour chains into. Default: OUT/sop_db.")] = None,
+    labelled: Annotated[Optional[Path], typer.Option("--labelled", help="Extra stage-labelled corpus for the kNN tagger (e.g. the sample corpus).")] = None,
+    extract: Annotated[str, typer.Option("--extract", help="'missing': extract only where the input has no profile; 'all': re-extract every profile.")] = "missing",
+    relabel: Annotated[bool, typer.Option("--relabel", help="Replace stage labels the input already has.")] = False,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Extra attempts after an invalid profile before it is recorded as failed.")] = 2,
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
+) -> None:
+    """Mine a corpus (the paper's dual-stream pipeline, §3.1).
+
+    Each dialogue's result is appended to OUT/mined.jsonl as it finishes; a rerun with the same
+    input and models skips finished dialogues, so a killed run resumes. Bad input lines are listed
+    one by one (file:line: field: message); the valid dialogues are still mined, and the command
+    exits with code 2 after writing them.
+    """
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.corpus import JsonlAppender, read_corpus
+    from grouped_sim.errors import InputError
+    from grouped_sim.models import build_chat_model, parse_spec
+    from sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
+    from sop_db.tagger import LLMStageAnnotator
+
+    if extract not in ("missing", "all"):
+        raise InputError(f"--extract {extract!r}: expected 'missing' or 'all'")
+    for spec in (annotator, extractor):
+        if spec:
+            parse_spec(spec)
+    path = corpus or default_corpus()
+    items, bad = read_lenient(path)
+    for error in bad:
+        console.print(f"[red]bad line[/red] {error}")
+    if not items:
+        raise InputError(f"{path}: no valid dialogue to mine ({len(bad)} bad lines)")
+    settings = MineSettings(extractor=extractor, annotator=annotator, extract=extract, relabel=relabel, retries=retries, k=k)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = load_done(out_dir / MINED)
+    pending = list(iter_pending(items, done, settings))
+    console.print(f"{len(items)} dialogues, {len(items) - len(pending)} already mined, {len(pending)} to do")
+    tagger = None
+    if pending:
+        needs_tagger = annotator is not None or any(t.sop_stage is None for i in pending for t in i.dialogue.turns) or relabel
+        if needs_tagger:
+            from sop_db.mine import build_tagger
+
+            tagger = build_tagger(items, settings, read_corpus(labelled) if labelled else None)
+            console.print(f"kNN stage tagger over {tagger.size} labelled turns")
+        gen = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)
+        extractor_model = ProfileExtractor(build_chat_model(extractor, gen), retries=retries) if extractor else None
+        annotator_model = LLMStageAnnotator(build_chat_model(annotator, gen.model_copy(update={"temperature": 0.2, "max_new_tokens": 12})), retries=retries, fallback=tagger) if annotator else None
+        miner = Miner(settings, tagger, extractor_model, annotator_model)
+        with JsonlAppender(out_dir / MINED) as sink, progress() as bar:
+            task = bar.add_task("dialogues", total=len(pending))
+            for item in pending:
+                record = miner.mine_one(item)
+                sink.write_line(record.model_dump_json())
+                done[record.key] = record
+                if record.profile_status == "failed":
+                    console.print(f"[yellow]profile failed[/yellow] {path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
+                bar.advance(task)
+    keys = {f"{i.digest}:{settings.key()}" for i in items}
+    records = [r for key, r in done.items() if key in keys]
+    store_dir = str(db) if db else str(out_dir / "sop_db")
+    with progress() as bar:
+        task = bar.add_task("storing chains", total=len(records))
+        summary = finish(out_dir, records, bad, settings, store_dir, on_store_progress=lambda n: bar.advance(task, n))
+    out.print(f"{summary['dialogues']} dialogues mined into {out_dir}: profiles {summary['profiles']}, stage labels {summary['stage_sources']}")
+    out.print(f"D_gen {summary['datasets']['D_gen']} records, D_sim {summary['datasets']['D_sim']} records; store {store_dir}: {summary['store']['chains']} chains")
+    if bad:
+        raise InputError(f"{path}: {len(bad)} bad lines (listed above, and in {out_dir / 'mine.json'}); the {len(items)} valid dialogues were mined")
