@@ -7,16 +7,19 @@ it records whose failure it was and the route ends the call with TerminationReas
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
-from grouped_sim.config import SimulationConfig, SimulatorMode
+from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason, Turn
 from graphs.customer import generate_reply
 from graphs.manager import Manager, ManagerUpdate, compose_guidance, intent_of
+from graphs.resilience import aretry_call, retry_call
 from graphs.salesman import SalesmanAgent, is_goodbye
 from graphs.state import SimState
 from sop_db.store import BehaviourChain
@@ -37,6 +40,11 @@ class GraphDeps:
     customer_model: Any  # a langchain-core BaseChatModel
     manager: Manager | None
     config: SimulationConfig
+    runtime: RuntimeParams | None = None  # retries/backoff/timeouts; None: one try, no limits
+
+    def __post_init__(self) -> None:
+        if self.runtime is None:
+            self.runtime = self.config.runtime
 
 
 def _seed(state: SimState, salt: str) -> int:
@@ -45,8 +53,46 @@ def _seed(state: SimState, salt: str) -> int:
     return int(hashlib.sha256(blob).hexdigest()[:8], 16)
 
 
-def _failure(who: str, exc: BaseException) -> dict[str, Any]:
+def is_store_error(exc: BaseException) -> bool:
+    """Failures of the SOP store (Chroma on disk or a Chroma server), wherever they surface."""
+    from sop_db.store import StoreError
+
+    for cause in (exc, exc.__cause__, exc.__context__):
+        if cause is None:
+            continue
+        if isinstance(cause, StoreError) or type(cause).__module__.split(".")[0] == "chromadb":
+            return True
+    return False
+
+
+def failure(who: str, exc: BaseException) -> dict[str, Any]:
+    """The state update that ends a call with TerminationReason.error, saying whose failure it was.
+
+    `who` is one of salesman, customer, manager, store, infrastructure; a store error raised
+    inside the manager is blamed on the store.
+    """
+    if who == "manager" and is_store_error(exc):
+        who = "store"
     return {"termination": TerminationReason.error.value, "error": {"who": who, "type": type(exc).__name__, "message": str(exc)[:500]}}
+
+
+_failure = failure
+
+
+def _said_update(state: SimState, said: Any) -> dict[str, Any]:
+    texts = [said] if isinstance(said, str) else list(said)
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        return _failure("salesman", ValueError("the salesman returned an empty message"))
+    turns = [Turn(role="salesman", text=t).model_dump(mode="json") for t in texts]
+    # The move joins the history in the manager node, once it carries its stage tag.
+    return {"pending": turns, "turn_index": state.get("turn_index", 0) + 1}
+
+
+def _salesman_done(exc: BaseException) -> bool:
+    from graphs.adapters import SalesmanDone
+
+    return isinstance(exc, SalesmanDone)
 
 
 def _history(state: SimState) -> list[Turn]:
@@ -59,19 +105,43 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> Any:
     use_manager = config.mode is not SimulatorMode.prompt_only and deps.manager is not None
     use_sop = config.mode is SimulatorMode.full
 
+    runtime = deps.runtime
+    agent = deps.salesman
+
+    def _call_agent(state: SimState, history: list[Turn]) -> Any:
+        seed = _seed(state, "salesman")
+        if hasattr(agent, "respond_in"):  # adapters that want the dialogue id (webhooks, replay)
+            return agent.respond_in(history, dialogue_id=state["dialogue_id"], domain=state["domain"], seed=seed)
+        return agent.respond(history, domain=state["domain"], seed=seed)
+
+    async def _acall_agent(state: SimState, history: list[Turn]) -> Any:
+        seed = _seed(state, "salesman")
+        if hasattr(agent, "arespond_in"):
+            return await agent.arespond_in(history, dialogue_id=state["dialogue_id"], domain=state["domain"], seed=seed)
+        return await agent.arespond(history, domain=state["domain"], seed=seed)
+
     def salesman(state: SimState) -> dict[str, Any]:
         history = _history(state)
         try:
-            said = deps.salesman.respond(history, domain=state["domain"], seed=_seed(state, "salesman"))
+            said = retry_call(lambda: _call_agent(state, history), runtime)
         except Exception as exc:  # the agent under test failed: blame it, keep the run going
+            if _salesman_done(exc):
+                return {"termination": TerminationReason.salesman_ended.value}
             return _failure("salesman", exc)
-        texts = [said] if isinstance(said, str) else list(said)
-        texts = [t.strip() for t in texts if t and t.strip()]
-        if not texts:
-            return _failure("salesman", ValueError("the salesman returned an empty message"))
-        turns = [Turn(role="salesman", text=t).model_dump(mode="json") for t in texts]
-        # The move joins the history in the manager node, once it carries its stage tag.
-        return {"pending": turns, "turn_index": state.get("turn_index", 0) + 1}
+        return _said_update(state, said)
+
+    async def asalesman(state: SimState) -> dict[str, Any]:
+        """Async agents (HTTP adapters, async callables) are awaited on the loop; others run in a thread."""
+        if not (hasattr(agent, "arespond_in") or hasattr(agent, "arespond")):
+            return await asyncio.to_thread(salesman, state)
+        history = _history(state)
+        try:
+            said = await aretry_call(lambda: _acall_agent(state, history), runtime)
+        except Exception as exc:
+            if _salesman_done(exc):
+                return {"termination": TerminationReason.salesman_ended.value}
+            return _failure("salesman", exc)
+        return _said_update(state, said)
 
     def manager(state: SimState) -> dict[str, Any]:
         pending = [dict(t) for t in state.get("pending", [])]
@@ -87,13 +157,16 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> Any:
                 "planned_action": CustomerAction.speak.value,
             }
         try:
-            update = deps.manager.step(  # type: ignore[union-attr]
-                profile=Profile.model_validate(state["profile"]),
-                history=history,
-                state=current,
-                chains=[BehaviourChain.model_validate(c) for c in state.get("chains", [])] if use_sop else [],
-                seed=_seed(state, "manager"),
-                use_sop=use_sop,
+            update = retry_call(
+                lambda: deps.manager.step(  # type: ignore[union-attr]
+                    profile=Profile.model_validate(state["profile"]),
+                    history=history,
+                    state=current,
+                    chains=[BehaviourChain.model_validate(c) for c in state.get("chains", [])] if use_sop else [],
+                    seed=_seed(state, "manager"),
+                    use_sop=use_sop,
+                ),
+                runtime,
             )
         except Exception as exc:
             return {**_failure("manager", exc), "history": pending, "pending": []}
@@ -115,17 +188,20 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> Any:
         profile = Profile.model_validate(state["profile"])
         chains = [BehaviourChain.model_validate(c) for c in state.get("chains", [])] if use_sop else []
         try:
-            reply = generate_reply(
-                deps.customer_model,
-                profile=profile,
-                domain=state["domain"],
-                history=history,
-                guidance=update.guidance if use_manager else "",
-                planned=update.action,
-                chains=chains,
-                examples=update.examples,
-                seed=_seed(state, "customer"),
-                retries=config.role_guard_retries,
+            reply = retry_call(
+                lambda: generate_reply(
+                    deps.customer_model,
+                    profile=profile,
+                    domain=state["domain"],
+                    history=history,
+                    guidance=update.guidance if use_manager else "",
+                    planned=update.action,
+                    chains=chains,
+                    examples=update.examples,
+                    seed=_seed(state, "customer"),
+                    retries=config.role_guard_retries,
+                ),
+                runtime,
             )
         except Exception as exc:
             return _failure("customer", exc)
@@ -173,7 +249,8 @@ def build_graph(deps: GraphDeps, checkpointer: Any = None) -> Any:
         return "end" if state.get("termination") else "next"
 
     graph = StateGraph(SimState)
-    graph.add_node("salesman", salesman)
+    # Both forms: `invoke` runs the sync node, `ainvoke` awaits the async one.
+    graph.add_node("salesman", RunnableLambda(salesman, afunc=asalesman, name="salesman"))
     graph.add_node("manager", manager)
     graph.add_node("customer", customer)
     graph.add_node("decide", decide)

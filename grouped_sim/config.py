@@ -43,12 +43,32 @@ class ManagerParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patience_decay: float = Field(0.12, ge=0.0, le=1.0, description="patience lost every turn")
+    patience_decay: float = Field(0.08, ge=0.0, le=1.0, description="patience lost every turn")
     pushy_penalty: float = Field(0.08, ge=0.0, le=1.0, description="extra patience lost when the salesman pushes")
     hang_up_below: float = Field(0.12, ge=0.0, le=1.0, description="patience under which the customer walks away")
     agree_above: float = Field(0.75, ge=0.0, le=1.0, description="interest and trust above which a closing ask is accepted")
     top_k: int = Field(4, ge=1, le=50, description="behaviour chains retrieved per profile (K)")
     stage_neighbours: int = Field(5, ge=1, le=50, description="annotated turns voting on the salesman's stage")
+
+
+class RuntimeParams(BaseModel):
+    """How a run executes, not what it simulates: never part of dialogue ids or the config digest.
+
+    Concurrency and batching change how fast dialogues finish, never which dialogues exist, so a
+    run resumed with a different `concurrency` still recognises the dialogues it already wrote.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(1, ge=1, le=1024, description="dialogues in flight at once")
+    max_in_flight: int = Field(8, ge=1, le=1024, description="model calls in flight per backend (rate limits of hosted APIs)")
+    retries: int = Field(2, ge=0, le=20, description="retries of a failing model, manager or salesman call before the dialogue is written as an error")
+    backoff_seconds: float = Field(0.5, ge=0.0, le=600.0, description="first retry delay; doubles each retry (with jitter)")
+    backoff_max_seconds: float = Field(20.0, ge=0.0, le=3600.0, description="cap on one retry delay")
+    timeout_seconds: float = Field(300.0, gt=0.0, le=86400.0, description="one model or salesman call; a call over it counts as a failure")
+    batch_local: bool = Field(True, description="merge concurrent local (hf:) generate calls into one padded batch")
+    max_batch: int = Field(8, ge=1, le=256, description="largest merged batch for local generation")
+    checkpoint: bool = Field(True, description="LangGraph SQLite checkpoints in the run folder, so --resume continues unfinished dialogues mid-call")
 
 
 class SimulationConfig(BaseModel):
@@ -59,15 +79,20 @@ class SimulationConfig(BaseModel):
     mode: SimulatorMode = SimulatorMode.full
     max_turns: int = Field(8, ge=1, le=200, description="salesman turns before the run stops the call")
     seed: int = 0
-    salesman: GenerationParams = GenerationParams(temperature=0.95, top_p=0.9, max_new_tokens=64)
+    # The agent under test is sampled cooler than the paper's 0.95: a 135M salesman wanders off script otherwise.
+    salesman: GenerationParams = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=64)
     customer: GenerationParams = GenerationParams(temperature=0.95, top_p=0.95, max_new_tokens=40)
     manager: ManagerParams = ManagerParams()
     role_guard_retries: int = Field(3, ge=0, le=20, description="regenerations of a customer reply that pitches like a salesman")
     prompt_version: str = "v1"
+    runtime: RuntimeParams = RuntimeParams()
 
     def digest(self) -> str:
-        """A short stable hash: part of dialogue ids, so a changed config never reuses old output."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A short stable hash: part of dialogue ids, so a changed config never reuses old output.
+
+        `runtime` is left out: how fast a run goes must not rename its dialogues.
+        """
+        blob = json.dumps(self.model_dump(mode="json", exclude={"runtime"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -12,43 +12,89 @@ from grouped_sim.errors import InputError
 
 
 def simulate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: dialogues.jsonl and run.json are written here.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder: plan.json, dialogues.jsonl (appended as dialogues finish) and run.json.")] = None,
     profiles: Annotated[int, typer.Option("--profiles", min=1, help="Simulate N customers sampled from the corpus's real profiles.")] = 4,
     profiles_file: Annotated[Optional[Path], typer.Option("--profiles-file", help="JSONL of profiles to simulate (overrides --profiles).")] = None,
-    salesman: Annotated[str, typer.Option("--salesman", help="Model spec of the agent under test, e.g. hf:smollm2, openai:MODEL@URL, vllm:MODEL.")] = "hf:smollm2",
+    salesman: Annotated[
+        str,
+        typer.Option(
+            "--salesman",
+            help=(
+                "The agent under test. A model spec reading the demo product script (hf:smollm2, openai:MODEL@URL, vllm:MODEL), "
+                "or an adapter: endpoint:MODEL@URL (your agent behind an OpenAI-compatible endpoint), webhook:URL (POST history, "
+                "get reply), python:MODULE:FUNCTION (sync or async callable), replay:CORPUS.jsonl (replay a corpus's salesman turns)."
+            ),
+        ),
+    ] = "hf:smollm2",
     customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (hf:BASE+ADAPTER for a trained adapter).")] = "hf:smollm2",
     manager: Annotated[str, typer.Option("--manager", help="'light' (rules + embedding tagger, no LLM) or a model spec for an LLM manager.")] = "light",
-    sop_db: Annotated[Optional[Path], typer.Option("--sop-db", help="SOP store folder from `sop build` (needed unless --mode prompt-only).")] = None,
+    sop_db: Annotated[
+        Optional[str], typer.Option("--sop-db", help="SOP store: a folder from `sop build`, or a Chroma server http://HOST:PORT (needed unless --mode prompt-only).")
+    ] = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Corpus to sample profiles from. Default: the shipped sample corpus.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="full | no-sop (manager, no retrieval) | prompt-only (customer model alone).")] = "full",
     max_turns: Annotated[Optional[int], typer.Option("--max-turns", min=1, help="Salesman turns before a call is cut off.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Run seed; every sampling call derives its seed from it.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields (sampling, manager rules, ...).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields (sampling, manager rules, runtime: ...).")] = None,
+    concurrency: Annotated[
+        Optional[int],
+        typer.Option("--concurrency", min=1, help="Dialogues in flight at once (local models batch their requests; servers batch on their side)."),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option("--resume", help="Finish an interrupted run in this folder: written dialogues are kept, the rest run (from their checkpoints)."),
+    ] = None,
 ) -> None:
-    """Drive the salesman against simulated customers and write every dialogue as it finishes."""
+    """Drive the salesman against simulated customers and write every dialogue as it finishes.
+
+    Rerunning the same command into the same --out finishes the run instead of repeating it;
+    --resume DIR does the same from the folder alone (plan.json holds the profiles, models and config).
+    """
     from grouped_sim.config import SimulatorMode, load_config
     from grouped_sim.corpus import read_corpus
-    from graphs.runner import RunSettings, load_profiles_file, run_simulation, sample_profiles
+    from graphs.runner import RunSettings, load_plan, load_profiles_file, run_simulation, sample_profiles
 
-    config = load_config(config_file)
-    updates: dict[str, object] = {}
-    try:
-        updates["mode"] = SimulatorMode(mode)
-    except ValueError as exc:
-        raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
-    if max_turns is not None:
-        updates["max_turns"] = max_turns
-    if seed is not None:
-        updates["seed"] = seed
-    config = config.model_copy(update=updates)
-    if profiles_file is not None:
-        items = load_profiles_file(profiles_file)
+    if resume is not None:
+        if out_dir is not None and out_dir.resolve() != resume.resolve():
+            raise InputError(f"--resume {resume} and --out {out_dir} name different folders; pass only --resume")
+        plan = load_plan(resume)
+        runtime_updates: dict[str, object] = {}
+        if config_file is not None:
+            runtime_updates = load_config(config_file).runtime.model_dump()
+        if concurrency is not None:
+            runtime_updates["concurrency"] = concurrency
+        config = plan.config.model_copy(update={"runtime": plan.config.runtime.model_copy(update=runtime_updates)})
+        items, settings, out_dir = plan.items, plan.settings, resume
     else:
-        items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
-    settings = RunSettings(salesman=salesman, customer=customer, manager=manager, sop_db=str(sop_db) if sop_db else None)
-    console.print(f"loading models (salesman {salesman}, customer {customer}, manager {manager}) ...")
+        if out_dir is None:
+            raise InputError("--out DIR is required (or --resume DIR to finish an earlier run)")
+        config = load_config(config_file)
+        updates: dict[str, object] = {}
+        try:
+            updates["mode"] = SimulatorMode(mode)
+        except ValueError as exc:
+            raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
+        if max_turns is not None:
+            updates["max_turns"] = max_turns
+        if seed is not None:
+            updates["seed"] = seed
+        if concurrency is not None:
+            updates["runtime"] = config.runtime.model_copy(update={"concurrency": concurrency})
+        config = config.model_copy(update=updates)
+        if profiles_file is not None:
+            items = load_profiles_file(profiles_file)
+        else:
+            items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
+        if sop_db is not None and not sop_db.startswith(("http://", "https://")):
+            sop_db = str(Path(sop_db).resolve())  # plan.json must still find it when resumed from elsewhere
+        settings = RunSettings(salesman=salesman, customer=customer, manager=manager, sop_db=sop_db)
+    console.print(f"loading models (salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager}) ...")
     with progress() as bar:
         task = bar.add_task("dialogues", total=len(items))
-        summary = run_simulation(items, settings, config, out_dir, on_progress=lambda d: bar.advance(task))
-    out.print(f"{summary['dialogues']} dialogues in {out_dir / 'dialogues.jsonl'}; outcomes: {summary['outcomes']}")
+        summary = run_simulation(items, settings, config, out_dir, on_progress=lambda d: bar.advance(task), resume=resume is not None)
+    kept = (summary.get("resumed") or {}).get("kept", 0)
+    note = f" ({kept} kept from before)" if kept else ""
+    out.print(f"{summary['dialogues']} dialogues in {out_dir / 'dialogues.jsonl'}{note}; outcomes: {summary['outcomes']}")
+    if summary["errors"]:
+        out.print(f"dialogues ended by errors, by whose: {summary['errors']}")
     out.print(f"run summary: {out_dir / 'run.json'}")

@@ -178,30 +178,20 @@ class TransformersChatModel(BaseChatModel):
         return self.loaded.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None, seed: int | None, max_new_tokens: int | None = None) -> list[str]:
-        """Generate one continuation per prompt in a single padded batch."""
-        import torch
+        """Generate one continuation per prompt in a single padded batch.
 
-        tokenizer = self.loaded.tokenizer
-        model = self.loaded.model
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens or self.max_new_tokens,
-            "repetition_penalty": self.repetition_penalty,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if self.temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            gen_kwargs.update(do_sample=False)
-        if stop:
-            gen_kwargs.update(stop_strings=stop, tokenizer=tokenizer)
-        with self.loaded.lock, torch.inference_mode():
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = model.generate(**batch, **gen_kwargs)
-        width = batch["input_ids"].shape[1]
-        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        return [_cut_at_stop(t, stop).strip() for t in texts]
+        Row i samples with seed `seed + i` (see models/batching.py), so a prompt's continuation
+        does not depend on the other prompts in the batch.
+        """
+        from grouped_sim.models.batching import generate_batch
+
+        rows = [self._row(p, None if seed is None else seed + i, max_new_tokens) for i, p in enumerate(prompts)]
+        return generate_batch(self.loaded, rows, stop, self.repetition_penalty)
+
+    def _row(self, prompt: str, seed: int | None, max_new_tokens: int | None) -> Any:
+        from grouped_sim.models.batching import RowRequest
+
+        return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=max_new_tokens or self.max_new_tokens)
 
     def _generate(
         self,
@@ -211,5 +201,10 @@ class TransformersChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         prompt = self.render_prompt(messages, raw_prompt=bool(kwargs.get("raw_prompt")))
-        text = self.generate_texts([prompt], stop, kwargs.get("seed"), kwargs.get("max_new_tokens"))[0]
+        batcher = getattr(self.loaded, "batcher", None)
+        if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
+            row = self._row(prompt, kwargs.get("seed"), kwargs.get("max_new_tokens"))
+            text = batcher.submit(row, stop, self.repetition_penalty)
+        else:
+            text = self.generate_texts([prompt], stop, kwargs.get("seed"), kwargs.get("max_new_tokens"))[0]
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])

@@ -1,0 +1,218 @@
+"""Batched local generation: per-row sampling, and a queue that merges concurrent requests.
+
+Two pieces, both here so `local.py` stays a thin chat-model shell:
+
+- `generate_batch` runs one padded `generate` call for many prompts. Sampling is done by
+  `RowSampler`, a logits processor with one seeded `torch.Generator` per row that applies the
+  row's own temperature and top-p and then pins the chosen token. A row's tokens therefore depend
+  on its own seed only, not on which other prompts share the batch or in what order they came;
+  the only thing batching changes is left-padding numerics (logits differ in the last float bits,
+  which can flip a near-tie), see docs/scale.md.
+- `GenerateBatcher` is a small request queue in front of one set of loaded weights. Dialogues
+  running concurrently (in threads, see graphs/runner.py) submit single requests; a worker thread
+  drains the queue and runs what arrived together as one batch. On 2 CPU cores SmolLM2-135M
+  generates about 2.5x the tokens per second as a batch of 8 than one prompt at a time.
+
+Servers (vLLM, OpenAI-compatible endpoints) batch on their side; nothing here sits in front of them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """One prompt and the sampling settings that belong to it (roles sharing weights differ)."""
+
+    prompt: str
+    seed: int | None
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+
+class RowSampler:
+    """Samples each row with its own generator, temperature and top-p; returns one-hot logits.
+
+    Used with `do_sample=False`: the greedy step then picks exactly the token sampled here, and
+    `generate`'s own warpers never run. Processors that come before it (repetition penalty) still
+    shape the scores it samples from.
+    """
+
+    def __init__(self, rows: list[RowRequest]) -> None:
+        import torch
+
+        self.rows = rows
+        self.generators: list[Any] = []
+        for row in rows:
+            g = torch.Generator()
+            g.manual_seed(row.seed if row.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            self.generators.append(g)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        out = torch.full_like(scores, float("-inf"))
+        for i, row in enumerate(self.rows):
+            logits = scores[i].float()
+            if row.temperature <= 0:
+                token = int(torch.argmax(logits))
+            else:
+                probs = torch.softmax(logits / row.temperature, dim=-1)
+                if row.top_p < 1.0:
+                    sorted_probs, order = torch.sort(probs, descending=True)
+                    cumulative = torch.cumsum(sorted_probs, dim=-1)
+                    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+                    drop = cumulative - sorted_probs >= row.top_p
+                    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+                    probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+                token = int(torch.multinomial(probs, 1, generator=self.generators[i]))
+            out[i, token] = 0.0
+        return out
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """The text up to the first stop string (generate stops a row a few characters late)."""
+    if not stop:
+        return text
+    cut = len(text)
+    for marker in stop:
+        idx = text.find(marker)
+        if idx != -1:
+            cut = min(cut, idx)
+    return text[:cut]
+
+
+def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
+    """One padded `generate` call over `rows`; each row cut at its own token budget and stop strings."""
+    import torch
+
+    tokenizer = loaded.tokenizer
+    model = loaded.model
+    batch = tokenizer([r.prompt for r in rows], return_tensors="pt", padding=True, add_special_tokens=False)
+    longest = max(r.max_new_tokens for r in rows)
+    gen_kwargs: dict[str, Any] = {
+        "max_new_tokens": longest,
+        "repetition_penalty": repetition_penalty,
+        "pad_token_id": tokenizer.pad_token_id,
+        "do_sample": False,
+        "logits_processor": [RowSampler(rows)],
+        # Neutralise sampling defaults a model's generation_config may carry (they would only warn).
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+    }
+    if stop:
+        gen_kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+    with loaded.lock, torch.inference_mode():
+        out = model.generate(**batch, **gen_kwargs)
+    width = batch["input_ids"].shape[1]
+    texts: list[str] = []
+    for i, row in enumerate(rows):
+        # A row's first k tokens do not depend on how many more steps the batch ran.
+        tokens = out[i, width : width + row.max_new_tokens]
+        texts.append(cut_at_stop(tokenizer.decode(tokens, skip_special_tokens=True), stop).strip())
+    return texts
+
+
+@dataclass
+class _Pending:
+    row: RowRequest
+    stop: tuple[str, ...]
+    repetition_penalty: float
+    future: Future[str] = field(default_factory=Future)
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], float]:
+        # Stop strings and repetition penalty act on the whole batch, so only equal ones merge.
+        return (self.stop, self.repetition_penalty)
+
+
+class GenerateBatcher:
+    """A request queue in front of one loaded model; a worker thread runs merged batches.
+
+    `window_s` is how long the worker waits for companions after the first request of a batch;
+    requests that arrive while a batch is generating join the next one without waiting.
+    """
+
+    def __init__(self, loaded: Any, max_batch: int = 8, window_s: float = 0.01) -> None:
+        self.loaded = loaded
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self.queue: queue.Queue[_Pending | None] = queue.Queue()
+        self.batches: list[int] = []  # sizes of the batches run, for benchmarks and tests
+        self._worker = threading.Thread(target=self._run, name="grouped-sim-batcher", daemon=True)
+        self._worker.start()
+
+    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, timeout: float | None = None) -> str:
+        """Queue one request and wait for its text (raises what the batch raised, or TimeoutError)."""
+        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty)
+        self.queue.put(item)
+        return item.future.result(timeout=timeout)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._worker.join(timeout=60)
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        items = [first]
+        deadline = time.monotonic() + self.window_s
+        closing = False
+        while len(items) < self.max_batch:
+            try:
+                nxt = self.queue.get(timeout=max(0.0, deadline - time.monotonic())) if not self.queue.qsize() else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                closing = True
+                break
+            items.append(nxt)
+        return items, closing
+
+    def _run(self) -> None:
+        carry: list[_Pending] = []
+        while True:
+            first = carry.pop(0) if carry else self.queue.get()
+            if first is None:
+                return
+            items, closing = self._collect(first)
+            items = carry + items
+            carry = []
+            key = items[0].key
+            group = [it for it in items if it.key == key][: self.max_batch]
+            carry = [it for it in items if it not in group]
+            try:
+                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1])
+            except BaseException as exc:  # hand the failure to every waiting caller
+                for it in group:
+                    it.future.set_exception(exc)
+            else:
+                self.batches.append(len(group))
+                for it, text in zip(group, texts):
+                    it.future.set_result(text)
+            if closing:
+                for it in carry:
+                    it.future.set_exception(RuntimeError("the batcher was closed"))
+                return
+
+
+def enable_batching(loaded: Any, max_batch: int = 8, window_s: float = 0.01) -> GenerateBatcher:
+    """Put a batcher in front of `loaded` (idempotent); local chat models route through it."""
+    batcher = getattr(loaded, "batcher", None)
+    if batcher is None:
+        batcher = GenerateBatcher(loaded, max_batch=max_batch, window_s=window_s)
+        loaded.batcher = batcher
+    return batcher
+
+
+def disable_batching(loaded: Any) -> None:
+    batcher = getattr(loaded, "batcher", None)
+    if batcher is not None:
+        loaded.batcher = None
+        batcher.close()
