@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
+
+DATA = Path(__file__).parent / "data"
 
 
 class Archetype(BaseModel):
@@ -99,7 +100,7 @@ def _build(raw: Any, where: str) -> Presets:
 
 @lru_cache(maxsize=1)
 def _builtin() -> Presets:
-    text = resources.files("profiles").joinpath("data/presets.yaml").read_text(encoding="utf-8")
+    text = (DATA / "presets.yaml").read_text(encoding="utf-8")
     return _build(yaml.safe_load(text), "profiles/data/presets.yaml")
 
 
@@ -120,5 +121,5 @@ def load_presets(path: Path | str | None = None) -> Presets:
 @lru_cache(maxsize=1)
 def generator_prompts() -> dict[str, Any]:
     """The generator's and judge's prompts (data/prompts.yaml)."""
-    text = resources.files("profiles").joinpath("data/prompts.yaml").read_text(encoding="utf-8")
+    text = (DATA / "prompts.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)

@@ -1,0 +1,73 @@
+"""Profile extraction: retried on invalid output, recorded as failed with its reason, never invented."""
+
+from __future__ import annotations
+
+import json
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from grouped_sim.schemas import Dialogue
+from sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor, parse_json_object
+
+GOOD = json.dumps(
+    {
+        "summary": "A wary pizzeria owner who only talks about the commission.",
+        "archetype": "Price Sensitive",
+        "age": "about 45",
+        "role": "pizzeria owner",
+        "business_context": "small pizzeria",
+        "pain_points": "high fees; slow evenings",
+        "decision_factors": ["commission"],
+        "communication_style": "short",
+        "buy_propensity": 0.2,
+    }
+)
+
+
+def _unprofiled(dialogue: Dialogue) -> Dialogue:
+    return dialogue.model_copy(update={"profile": None})
+
+
+def test_invalid_answers_are_retried_then_accepted(corpus: list[Dialogue]) -> None:
+    model = FakeListChatModel(responses=["sure! here is the profile", '{"summary": "owner", "archetype": "price-sensitive"}', "```json\n" + GOOD + "\n```"])
+    result = ProfileExtractor(model, retries=2).extract(_unprofiled(corpus[0]))
+    assert result.status == "ok" and result.attempts == 3
+    assert len(result.errors) == 2 and "no JSON object" in result.errors[0] and "summary" in result.errors[1]
+    assert result.profile is not None
+    assert result.profile.archetype == "price-sensitive"
+    assert result.profile.age == 45
+    assert result.profile.pain_points == ["high fees", "slow evenings"]
+    assert result.profile.domain == corpus[0].domain
+
+
+def test_failure_after_last_retry_is_recorded_not_invented(corpus: list[Dialogue]) -> None:
+    bad_archetype = GOOD.replace("Price Sensitive", "impulsive shopper")
+    model = FakeListChatModel(responses=["nope", bad_archetype])
+    settings = MineSettings(extractor="fake", retries=1)
+    miner = Miner(settings, tagger=None, extractor=ProfileExtractor(model, retries=1), annotator=None)
+    record = miner.mine_one(InputLine(line=7, dialogue=_unprofiled(corpus[0]), digest="abc123"))
+    assert record.profile_status == "failed"
+    assert record.dialogue.profile is None
+    assert "after 2 attempts" in (record.profile_reason or "") and "impulsive shopper" in (record.profile_reason or "")
+    assert record.dialogue.meta["profile_extraction"]["errors"][0] == "no JSON object in the answer"
+
+
+def test_json_parser_tolerates_prose_fences_and_trailing_commas() -> None:
+    assert parse_json_object('Answer: {"a": {"b": "}"}, "c": [1, 2,],} thanks') == {"a": {"b": "}"}, "c": [1, 2]}
+
+
+def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue], embedded_chat) -> None:
+    """The real embedded model on 2 dialogues: each result is a valid profile or a failure with its reason."""
+    from grouped_sim.models.local import TransformersChatModel
+
+    model = TransformersChatModel(loaded=embedded_chat.loaded, temperature=0.7, max_new_tokens=160)
+    extractor = ProfileExtractor(model, retries=1, max_new_tokens=160)
+    outcomes = []
+    for dialogue in corpus[:2]:
+        result = extractor.extract(_unprofiled(dialogue))
+        outcomes.append(result.status)
+        if result.status == "ok":
+            assert result.profile is not None and result.profile.archetype in (None, *extractor.archetypes)
+        else:
+            assert result.profile is None and result.reason and len(result.errors) == 2
+    print(f"embedded-model extraction: {outcomes}")
