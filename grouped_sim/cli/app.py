@@ -20,6 +20,7 @@ from grouped_sim.cli.common import console  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.report import compare, report  # noqa: E402
 from grouped_sim.cli.simulate import simulate  # noqa: E402
+from grouped_sim.cli.serve import serve  # noqa: E402
 from grouped_sim.cli.sop import sop_app  # noqa: E402
 from grouped_sim.cli.train import train_app  # noqa: E402
 import grouped_sim.cli.mine  # noqa: E402,F401  (registers `sop mine`)
@@ -39,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("simulate")(simulate)
+app.command("serve")(serve)
 app.command("report")(report)
 app.command("compare")(compare)
 app.add_typer(sop_app, name="sop")

@@ -1,0 +1,54 @@
+"""`grouped-sim serve`: the simulated customer as an OpenAI-compatible chat-completions endpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from grouped_sim.cli.common import console
+from grouped_sim.errors import InputError
+
+
+def serve(
+    profile: Annotated[Path, typer.Option("--profile", help="JSON file with one profile, or JSONL with several (model ids customer-0, customer-1, ...).")],
+    host: Annotated[str, typer.Option("--host", help="Interface to bind. Loopback by default; bind 0.0.0.0 only with --api-key.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8011,
+    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model.")] = "hf:smollm2",
+    manager: Annotated[str, typer.Option("--manager", help="'light' or a model spec for an LLM manager.")] = "light",
+    sop_db: Annotated[Optional[str], typer.Option("--sop-db", help="SOP store folder or Chroma server URL (needed unless --mode prompt-only).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="full | no-sop | prompt-only.")] = "full",
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Domain of the call when the profile does not say.")] = None,
+    api_key: Annotated[
+        Optional[str], typer.Option("--api-key", help="Require 'Authorization: Bearer KEY'. Default: $GROUPED_SIM_SERVE_KEY, or no key.")
+    ] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields.")] = None,
+) -> None:
+    """Serve the simulated customer at http://HOST:PORT/v1/chat/completions for any agent framework.
+
+    Send the call so far as chat messages: your agent's lines as role 'user', the customer's earlier
+    replies as role 'assistant'. The answer is the customer's next line; `finish_reason` is
+    'end_call' when the customer hangs up, agrees, refuses or asks for a callback.
+    """
+    from grouped_sim.config import SimulatorMode, load_config
+    from graphs.runner import RunSettings
+    from graphs.serve import CustomerService, create_app, load_served_profiles
+
+    config = load_config(config_file)
+    try:
+        config = config.model_copy(update={"mode": SimulatorMode(mode)})
+    except ValueError as exc:
+        raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
+    items = load_served_profiles(profile, domain)
+    key = api_key or os.environ.get("GROUPED_SIM_SERVE_KEY") or None
+    if host not in ("127.0.0.1", "localhost", "::1") and key is None:
+        console.print("[yellow]warning:[/yellow] serving beyond loopback without an API key")
+    settings = RunSettings(customer=customer, manager=manager, sop_db=sop_db)
+    console.print(f"loading the customer model ({customer}) ...")
+    service = CustomerService(items, settings, config)
+    import uvicorn
+
+    console.print(f"serving {len(items)} profile(s) at http://{host}:{port}/v1 (models: {', '.join(service.model_ids())})")
+    uvicorn.run(create_app(service, key), host=host, port=port, log_level="warning")
