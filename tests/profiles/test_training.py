@@ -1,0 +1,42 @@
+"""`train profile-sft`: a CPU smoke run of TRL SFT + LoRA on D_gen, and the adapter loads as a spec."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grouped_sim.cli.app import app
+from grouped_sim.schemas import Dialogue
+from sop_db.datasets import write_datasets
+
+pytestmark = pytest.mark.slow
+
+
+def test_profile_sft_smoke_run_saves_a_loadable_adapter(corpus: list[Dialogue], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_datasets([d for d in corpus if d.profile is not None][:4], data)
+    adapter = tmp_path / "adapter"
+    result = CliRunner().invoke(app, ["train", "profile-sft", "--data", str(data / "D_gen.jsonl"), "--out", str(adapter), "--max-steps", "2", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((adapter / "training.json").read_text())
+    assert summary["steps"] == 2 and summary["examples"] == 4
+    assert math.isfinite(summary["first_loss"]) and math.isfinite(summary["last_loss"])
+    assert (adapter / "adapter_config.json").is_file()
+
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.models import build_chat_model
+
+    model = build_chat_model(f"hf:smollm2+{adapter}", GenerationParams(max_new_tokens=4, temperature=0.0))
+    assert isinstance(model.invoke("Write one customer profile.").content, str)
+
+
+def test_bad_d_gen_line_is_reported_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "D_gen.jsonl"
+    bad.write_text('{"prompt": [{"role": "user", "content": "x"}], "completion": "not a list"}\n')
+    result = CliRunner().invoke(app, ["train", "profile-sft", "--data", str(bad), "--out", str(tmp_path / "a")])
+    assert result.exit_code != 0
+    assert f"{bad}:1: field 'completion'" in str(result.exception)
