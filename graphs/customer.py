@@ -28,7 +28,28 @@ _ACTION_TAGS: list[tuple[re.Pattern[str], CustomerAction]] = [
     (re.compile(r"\[\s*call(?:s)? back(?: later)?\s*\]", re.I), CustomerAction.callback),
 ]
 _LABEL_RE = re.compile(r"^\s*(?:customer|me|answer)\s*:\s*", re.I)
+_STAGE_DIRECTION_RE = re.compile(r"\[[^\]]*\]|\*[^*]*\*|\((?:[^)]*)\)")
+MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
+
+
+_KEEN_RE = re.compile(r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant)\b", re.I)
+_REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
+
+
+def action_mismatch(action: CustomerAction, text: str) -> str | None:
+    """Why a reply contradicts the action the manager decided, if it does.
+
+    A customer who is hanging up does not ask a question or sound keen; one who agrees does not say no.
+    """
+    if action in (CustomerAction.hang_up, CustomerAction.refuse):
+        if "?" in text:
+            return "asks a question while ending the call"
+        if _KEEN_RE.search(text):
+            return "sounds keen while ending the call"
+    if action is CustomerAction.agree and _REFUSAL_RE.search(text):
+        return "refuses while agreeing"
+    return None
 
 
 class CustomerReply(BaseModel):
@@ -53,6 +74,10 @@ def clean_reply(text: str) -> str:
     """Keep only the customer's own line: no speaker label, nothing the model wrote for the salesman."""
     text = _LABEL_RE.sub("", text.strip())
     text = _NEXT_SPEAKER_RE.split(text, maxsplit=1)[0]
+    text = _STAGE_DIRECTION_RE.sub("", text)
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    text = " ".join(sentences[:MAX_SENTENCES])
+    text = re.sub(r"\s+([.,!?])", r"\1", re.sub(r"\s{2,}", " ", text))
     return text.strip().strip('"').strip()
 
 
@@ -105,7 +130,8 @@ def generate_reply(
     rejected: list[str] = []
     for attempt in range(retries + 1):
         raw = model.invoke(messages, seed=seed + attempt, **kwargs)
-        text, tagged = parse_action(clean_reply(str(raw.content)))
+        text, tagged = parse_action(str(raw.content))
+        text = clean_reply(text)
         problem = None
         if not text and tagged is None:
             problem = "empty"
@@ -113,6 +139,8 @@ def generate_reply(
             problem = "too long"
         elif seller_phrases(text):
             problem = "seller: " + ", ".join(seller_phrases(text))
+        elif (mismatch := action_mismatch(planned, text)) is not None:
+            problem = "action: " + mismatch
         if problem is None:
             action = planned if planned is not CustomerAction.speak else (tagged or CustomerAction.speak)
             return CustomerReply(text=text, action=action, attempts=attempt + 1, rejected=rejected)

@@ -70,7 +70,7 @@ STAGE_EFFECTS: dict[str, tuple[float, float, float]] = {
     "competitor_comparison": (0.02, 0.0, -0.02),
     "closing_ask": (0.0, 0.0, -0.05),
     "follow_up": (0.0, 0.02, 0.0),
-    "goodbye": (0.0, 0.0, -0.2),
+    "goodbye": (0.0, 0.0, -0.1),
 }
 
 
@@ -139,11 +139,32 @@ def compose_guidance(state: CustomerState, action: CustomerAction, stage: str) -
     return "; ".join(parts)
 
 
-def pick_examples(stage: str, chains: list[BehaviourChain], vote: StageVote | None, limit: int = 3) -> tuple[list[str], list[str]]:
-    """Real customer lines at this stage: first from the profile's own chains K_p, then from the tagger's neighbours."""
+# When the customer is about to end the call, the useful references are how real customers ended
+# theirs: the stage whose lines to show and the outcomes of the calls to take them from.
+ENDING_EXAMPLES: dict[CustomerAction, tuple[str, set[str]]] = {
+    CustomerAction.hang_up: ("goodbye", {"hung_up", "refused"}),
+    CustomerAction.refuse: ("goodbye", {"refused", "hung_up"}),
+    CustomerAction.agree: ("closing_ask", {"agreed"}),
+    CustomerAction.callback: ("follow_up", {"callback"}),
+}
+
+
+def pick_examples(
+    stage: str, chains: list[BehaviourChain], vote: StageVote | None, limit: int = 3, action: CustomerAction = CustomerAction.speak
+) -> tuple[list[str], list[str]]:
+    """Real customer lines for this moment: first from the profile's own chains K_p, then from the tagger's neighbours.
+
+    For an ending action the lines come from how similar real calls with that outcome ended.
+    """
     lines: list[str] = []
     used: list[str] = []
+    outcomes: set[str] | None = None
+    if action in ENDING_EXAMPLES:
+        stage, outcomes = ENDING_EXAMPLES[action]
+        vote = None
     for chain in chains:
+        if outcomes is not None and chain.outcome not in outcomes:
+            continue
         for line in chain.customer_lines_at(stage):
             if line not in lines:
                 lines.append(line)
@@ -187,8 +208,9 @@ class LightManager:
         move = history[-1].text if history and history[-1].role == "salesman" else ""
         vote = self.tag(move)
         previous_stages = [t.sop_stage for t in history[:-1] if t.role == "salesman" and t.sop_stage]
+        vote = self.settle(vote, previous_stages)
         new_state, action = self.apply_rules(profile, state, vote.stage, move, previous_stages, random.Random(seed))
-        examples, used = pick_examples(vote.stage, chains, vote if use_sop else None) if use_sop else ([], [])
+        examples, used = pick_examples(vote.stage, chains, vote, action=action) if use_sop else ([], [])
         return ManagerUpdate(
             stage=vote.stage,
             stage_confidence=vote.confidence,
@@ -198,6 +220,14 @@ class LightManager:
             examples=examples,
             retrieved=used,
         )
+
+    def settle(self, vote: StageVote, previous_stages: list[str]) -> StageVote:
+        """A weakly supported tag must not end a call: an unsure 'goodbye' or 'closing ask' keeps the
+        previous stage (or 'pitch'), because a misread decision point ends calls nobody ended."""
+        if vote.stage in DECISION_STAGES | {"goodbye"} and vote.confidence < self.params.min_stage_confidence:
+            fallback = previous_stages[-1] if previous_stages and previous_stages[-1] not in DECISION_STAGES | {"goodbye"} else "pitch"
+            return vote.model_copy(update={"stage": fallback})
+        return vote
 
     def apply_rules(
         self, profile: Profile, state: CustomerState, stage: str, move: str, previous_stages: list[str], rng: random.Random
@@ -328,7 +358,7 @@ class LLMManager:
             )
             new_state.intent = intent_of(new_state, answer.action)
             if use_sop:
-                examples, used = pick_examples(answer.stage, chains, vote)
+                examples, used = pick_examples(answer.stage, chains, vote, action=answer.action)
             return ManagerUpdate(
                 stage=answer.stage,
                 stage_confidence=1.0,

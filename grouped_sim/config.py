@@ -48,6 +48,7 @@ class ManagerParams(BaseModel):
     hang_up_below: float = Field(0.12, ge=0.0, le=1.0, description="patience under which the customer walks away")
     agree_above: float = Field(0.75, ge=0.0, le=1.0, description="interest and trust above which a closing ask is accepted")
     top_k: int = Field(4, ge=1, le=50, description="behaviour chains retrieved per profile (K)")
+    min_stage_confidence: float = Field(0.5, ge=0.0, le=1.0, description="vote share a decision or goodbye tag needs to count")
     stage_neighbours: int = Field(5, ge=1, le=50, description="annotated turns voting on the salesman's stage")
 
 

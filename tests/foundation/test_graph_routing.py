@@ -139,3 +139,12 @@ def test_prompt_only_mode_has_no_manager_state_or_guidance() -> None:
     assert final["termination"] == TerminationReason.max_turns
     customer_turns = [t for t in final["history"] if t["role"] == "customer"]
     assert all(t["state"] is None and t["meta"]["guidance"] == "" for t in customer_turns)
+
+
+def test_a_reply_that_contradicts_the_ending_is_regenerated() -> None:
+    model = customer_model("oh that sounds great, how much is it?", "no. leave me alone.")
+    final = run(manager=ScriptedManager({1: CustomerAction.hang_up}), customer=model, max_turns=3)
+    reply = final["history"][-1]
+    assert final["termination"] == TerminationReason.customer_hung_up
+    assert reply["text"] == "no. leave me alone."
+    assert reply["meta"]["rejected"][0].startswith("action: asks a question")

@@ -116,3 +116,26 @@ def test_examples_come_from_the_profiles_own_chains_first() -> None:
     vote = StageVote(stage="price_objection", confidence=1.0, replies=["how much?", "too dear"])
     lines, used = pick_examples("price_objection", [chain], vote)
     assert lines == ["too dear", "how much?"] and used == ["c1"]
+
+
+def test_ending_examples_come_from_calls_that_ended_that_way() -> None:
+    refused = BehaviourChain(
+        id="r", domain="insurance", outcome="hung_up", profile_text="x",
+        steps=[ChainStep(salesman="can I renew you today", customer="no. bye.", stage="goodbye")],
+    )
+    agreed = BehaviourChain(
+        id="a", domain="insurance", outcome="agreed", profile_text="x",
+        steps=[ChainStep(salesman="shall I renew it?", customer="go on then", stage="closing_ask"),
+               ChainStep(salesman="thanks, bye", customer="bye now", stage="goodbye")],
+    )
+    assert pick_examples("pitch", [agreed, refused], None, action=CustomerAction.hang_up) == (["no. bye."], ["r"])
+    assert pick_examples("pitch", [agreed, refused], None, action=CustomerAction.agree) == (["go on then"], ["a"])
+
+
+def test_an_unsure_decision_tag_does_not_end_the_call() -> None:
+    unsure = StageVote(stage="goodbye", confidence=0.3)
+    assert MANAGER.settle(unsure, ["needs_discovery"]).stage == "needs_discovery"
+    assert MANAGER.settle(unsure, ["closing_ask"]).stage == "pitch"
+    sure = StageVote(stage="closing_ask", confidence=0.9)
+    assert MANAGER.settle(sure, ["pitch"]).stage == "closing_ask"
+    assert MANAGER.settle(StageVote(stage="price_objection", confidence=0.2), []).stage == "price_objection"
