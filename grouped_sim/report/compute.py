@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from grouped_sim.metrics import diversity as div
 from grouped_sim.metrics import fidelity as fid
 from grouped_sim.metrics._common import gap, rounded
@@ -58,6 +60,21 @@ def fill_stages(dialogues: Sequence[Dialogue], tagger: StageTagger) -> tuple[lis
                 turns.append(t)
         out.append(d.model_copy(update={"turns": turns}))
     return out, tagged
+
+
+def memo_embed(embed_fn: EmbedFn | None) -> EmbedFn:
+    """φ with a per-text cache: IRS and IRS-by-turn, run and reference, encode each text once."""
+    if embed_fn is None:
+        from grouped_sim.embeddings import embed as embed_fn
+    cache: dict[str, np.ndarray] = {}
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            cache.update(zip(missing, np.asarray(embed_fn(missing))))
+        return np.stack([cache[t] for t in texts]) if len(texts) else np.zeros((0, 0))
+
+    return embed
 
 
 def diversity_block(dialogues: Sequence[Dialogue], taxonomy_ids: Sequence[str], embed_fn: EmbedFn | None, window: int = 3) -> dict[str, Any]:
@@ -108,6 +125,7 @@ def compute_report(
     """Every figure of the report; JSON-serialisable, floats rounded to 4 places."""
     has_ref = reference is not None and len(reference) > 0
     ref = list(reference or [])
+    embed_fn = memo_embed(embed_fn)
     sims = list(dialogues)
     tagged = {"simulated": 0, "reference": 0}
     if stage_tagger is not None:
