@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from grouped_sim.cli.app import app
+from grouped_sim.errors import InputError
 from grouped_sim.schemas import Dialogue
 
 
@@ -29,12 +30,15 @@ def test_mine_writes_datasets_store_and_reports_bad_lines_then_resumes(corpus: l
     out = tmp_path / "mined"
     runner = CliRunner()
     first = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out)])
-    assert first.exit_code == 2, first.output
-    assert f"{raw}:3: field 'turns'" in first.output
-    assert f"{raw}:7: field 'id': duplicate id" in first.output
+    # The valid dialogues are mined, then the command fails with the input-error exit code (2).
+    assert isinstance(first.exception, InputError) and first.exception.exit_code == 2, first.output
+    shown = " ".join(first.output.split())
+    assert "raw.jsonl:3: field 'turns'" in shown and "raw.jsonl:7: field 'id': duplicate id 'fd-001'" in shown
 
     summary = json.loads((out / "mine.json").read_text())
-    assert summary["dialogues"] == 5 and len(summary["bad_lines"]) == 2
+    assert summary["dialogues"] == 5
+    assert summary["bad_lines"][0].startswith(f"{raw}:3: field 'turns'")
+    assert summary["bad_lines"][1] == f"{raw}:7: field 'id': duplicate id 'fd-001' (first on line 1)"
     assert summary["profiles"] == {"given": 5}
     annotated = [Dialogue.model_validate_json(line) for line in (out / "annotated_corpus.jsonl").read_text().splitlines()]
     assert [d.id for d in annotated] == [d.id for d in corpus[:5]]
@@ -52,6 +56,6 @@ def test_mine_writes_datasets_store_and_reports_bad_lines_then_resumes(corpus: l
 
     before = (out / "annotated_corpus.jsonl").read_text()
     second = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out)])
-    assert "5 dialogues, 5 already mined, 0 to do" in second.output
+    assert "5 dialogues, 5 already mined, 0 to do" in " ".join(second.output.split())
     assert (out / "annotated_corpus.jsonl").read_text() == before
     assert len((out / "mined.jsonl").read_text().splitlines()) == 5
