@@ -202,7 +202,9 @@ class ProfileExtractor:
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, max_new_tokens=self.max_new_tokens)
+                # Only our local models take a per-call token budget; API clients would send it on as an unknown field.
+                extra = {"max_new_tokens": self.max_new_tokens} if getattr(self.model, "supports_raw_prompt", False) else {}
+                answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, **extra)
                 raw = parse_json_object(str(answer.content))
                 profile = validate_extracted(raw, dialogue, self.archetypes)
                 return ExtractionResult(status="ok", profile=profile, attempts=attempt + 1, errors=errors)
