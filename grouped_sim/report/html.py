@@ -24,7 +24,7 @@ h2{border-bottom:2px solid #1f3b5c;padding-bottom:4px;margin-top:28px;font-size:
 table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}
 th{background:#eef2f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
-figure{background:#fff;border:1px solid #ddd;margin:0;padding:8px}figcaption{font-size:13px;font-weight:600;margin-bottom:4px}
+figure.wide{grid-column:1/-1}figure.wide svg{max-width:900px}figure{background:#fff;border:1px solid #ddd;margin:0;padding:8px}figcaption{font-size:13px;font-weight:600;margin-bottom:4px}
 .note{font-size:12px;color:#666}details{background:#fff;border:1px solid #ddd;margin:4px 0;padding:4px 8px}
 summary{cursor:pointer;font-size:13px}.turn-salesman td:first-child{color:#2f6db5}.turn-customer td:first-child{color:#e07b39}
 .tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;background:#eef2f7;margin-left:4px}
@@ -68,7 +68,7 @@ def _headline(report: dict[str, Any]) -> str:
 
 def _plots(report: dict[str, Any]) -> str:
     has_ref = report.get("reference") is not None
-    figs: list[tuple[str, str, str]] = []
+    figs: list[tuple[str, ...]] = []
     lengths = report["distributions"]["reply_lengths"]
     figs.append(("Customer reply length", svg.histogram({"simulated": lengths["simulated"], **({"real": lengths["reference"]} if has_ref else {})}, "reply lengths", "words per customer reply"), "Share of customer replies per length bin."))
     div = report["diversity"]
@@ -82,7 +82,7 @@ def _plots(report: dict[str, Any]) -> str:
     stage_series = {"simulated": _shares(sim_counts, stages)}
     if has_ref and div["reference"]:
         stage_series["real"] = _shares(div["reference"]["stage_counts"], stages)
-    figs.append(("SOP stage coverage", svg.grouped_bars(stages, stage_series, "SOP stage coverage", "share of turns"), "Share of turns at each stage of the taxonomy."))
+    figs.append(("SOP stage coverage", svg.grouped_bars(stages, stage_series, "SOP stage coverage", "share of turns"), "Share of turns at each stage of the taxonomy.", "wide"))
     mix = report["fidelity"]["outcome_mix"]
     outcomes = [o.value for o in Outcome]
     if mix["simulated"]:
@@ -97,7 +97,9 @@ def _plots(report: dict[str, Any]) -> str:
             f"state of {traj['dialogue_id']}", "customer turn", "score", y_max=1.0, width=460, height=200,
         )
         figs.append((f"State: {traj['dialogue_id']}", chart, f"{traj.get('archetype') or ''} → {traj['outcome']}; intents: {' → '.join(p['intent'] for p in pts)}"))
-    return '<div class="grid">' + "".join(f"<figure><figcaption>{escape(t)}</figcaption>{chart}<div class='note'>{escape(n)}</div></figure>" for t, chart, n in figs) + "</div>"
+    return '<div class="grid">' + "".join(
+        f"<figure class='{fig[3] if len(fig) > 3 else ''}'><figcaption>{escape(fig[0])}</figcaption>{fig[1]}<div class='note'>{escape(fig[2])}</div></figure>" for fig in figs
+    ) + "</div>"
 
 
 def _shares(counts: dict[str, int], stages: Sequence[str]) -> list[float]:

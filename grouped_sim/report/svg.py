@@ -36,7 +36,9 @@ def _frame(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def _axes(left: int, top: int, w: int, h: int, y_max: float, y_label: str, ticks: int = 4) -> list[str]:
+def _axes(left: int, top: int, w: int, h: int, y_max: float, y_label: str, ticks: int | None = None) -> list[str]:
+    if ticks is None:  # 5 ticks for 0.5, 2.5, 5 ... (steps of 0.1, 0.5, 1), else 4 (0.25, 0.5, ...)
+        ticks = 5 if f"{y_max:g}".replace(".", "").lstrip("0").startswith(("5", "25")) else 4
     out = [f'<line x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}" stroke="#444"/>', f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + h}" stroke="#444"/>']
     for i in range(ticks + 1):
         v = y_max * i / ticks
@@ -63,7 +65,7 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
     """One group of bars per category, one bar per series (e.g. simulated vs real)."""
     if not categories or not series:
         return empty_chart(title)
-    width, left, top, bottom = max(480, 60 * len(categories) + 160), 48, 14, 70
+    width, left, top, bottom = max(480, 48 * len(categories) + 200), 70, 14, 96
     plot_w, plot_h = width - left - 130, 190
     top_value = y_max or _nice_max(max((v for vals in series.values() for v in vals), default=1.0))
     body = _axes(left, top, plot_w, plot_h, top_value, y_label)
