@@ -367,25 +367,26 @@ def run_simulation(
         if previous.ids() != plan.ids():
             raise InputError(
                 f"{out}: holds a different run (other profiles, models, seed or config); "
-                "use a new --out folder, or --resume {out} to finish that run"
+                f"use a new --out folder, or --resume {out} to finish that run"
             )
     elif resume:
         load_plan(out)  # raises the clear not-a-run-folder error
     elif (out / DIALOGUES_FILE).is_file() and (out / DIALOGUES_FILE).stat().st_size:
         raise InputError(f"{out}: already has {DIALOGUES_FILE} from another run; use a new --out folder")
     started = time.time()
-    sim = simulator or Simulator(settings, config)  # validates specs and the store before writing
+    written = repair_and_read(out / DIALOGUES_FILE) if plan_path.is_file() else []
+    done_ids = {d.id for d in written}
+    todo = [(i, item) for i, item in enumerate(items) if dialogue_id(item, dialogue_seed(config.seed, i), settings, config) not in done_ids]
+    # Models load only when something is left to run; specs and the store are checked before writing.
+    sim = simulator or (Simulator(settings, config) if todo else None)
     load_seconds = time.time() - started
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(plan_path, plan.model_dump(mode="json"))
-    written = repair_and_read(out / DIALOGUES_FILE)
-    done_ids = {d.id for d in written}
-    todo = [(i, item) for i, item in enumerate(items) if dialogue_id(item, dialogue_seed(config.seed, i), settings, config) not in done_ids]
     planned = set(plan.ids())
     for d in written:
         if on_progress and d.id in planned:
             on_progress(d)
-    new = asyncio.run(_run_all(sim, todo, config, out, on_progress))
+    new = asyncio.run(_run_all(sim, todo, config, out, on_progress)) if todo and sim is not None else []
     everything = written + new
     summary = {
         "models": settings.model_dump(),
