@@ -81,7 +81,18 @@ def read_pairs(path: Path | str) -> list[dict[str, Any]]:
     return pairs
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a killed run) so appended records start on a line of their own."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 def _done_ids(path: Path) -> set[str]:
+    _drop_torn_tail(path)
     if not path.is_file():
         return set()
     done = set()
@@ -90,7 +101,7 @@ def _done_ids(path: Path) -> set[str]:
             try:
                 done.add(json.loads(text)["id"])
             except (ValueError, KeyError):
-                continue  # a torn last line from a killed run: that record is simply redone
+                continue  # an unreadable line is redone; read_pairs will still name it
     return done
 
 
