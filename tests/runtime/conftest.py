@@ -56,3 +56,15 @@ def items(corpus):
     from graphs.runner import sample_profiles
 
     return sample_profiles(corpus, 4, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread while these tests run: on 2 shared cores, 2 threads per process
+    oversubscribe and generation gets several times slower (measured 3-10x under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
