@@ -1,0 +1,121 @@
+"""Throughput of the embedded CPU default: sequential vs concurrent dialogues, and the share of a
+turn's wall time spent outside model generation (manager, retrieval, graph, I/O).
+
+    .venv/bin/python benchmarks/throughput.py [--dialogues 4] [--max-turns 2] [--repeats 3] [--concurrency 4]
+
+Runs the real thing (SmolLM2 salesman and customer, light manager, Chroma store built from the
+sample corpus) and reports medians over repeats. Results: benchmarks/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dialogues", type=int, default=4)
+    parser.add_argument("--max-turns", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    import torch
+
+    import grouped_sim.models.batching as batching
+    from grouped_sim.config import SimulationConfig
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.data import sample_corpus_path
+    from graphs.runner import RunSettings, Simulator, run_simulation, sample_profiles
+    from sop_db.store import SOPStore
+
+    work = Path(tempfile.mkdtemp(prefix="gs-bench-"))
+    corpus = read_corpus(sample_corpus_path())
+    SOPStore(work / "db", create=True).upsert_dialogues(corpus)
+    items = sample_profiles(corpus, args.dialogues, seed=1)
+
+    gen_seconds = {"t": 0.0, "calls": 0, "rows": 0}
+    real_generate_batch = batching.generate_batch
+
+    def timed_generate_batch(loaded, rows, stop, repetition_penalty):
+        start = time.perf_counter()
+        try:
+            return real_generate_batch(loaded, rows, stop, repetition_penalty)
+        finally:
+            gen_seconds["t"] += time.perf_counter() - start
+            gen_seconds["calls"] += 1
+            gen_seconds["rows"] += len(rows)
+
+    batching.generate_batch = timed_generate_batch
+    settings = RunSettings(sop_db=str(work / "db"))
+    runs: dict[str, list[dict]] = {"sequential": [], "concurrent": []}
+    sim_cache: dict[int, Simulator] = {}
+    for repeat in range(args.repeats):
+        for label, concurrency in (("sequential", 1), ("concurrent", args.concurrency)):
+            config = SimulationConfig(max_turns=args.max_turns, seed=repeat)
+            config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"concurrency": concurrency, "checkpoint": True})})
+            sim = sim_cache.get(concurrency) or Simulator(settings, config)
+            sim_cache[concurrency] = sim
+            sim.config = config
+            tokenizer = sim.customer_model.loaded.tokenizer
+            gen_seconds.update(t=0.0, calls=0, rows=0)
+            out = work / f"{label}-{repeat}"
+            start = time.perf_counter()
+            summary = run_simulation(items, settings, config, out, simulator=sim)
+            wall = time.perf_counter() - start
+            dialogues = [json.loads(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
+            # Generated text: every customer turn and every salesman turn but the fixed opener.
+            texts = [t["text"] for d in dialogues for i, t in enumerate(d["turns"]) if t["role"] == "customer" or i > 0]
+            tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+            turns = sum(1 for d in dialogues for t in d["turns"] if t["role"] == "customer")
+            runs[label].append(
+                {
+                    "wall_seconds": round(wall, 2),
+                    "dialogues": summary["dialogues"],
+                    "customer_turns": turns,
+                    "generated_tokens": tokens,
+                    "generation_seconds": round(gen_seconds["t"], 2),
+                    "generate_calls": gen_seconds["calls"],
+                    "mean_batch": round(gen_seconds["rows"] / max(1, gen_seconds["calls"]), 2),
+                    "dialogues_per_minute": round(60 * summary["dialogues"] / wall, 2),
+                    "tokens_per_second": round(tokens / wall, 2),
+                    "outside_generation_share": round(1 - gen_seconds["t"] / wall, 4) if concurrency == 1 else None,
+                }
+            )
+            print(label, repeat, runs[label][-1], flush=True)
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[label])
+
+    result = {
+        "benchmark": "throughput",
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+        "settings": {"dialogues": args.dialogues, "max_turns": args.max_turns, "repeats": args.repeats, "concurrency": args.concurrency, "models": "hf:smollm2 salesman + customer, light manager, full mode"},
+        "median": {
+            label: {k: med(label, k) for k in ("dialogues_per_minute", "tokens_per_second", "wall_seconds", "mean_batch")}
+            for label in runs
+        },
+        "median_outside_generation_share_sequential": statistics.median(r["outside_generation_share"] for r in runs["sequential"]),
+        "speedup_concurrent_over_sequential": round(med("concurrent", "dialogues_per_minute") / med("sequential", "dialogues_per_minute"), 2),
+        "runs": runs,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("median", "median_outside_generation_share_sequential", "speedup_concurrent_over_sequential")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
