@@ -114,6 +114,14 @@ class LimitedChatModel(BaseChatModel):
         """The local weights under the wrapper, if any (batching hooks onto them)."""
         return getattr(self.inner, "loaded", None)
 
+    def render_prompt(self, *args: Any, **kwargs: Any) -> str:
+        """Pass-through for code that inspects the wrapped local model's prompt."""
+        return self.inner.render_prompt(*args, **kwargs)
+
+    def generate_texts(self, *args: Any, **kwargs: Any) -> list[str]:
+        """Pass-through to a local model's batch generation (not limited: callers batch themselves)."""
+        return self.inner.generate_texts(*args, **kwargs)
+
     def _generate(
         self,
         messages: list[BaseMessage],
