@@ -57,7 +57,7 @@ class CustomerSFTConfig(BaseModel):
     max_length: int = Field(1024, ge=32, description="prompt + completion tokens; longer examples are cut")
     lora: LoraParams = LoraParams()
     seed: int = 0
-    logging_steps: int = Field(5, ge=1)
+    logging_steps: int = Field(1, ge=1, description="log (and append to train_log.jsonl) every N steps")
 
 
 class CustomerGRPOConfig(BaseModel):
