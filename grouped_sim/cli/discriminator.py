@@ -49,9 +49,9 @@ def discriminator_train(
     data: Annotated[Path, typer.Option("--data", help="Folder (or pairs.jsonl) written by `discriminator data`.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the trained model, discriminator.json and eval.json.")],
     backbone: Annotated[str, typer.Option("--backbone", help="'minilm' (shipped encoder, CPU-friendly), 'smollm2', or a local HF model folder.")] = "minilm",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 6,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 5e-5,
+    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
     holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of DIALOGUES held out for evaluation.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:

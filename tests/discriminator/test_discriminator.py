@@ -129,4 +129,4 @@ def test_cli_rejects_a_folder_that_is_not_a_discriminator(tmp_path, corpus_path)
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert "not a discriminator folder" in proc.stdout + proc.stderr
+    assert "not a discriminator folder" in " ".join((proc.stdout + proc.stderr).split())  # rich wraps lines

@@ -129,7 +129,7 @@ def test_grpo_without_a_discriminator_is_a_clear_error(tmp_path, d_sim_dir) -> N
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2
-    assert "--discriminator" in proc.stdout + proc.stderr
+    assert "--discriminator" in " ".join((proc.stdout + proc.stderr).split())
 
 
 def test_bad_d_sim_line_names_file_line_and_field(tmp_path) -> None:
