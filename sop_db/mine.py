@@ -173,6 +173,14 @@ def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[st
         raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
 
 
+def copies_example(summary: str) -> bool:
+    """A small model often echoes the prompt's worked example; that is not this customer's profile."""
+    from difflib import SequenceMatcher
+
+    example = json.loads(mining_prompts()["extraction"]["example_profile"])["summary"]
+    return SequenceMatcher(None, summary.lower().strip(), example.lower().strip()).ratio() >= 0.8
+
+
 class ProfileExtractor:
     """Infers a customer's profile from a call with any chat model; retried, never invented."""
 
@@ -207,6 +215,8 @@ class ProfileExtractor:
                 answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, **extra)
                 raw = parse_json_object(str(answer.content))
                 profile = validate_extracted(raw, dialogue, self.archetypes)
+                if copies_example(profile.summary):
+                    raise ValueError("the answer copies the worked example instead of describing this customer")
                 return ExtractionResult(status="ok", profile=profile, attempts=attempt + 1, errors=errors)
             except ValueError as exc:
                 errors.append(str(exc))

@@ -71,3 +71,11 @@ def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue],
         else:
             assert result.profile is None and result.reason and len(result.errors) == 2
     print(f"embedded-model extraction: {outcomes}")
+
+
+def test_an_echo_of_the_worked_example_is_rejected(corpus: list[Dialogue]) -> None:
+    from sop_db.tagger import mining_prompts
+
+    echo = mining_prompts()["extraction"]["example_profile"].strip()
+    result = ProfileExtractor(FakeListChatModel(responses=[echo]), retries=0).extract(_unprofiled(corpus[0]))
+    assert result.status == "failed" and "copies the worked example" in (result.reason or "")
