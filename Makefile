@@ -39,9 +39,11 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/grouped-sim sop build --db $(DEMO_DIR)/sop_db
 	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7
+	$(VENV)/bin/grouped-sim report $(DEMO_DIR)/run --reference "$$($(PY) -c 'from grouped_sim.data import sample_corpus_path; print(sample_corpus_path())')" --sop-db $(DEMO_DIR)/sop_db
 	@echo ""
-	@echo "Dialogues: $(DEMO_DIR)/run/dialogues.jsonl"
+	@echo "Dialogues:   $(DEMO_DIR)/run/dialogues.jsonl"
 	@echo "Run summary: $(DEMO_DIR)/run/run.json"
+	@echo "Report:      $(DEMO_DIR)/run/report.html (and report.json)"
 
 test: install
 	$(PY) -m pytest -q

@@ -7,6 +7,7 @@ a rerun of the same job names the same dialogues, and `--resume` can skip the fi
 from __future__ import annotations
 
 import asyncio
+import uuid
 import hashlib
 import json
 import random
@@ -136,6 +137,12 @@ def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig) -
 def to_dialogue(state: dict[str, Any], item: SimProfile, settings: RunSettings, config: SimulationConfig) -> Dialogue:
     reason = TerminationReason(state.get("termination") or TerminationReason.max_turns.value)
     turns = [Turn.model_validate(t) for t in state.get("history", [])]
+    error = state.get("error")
+    if reason is not TerminationReason.error and not any(t.role == "customer" for t in turns):
+        # A call the graph left without a single customer turn is a failure of the machinery,
+        # recorded as such rather than crashing the run on the Dialogue contract.
+        reason = TerminationReason.error
+        error = {"who": "infrastructure", "type": "IncompleteDialogue", "message": "the call ended before the customer spoke"}
     return Dialogue(
         id=state["dialogue_id"],
         domain=item.domain,
@@ -143,7 +150,7 @@ def to_dialogue(state: dict[str, Any], item: SimProfile, settings: RunSettings, 
         outcome=TERMINATION_TO_OUTCOME[reason],
         profile=item.profile,
         termination_reason=reason,
-        error=state.get("error"),
+        error=error,
         meta={
             "seed": state["seed"],
             "profile_source": item.source,
@@ -251,10 +258,17 @@ class Simulator:
         cfg = self._graph_config(did)
         try:
             saved = await graph.aget_state(cfg) if graph.checkpointer is not None else None
+            final = None
             if saved is not None and saved.values.get("dialogue_id") == did:
                 self._bind(did, item, index)
                 final = saved.values if not saved.next else await graph.ainvoke(None, config=cfg)
-            else:
+                if not final.get("termination"):
+                    # A checkpoint taken at the wrong instant of a kill can leave a thread that does not
+                    # run on to an end. Start the call again on a fresh thread: seeds are per dialogue
+                    # and turn, so the restarted call says exactly what an uninterrupted one would.
+                    final = None
+                    cfg = {**cfg, "configurable": {"thread_id": f"{did}#restart-{uuid.uuid4().hex[:8]}"}}
+            if final is None:
                 did, state, failed = await asyncio.to_thread(self._start, item, seed, index)
                 if state is None:
                     return to_dialogue(_error_state(did, seed, failed), item, self.settings, self.config)
