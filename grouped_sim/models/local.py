@@ -127,17 +127,6 @@ def _role_of(message: BaseMessage) -> str:
     return "user"
 
 
-def _cut_at_stop(text: str, stop: list[str] | None) -> str:
-    if not stop:
-        return text
-    cut = len(text)
-    for marker in stop:
-        idx = text.find(marker)
-        if idx != -1:
-            cut = min(cut, idx)
-    return text[:cut]
-
-
 class TransformersChatModel(BaseChatModel):
     """A chat model over local transformers weights.
 
