@@ -4,7 +4,9 @@
         --discriminator runs/disc [--sft-steps 10] [--grpo-steps 0] [--adapter DIR] [--eval-n 24]
 
 Steps: (1) D_sim from the sample corpus; 10 % of DIALOGUES held out (the discriminator's split
-rule); (2) customer SFT on the rest (skipped with --adapter); (3) optional GRPO from the SFT
+rule); (2) customer SFT on the rest (skipped with --adapter, e.g. the shipped adapter, whose
+training.json must list the same held-out dialogues, so no evaluated prompt was trained on);
+(3) optional GRPO from the SFT
 adapter with the three rewards (its reward curve is train_log.jsonl); (4) on held-out prompts,
 the base model and each trained model write one reply per prompt in the simulator's transcript
 form, and we report: role inversion (share of replies `looks_like_salesman` flags), realism (mean
@@ -93,6 +95,11 @@ def main() -> int:
     results: dict = {"heldout_dialogues": sorted(held), "train_rows": len(train)}
 
     adapter = args.adapter
+    if adapter is not None:
+        made = json.loads((adapter / "training.json").read_text()) if (adapter / "training.json").is_file() else {}
+        if set(made.get("heldout_dialogues", [])) != held:
+            print(f"{adapter}: its training.json does not hold out the same dialogues; the evaluation would include trained prompts", file=sys.stderr)
+            return 2
     if adapter is None:
         layers = None
         if args.top_layers:

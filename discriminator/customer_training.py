@@ -56,6 +56,7 @@ class CustomerSFTConfig(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Table 6: 0.1")
     max_length: int = Field(1024, ge=32, description="prompt + completion tokens; longer examples are cut")
     lora: LoraParams = LoraParams()
+    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="share of DIALOGUES left out of training (the discriminator's split rule), so a later evaluation sees unseen calls")
     seed: int = 0
     logging_steps: int = Field(1, ge=1, description="log (and append to train_log.jsonl) every N steps")
 
@@ -97,6 +98,7 @@ class TrainSummary(BaseModel):
     last_loss: float | None = None
     reward_first: float | None = None
     reward_last: float | None = None
+    heldout_dialogues: list[str] = Field(default_factory=list, description="dialogue ids kept out of training (evaluate on these)")
     config: dict[str, Any]
 
 
@@ -125,6 +127,24 @@ def load_d_sim(path: Path | str, columns: Sequence[str] = REQUIRED_COLUMNS, limi
     if not rows:
         raise InputError(f"{path}: no training rows")
     return rows
+
+
+def split_holdout(rows: Sequence[dict[str, Any]], share: float, seed: int) -> tuple[list[dict[str, Any]], set[str]]:
+    """(training rows, held-out dialogue ids): whole dialogues are held out, never single turns.
+
+    Uses the discriminator's deterministic split, so the same share and seed name the same calls
+    in training, in `benchmarks/train_customer.py` and in the discriminator's own split.
+    """
+    from discriminator.model import heldout_dialogues
+
+    if share <= 0:
+        return list(rows), set()
+    ids = [str(r.get("dialogue_id") or str(r.get("id", "")).split(":")[0]) for r in rows]
+    held = heldout_dialogues(ids, share, seed)
+    kept = [r for r, d in zip(rows, ids) if d not in held]
+    if not kept:
+        raise InputError(f"holdout {share} leaves no training rows")
+    return kept, held
 
 
 def base_model(spec: str) -> tuple[Path, str | None, str]:
@@ -195,7 +215,19 @@ def _first_last(logs: list[dict[str, Any]], key: str) -> tuple[float | None, flo
     return (values[0], values[-1]) if values else (None, None)
 
 
-def _finish(stage: str, trainer: Any, out: Path, base_name: str, folder: Path, rows: int, started: float, cfg: BaseModel, logs: list[dict[str, Any]], reward_key: str | None) -> TrainSummary:
+def _finish(
+    stage: str,
+    trainer: Any,
+    out: Path,
+    base_name: str,
+    folder: Path,
+    rows: int,
+    started: float,
+    cfg: BaseModel,
+    logs: list[dict[str, Any]],
+    reward_key: str | None,
+    heldout: Sequence[str] = (),
+) -> TrainSummary:
     trainer.save_model(str(out))
     spec = f"hf:{base_name}+{out.resolve()}"
     first_loss, last_loss = _first_last(logs, "loss")
@@ -213,6 +245,7 @@ def _finish(stage: str, trainer: Any, out: Path, base_name: str, folder: Path, r
         last_loss=last_loss,
         reward_first=r_first,
         reward_last=r_last,
+        heldout_dialogues=sorted(heldout),
         config=cfg.model_dump(mode="json"),
     )
     write_json_atomic(out / TRAINING_FILE, summary.model_dump(mode="json"))
@@ -223,10 +256,12 @@ def train_sft(rows: Sequence[dict[str, Any]], out_dir: Path | str, cfg: Customer
     """LoRA SFT of the customer model on D_sim prompt/completion pairs (loss on the reply only)."""
     import torch
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     cfg = cfg or CustomerSFTConfig()
     started = time.monotonic()
+    rows, heldout = split_holdout(rows, cfg.holdout, cfg.seed)
     folder, adapter, base_name = base_model(cfg.base)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,8 +299,9 @@ def train_sft(rows: Sequence[dict[str, Any]], out_dir: Path | str, cfg: Customer
         peft_config=None if adapter else _lora_config(cfg.lora),
         callbacks=[log.callback],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts over our progress bar
     trainer.train()
-    return _finish("sft", trainer, out, base_name, folder, len(rows), started, cfg, log.logs, None)
+    return _finish("sft", trainer, out, base_name, folder, len(rows), started, cfg, log.logs, None, heldout)
 
 
 def vllm_available() -> bool:
@@ -291,6 +327,7 @@ def train_grpo(
     """
     import torch
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from discriminator.rewards import reward_functions
@@ -349,6 +386,7 @@ def train_grpo(
         peft_config=None if adapter else _lora_config(cfg.lora),
         callbacks=[log.callback],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts over our progress bar
     trainer.train()
     return _finish("grpo", trainer, out, base_name, folder, len(rows), started, cfg, log.logs, "reward")
 

@@ -74,7 +74,7 @@ def train_profile_sft(data: Path | str, out_dir: Path | str, config: ProfileSFTC
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     rows = load_d_gen(data)
@@ -103,6 +103,7 @@ def train_profile_sft(data: Path | str, out_dir: Path | str, config: ProfileSFTC
     )
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora)
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts over the progress bar
     started = time.time()
     trainer.train()
     trainer.model.save_pretrained(str(out))

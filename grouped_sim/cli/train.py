@@ -43,8 +43,10 @@ def customer_sft(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     lora_r: Annotated[int, typer.Option("--lora-r", min=1, help="LoRA rank (8 keeps a 135M adapter under 4 MB).")] = 8,
     top_layers: Annotated[Optional[int], typer.Option("--top-layers", min=1, help="Adapt only the top N transformer layers (cheaper on a CPU).")] = None,
+    lora_modules: Annotated[str, typer.Option("--lora-modules", help="Comma-separated module names LoRA adapts (add gate_proj,up_proj,down_proj for the MLPs).")] = "q_proj,k_proj,v_proj,o_proj",
+    holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of dialogues kept out of training (listed in training.json) for a fair evaluation.")] = 0.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of training and of the held-out split.")] = 0,
 ) -> None:
     """Supervised fine-tuning of the customer model on D_sim (LoRA, TRL SFTTrainer).
 
@@ -59,11 +61,25 @@ def customer_sft(
     if top_layers:
         total_layers = num_layers(base)
         layers = list(range(max(0, total_layers - top_layers), total_layers))
-    cfg = CustomerSFTConfig(base=base, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers))
+    modules = [m.strip() for m in lora_modules.split(",") if m.strip()]
+    if not modules:
+        raise typer.BadParameter("name at least one module", param_hint="--lora-modules")
+    cfg = CustomerSFTConfig(
+        base=base,
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        holdout=holdout,
+        seed=seed,
+        lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers, target_modules=modules),
+    )
     with progress() as bar:
         task = bar.add_task("training", total=None)
         summary = train_sft(rows, out_dir, cfg, on_log=_progress_logger(bar, task, reward=False))
     out.print(f"customer SFT: {summary.steps} steps on {summary.examples} examples in {summary.seconds:.0f}s, loss {summary.first_loss} -> {summary.last_loss}")
+    if summary.heldout_dialogues:
+        out.print(f"held out {len(summary.heldout_dialogues)} dialogues (listed in {out_dir / 'training.json'})")
     out.print(f"use it with: --customer {summary.spec}")
 
 

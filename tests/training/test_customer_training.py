@@ -120,6 +120,20 @@ def test_grpo_runs_with_the_three_real_rewards_and_continues_the_sft_adapter(tmp
     assert summary["spec"].startswith("hf:smollm2+")
 
 
+def test_holdout_keeps_whole_dialogues_out_of_training(corpus) -> None:
+    from discriminator.customer_training import split_holdout
+    from discriminator.model import heldout_dialogues
+    from sop_db.datasets import d_sim_records
+
+    rows = [r for d in corpus for r in d_sim_records(d)]
+    kept, held = split_holdout(rows, 0.1, seed=0)
+    assert held == heldout_dialogues([r["dialogue_id"] for r in rows], 0.1, 0)  # the benchmark's split
+    assert len(held) == round(0.1 * len(corpus))
+    assert not {r["dialogue_id"] for r in kept} & held
+    assert len(kept) + sum(r["dialogue_id"] in held for r in rows) == len(rows)
+    assert split_holdout(rows, 0.0, seed=0) == (rows, set())
+
+
 def test_grpo_without_a_discriminator_is_a_clear_error(tmp_path, d_sim_dir) -> None:
     import subprocess
     import sys
