@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from grouped_sim.config import DEFAULT_CHAT_SPEC, SimulationConfig, SimulatorMode
+from grouped_sim.config import DEFAULT_CHAT_SPEC, DEFAULT_CUSTOMER_SPEC, SimulationConfig, SimulatorMode
 from grouped_sim.corpus import JsonlAppender, read_corpus, write_json_atomic
 from grouped_sim.errors import InputError
 from grouped_sim.models import build_chat_model, parse_spec
@@ -47,7 +47,7 @@ class RunSettings(BaseModel):
     """The models and store of a run (recorded in run.json)."""
 
     salesman: str = DEFAULT_CHAT_SPEC
-    customer: str = DEFAULT_CHAT_SPEC
+    customer: str = DEFAULT_CUSTOMER_SPEC
     manager: str = "light"
     sop_db: str | None = None
 

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grouped_sim.errors import InputError
 
 DEFAULT_CHAT_SPEC = "hf:smollm2"
+# The customer is SmolLM2 plus the LoRA adapter `train customer-sft` made from the sample corpus:
+# the untuned model drifts into the salesman's role far more often (README, "Measured").
+DEFAULT_CUSTOMER_SPEC = "hf:smollm2+customer-sft"
 
 
 class GenerationParams(BaseModel):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from grouped_sim.cli.common import console, out, progress
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
 
 JUDGE_CACHE = "judge.jsonl"
@@ -126,7 +127,7 @@ def report(
 
     likeness_summary = None
     if likeness and ref is not None:
-        likeness_summary = _teacher_forced(ref[:likeness], customer or (info.get("models") or {}).get("customer") or "hf:smollm2", info, run_dir)
+        likeness_summary = _teacher_forced(ref[:likeness], customer or (info.get("models") or {}).get("customer") or DEFAULT_CUSTOMER_SPEC, info, run_dir)
         likeness_summary = {**likeness_scores(likeness_summary.pop("pairs")), **likeness_summary}
 
     console.print("computing metrics ...")

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from grouped_sim.cli.common import console
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
 
 
@@ -16,7 +17,7 @@ def serve(
     profile: Annotated[Path, typer.Option("--profile", help="JSON file with one profile, or JSONL with several (model ids customer-0, customer-1, ...).")],
     host: Annotated[str, typer.Option("--host", help="Interface to bind. Loopback by default; bind 0.0.0.0 only with --api-key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8011,
-    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model.")] = "hf:smollm2",
+    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (default: SmolLM2 with the shipped customer adapter).")] = DEFAULT_CUSTOMER_SPEC,
     manager: Annotated[str, typer.Option("--manager", help="'light' or a model spec for an LLM manager.")] = "light",
     sop_db: Annotated[Optional[str], typer.Option("--sop-db", help="SOP store folder or Chroma server URL (needed unless --mode prompt-only).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="full | no-sop | prompt-only.")] = "full",

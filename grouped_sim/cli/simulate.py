@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from grouped_sim.cli.common import console, default_corpus, out, progress
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
 
 
@@ -26,7 +27,13 @@ def simulate(
             ),
         ),
     ] = "hf:smollm2",
-    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (hf:BASE+ADAPTER for a trained adapter).")] = "hf:smollm2",
+    customer: Annotated[
+        str,
+        typer.Option(
+            "--customer",
+            help="Model spec of the customer model. Default: the embedded SmolLM2 with the shipped customer adapter; hf:smollm2 is the untuned model, hf:BASE+ADAPTER_DIR your own adapter.",
+        ),
+    ] = DEFAULT_CUSTOMER_SPEC,
     manager: Annotated[str, typer.Option("--manager", help="'light' (rules + embedding tagger, no LLM) or a model spec for an LLM manager.")] = "light",
     sop_db: Annotated[
         Optional[str], typer.Option("--sop-db", help="SOP store: a folder from `sop build`, or a Chroma server http://HOST:PORT (needed unless --mode prompt-only).")

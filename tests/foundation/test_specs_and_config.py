@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from grouped_sim.config import SimulationConfig, load_config
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, SimulationConfig, load_config
 from grouped_sim.errors import InputError, ModelSpecError
 from grouped_sim.models import build_chat_model
 from grouped_sim.models.spec import parse_spec
@@ -19,6 +20,17 @@ def test_spec_forms_parse() -> None:
     remote = parse_spec("openai:qwen2.5-7b@http://127.0.0.1:8000/v1")
     assert (remote.backend, remote.model, remote.base_url) == ("openai", "qwen2.5-7b", "http://127.0.0.1:8000/v1")
     assert parse_spec("vllm:Qwen/Qwen2.5-7B-Instruct").model == "Qwen/Qwen2.5-7B-Instruct"
+
+
+def test_default_customer_is_the_shipped_trained_adapter() -> None:
+    """The package carries the adapter the default customer loads, and says how it was made."""
+    spec = parse_spec(DEFAULT_CUSTOMER_SPEC)
+    assert spec.is_embedded and spec.adapter
+    folder = Path(spec.adapter)
+    assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+    made = json.loads((folder / "training.json").read_text())
+    assert made["stage"] == "sft" and made["steps"] > 0 and made["heldout_dialogues"]
+    assert made["last_loss"] < made["first_loss"]
 
 
 @pytest.mark.parametrize(
