@@ -127,8 +127,18 @@ def _load(folder: Path) -> tuple[Any, Any]:
 
 def _encode(tokenizer: Any, contexts: Sequence[str], replies: Sequence[str], config: DiscriminatorConfig) -> Any:
     ctx = [clip_context(c, config.context_turns) for c in contexts]
-    # The reply is what is judged: when the pair is too long, only the context is cut.
-    return tokenizer(ctx, [r if r.strip() else "(silence)" for r in replies], truncation="only_first", max_length=config.max_length, padding=True, return_tensors="pt")
+    # The reply is what is judged: when the pair is too long, the context loses its oldest words
+    # (left side), never the turn the reply answers. A reply so long that cutting the context
+    # cannot make room (a rambling model, tokens the encoder splits finely) keeps its first half
+    # of the budget; without that cut the tokenizer raises and a GRPO run or a report dies.
+    tokenizer.truncation_side = "left"
+    budget = max(1, config.max_length // 2)
+    texts = []
+    for reply in replies:
+        reply = reply if reply.strip() else "(silence)"
+        ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        texts.append(tokenizer.decode(ids[:budget]) if len(ids) > budget else reply)
+    return tokenizer(ctx, texts, truncation="only_first", max_length=config.max_length, padding=True, return_tensors="pt")
 
 
 class DiscriminatorScorer:

@@ -130,3 +130,19 @@ def test_cli_rejects_a_folder_that_is_not_a_discriminator(tmp_path, corpus_path)
     )
     assert proc.returncode == 2
     assert "not a discriminator folder" in " ".join((proc.stdout + proc.stderr).split())  # rich wraps lines
+
+
+def test_scorer_survives_overlong_replies_and_keeps_the_latest_context(trained) -> None:
+    """A rambling model must not crash a report or a GRPO step; the turn being answered is never cut."""
+    from discriminator.model import _encode
+
+    out, _ = trained
+    scorer = DiscriminatorScorer(out)
+    context = "Salesman: " + "we have many plans and offers " * 40 + "\nCustomer: what\nSalesman: so is that a yes zebra"
+    replies = ["no " * 400, "🙂🙃" * 200, "no thanks"]
+    scores = scorer.score([context] * 3, replies)
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    batch = _encode(scorer.tokenizer, [context], ["no thanks"], scorer.config)
+    text = scorer.tokenizer.decode(batch["input_ids"][0])
+    assert batch["input_ids"].shape[1] <= scorer.config.max_length
+    assert "zebra" in text and "no thanks" in text
