@@ -118,6 +118,9 @@ def _load(folder: Path) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Only the context is ever truncated (see _encode): cut its oldest words, not the turn the
+    # reply answers.
+    tokenizer.truncation_side = "left"
     # One logit; the loss (BCE with logits) is ours, so the head's problem_type is irrelevant.
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
     if model.config.pad_token_id is None:
@@ -127,17 +130,14 @@ def _load(folder: Path) -> tuple[Any, Any]:
 
 def _encode(tokenizer: Any, contexts: Sequence[str], replies: Sequence[str], config: DiscriminatorConfig) -> Any:
     ctx = [clip_context(c, config.context_turns) for c in contexts]
-    # The reply is what is judged: when the pair is too long, the context loses its oldest words
-    # (left side), never the turn the reply answers. A reply so long that cutting the context
-    # cannot make room (a rambling model, tokens the encoder splits finely) keeps its first half
-    # of the budget; without that cut the tokenizer raises and a GRPO run or a report dies.
-    tokenizer.truncation_side = "left"
+    # The reply is what is judged: when the pair is too long, only the context is cut (from the
+    # left, set in _load). A reply so long that cutting the context cannot make room (a rambling
+    # model, tokens the encoder splits finely) keeps its first half of the budget; without that
+    # cut the tokenizer raises and a GRPO run or a report dies.
     budget = max(1, config.max_length // 2)
-    texts = []
-    for reply in replies:
-        reply = reply if reply.strip() else "(silence)"
-        ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
-        texts.append(tokenizer.decode(ids[:budget]) if len(ids) > budget else reply)
+    texts = [r if r.strip() else "(silence)" for r in replies]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    texts = [tokenizer.decode(i[:budget]) if len(i) > budget else t for t, i in zip(texts, ids)]
     return tokenizer(ctx, texts, truncation="only_first", max_length=config.max_length, padding=True, return_tensors="pt")
 
 
