@@ -57,10 +57,14 @@ def evaluate(spec: str, rows: list[dict], scorer, seed: int = 0, max_new_tokens:
         "examples": [{"context_tail": r["context"].splitlines()[-1], "reply": y, "real": r["reference"]} for r, y in zip(rows[:6], replies[:6])],
     }
     if scorer is not None:
-        scores = scorer.score([r["context"] for r in rows], replies)
-        result["realism"] = sum(scores) / len(scores)
-        result["judged_real"] = sum(s >= 0.5 for s in scores) / len(scores)
+        result.update(score_realism(scorer, rows, replies))
     return result
+
+
+def score_realism(scorer, rows: list[dict], replies: list[str]) -> dict:
+    """Mean discriminator P(real) of the replies to the rows' contexts, and the share judged real."""
+    scores = scorer.score([r["context"] for r in rows], replies)
+    return {"realism": sum(scores) / len(scores), "judged_real": sum(s >= 0.5 for s in scores) / len(scores)}
 
 
 def main() -> int:
@@ -77,16 +81,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, train_grpo, train_sft
-    from discriminator.model import DiscriminatorScorer, heldout_dialogues
+    from discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
+    from discriminator.model import DiscriminatorScorer
     from grouped_sim.corpus import read_corpus, write_json_atomic
     from grouped_sim.data import sample_corpus_path
     from sop_db.datasets import d_sim_records
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [r for d in read_corpus(sample_corpus_path()) for r in d_sim_records(d)]
-    held = heldout_dialogues([r["dialogue_id"] for r in rows], 0.1, args.seed)
-    train = [r for r in rows if r["dialogue_id"] not in held]
+    train, held = split_holdout(rows, 0.1, args.seed)  # the rule `train customer-sft --holdout` uses
     test = [r for r in rows if r["dialogue_id"] in held]
     random.Random(args.seed).shuffle(train)
     random.Random(args.seed).shuffle(test)
@@ -116,10 +119,11 @@ def main() -> int:
         if scorer is None:
             gcfg.rewards.w_pattern = 0.0
         done = args.out / "grpo" / "training.json"
-        if done.is_file() and json.loads(done.read_text()).get("steps") == args.grpo_steps:
+        finished = json.loads(done.read_text()) if done.is_file() else {}
+        if finished.get("steps") == args.grpo_steps:
             # A finished GRPO stage is reused, so a crash in the evaluation does not cost the training.
             print(f"reusing the finished GRPO adapter in {done.parent}", flush=True)
-            results["grpo"] = json.loads(done.read_text())
+            results["grpo"] = finished
         else:
             summary = train_grpo(train, args.out / "grpo", args.discriminator, gcfg, on_log=lambda s, t, e: print(f"grpo step {s}/{t} reward {e.get('reward')}", flush=True))
             results["grpo"] = summary.model_dump(mode="json")
@@ -131,9 +135,7 @@ def main() -> int:
     # The real replies to the same contexts: the ceiling the trained models are measured against.
     real = {"spec": "real replies", "n": len(test), "mean_words": sum(len(r["reference"].split()) for r in test) / len(test)}
     if scorer is not None:
-        scores = scorer.score([r["context"] for r in test], [r["reference"] for r in test])
-        real["realism"] = sum(scores) / len(scores)
-        real["judged_real"] = sum(s >= 0.5 for s in scores) / len(scores)
+        real.update(score_realism(scorer, test, [r["reference"] for r in test]))
     results["real"] = real
     for name, spec in specs.items():
         print(f"evaluating {name} ({spec}) on {len(test)} held-out prompts", flush=True)
