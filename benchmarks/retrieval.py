@@ -42,7 +42,7 @@ def main() -> None:
     from grouped_sim.corpus import read_corpus
     from grouped_sim.data import sample_corpus_path
     from grouped_sim.embeddings import embed
-    from sop_db.store import SOPStore, chain_steps, derive_profile_text
+    from grouped_sim.sop_db.store import SOPStore, chain_steps, derive_profile_text
 
     corpus = read_corpus(sample_corpus_path())
     texts = [derive_profile_text(d) for d in corpus]

@@ -39,8 +39,8 @@ def main() -> None:
     from grouped_sim.config import SimulationConfig
     from grouped_sim.corpus import read_corpus
     from grouped_sim.data import sample_corpus_path
-    from graphs.runner import RunSettings, Simulator, run_simulation, sample_profiles
-    from sop_db.store import SOPStore
+    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation, sample_profiles
+    from grouped_sim.sop_db.store import SOPStore
 
     work = Path(tempfile.mkdtemp(prefix="gs-bench-"))
     corpus = read_corpus(sample_corpus_path())

@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def evaluate(spec: str, rows: list[dict], scorer, seed: int = 0, max_new_tokens: int = 24, batch: int = 12) -> dict:
     """Generate one reply per held-out prompt with `spec` and score it."""
-    from discriminator.rewards import RewardConfig, format_reward, semantic_rewards
+    from grouped_sim.discriminator.rewards import RewardConfig, format_reward, semantic_rewards
     from grouped_sim.config import GenerationParams
     from grouped_sim.models import build_chat_model
     from grouped_sim.role_guard import looks_like_salesman
@@ -81,11 +81,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
-    from discriminator.model import DiscriminatorScorer
+    from grouped_sim.discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
+    from grouped_sim.discriminator.model import DiscriminatorScorer
     from grouped_sim.corpus import read_corpus, write_json_atomic
     from grouped_sim.data import sample_corpus_path
-    from sop_db.datasets import d_sim_records
+    from grouped_sim.sop_db.datasets import d_sim_records
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [r for d in read_corpus(sample_corpus_path()) for r in d_sim_records(d)]

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from discriminator.rewards import RewardConfig
+from grouped_sim.discriminator.rewards import RewardConfig
 from grouped_sim.corpus import JsonlAppender, write_json_atomic
 from grouped_sim.errors import InputError
 
@@ -108,7 +108,7 @@ def load_d_sim(path: Path | str, columns: Sequence[str] = REQUIRED_COLUMNS, limi
     if path.is_dir():
         path = path / "D_sim.jsonl"
     if not path.is_file():
-        raise InputError(f"{path}: D_sim not found; build it with `grouped-sim sop mine` (or sop_db.datasets.write_datasets)")
+        raise InputError(f"{path}: D_sim not found; build it with `grouped-sim sop mine` (or grouped_sim.sop_db.datasets.write_datasets)")
     rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:
         for line_no, text in enumerate(handle, start=1):
@@ -135,7 +135,7 @@ def split_holdout(rows: Sequence[dict[str, Any]], share: float, seed: int) -> tu
     Uses the discriminator's deterministic split, so the same share and seed name the same calls
     in training, in `benchmarks/train_customer.py` and in the discriminator's own split.
     """
-    from discriminator.model import heldout_dialogues
+    from grouped_sim.discriminator.model import heldout_dialogues
 
     if share <= 0:
         return list(rows), set()
@@ -330,13 +330,13 @@ def train_grpo(
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from discriminator.rewards import reward_functions
+    from grouped_sim.discriminator.rewards import reward_functions
 
     cfg = cfg or CustomerGRPOConfig()
     started = time.monotonic()
     scorer = None
     if discriminator_dir is not None:
-        from discriminator.model import DiscriminatorScorer
+        from grouped_sim.discriminator.model import DiscriminatorScorer
 
         scorer = DiscriminatorScorer(discriminator_dir)
     elif cfg.rewards.w_pattern > 0:

@@ -57,7 +57,7 @@ class NegativeParams(BaseModel):
 
 def records_from_dialogues(dialogues: Iterable[Dialogue]) -> list[dict[str, Any]]:
     """D_sim records (one per customer turn after a salesman move) of a corpus."""
-    from sop_db.datasets import d_sim_records
+    from grouped_sim.sop_db.datasets import d_sim_records
 
     return [r for d in dialogues for r in d_sim_records(d)]
 

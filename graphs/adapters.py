@@ -33,7 +33,7 @@ from typing import Any
 from grouped_sim.config import RuntimeParams, SimulationConfig
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Turn
-from graphs.resilience import GiveUp
+from grouped_sim.graphs.resilience import GiveUp
 
 ADAPTER_PREFIXES = ("endpoint:", "webhook:", "python:", "replay:")
 SALESMAN_SPEC_HELP = (
@@ -304,7 +304,7 @@ def check_salesman_spec(spec: str) -> None:
 def build_salesman(spec: str, config: SimulationConfig, runtime: RuntimeParams | None = None) -> Any:
     """The SalesmanAgent a spec names (see the module docstring for the forms)."""
     from grouped_sim.models import api_key_from_env, build_chat_model
-    from graphs.salesman import ChatModelSalesman
+    from grouped_sim.graphs.salesman import ChatModelSalesman
 
     runtime = runtime or config.runtime
     check_salesman_spec(spec)

@@ -17,12 +17,12 @@ from langgraph.graph import END, START, StateGraph
 
 from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason, Turn
-from graphs.customer import generate_reply
-from graphs.manager import Manager, ManagerUpdate, compose_guidance, intent_of
-from graphs.resilience import aretry_call, retry_call
-from graphs.salesman import SalesmanAgent, is_goodbye
-from graphs.state import SimState
-from sop_db.store import BehaviourChain
+from grouped_sim.graphs.customer import generate_reply
+from grouped_sim.graphs.manager import Manager, ManagerUpdate, compose_guidance, intent_of
+from grouped_sim.graphs.resilience import aretry_call, retry_call
+from grouped_sim.graphs.salesman import SalesmanAgent, is_goodbye
+from grouped_sim.graphs.state import SimState
+from grouped_sim.sop_db.store import BehaviourChain
 
 ACTION_ENDINGS: dict[CustomerAction, TerminationReason] = {
     CustomerAction.hang_up: TerminationReason.customer_hung_up,
@@ -55,7 +55,7 @@ def _seed(state: SimState, salt: str) -> int:
 
 def is_store_error(exc: BaseException) -> bool:
     """Failures of the SOP store (Chroma on disk or a Chroma server), wherever they surface."""
-    from sop_db.store import StoreError
+    from grouped_sim.sop_db.store import StoreError
 
     for cause in (exc, exc.__cause__, exc.__context__):
         if cause is None:
@@ -90,7 +90,7 @@ def _said_update(state: SimState, said: Any) -> dict[str, Any]:
 
 
 def _salesman_done(exc: BaseException) -> bool:
-    from graphs.adapters import SalesmanDone
+    from grouped_sim.graphs.adapters import SalesmanDone
 
     return isinstance(exc, SalesmanDone)
 

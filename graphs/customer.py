@@ -17,7 +17,7 @@ from grouped_sim.customer_prompt import chat_messages, transcript_text
 from grouped_sim.prompts import prompts
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
-from sop_db.store import BehaviourChain
+from grouped_sim.sop_db.store import BehaviourChain
 
 MAX_REPLY_WORDS = 60
 

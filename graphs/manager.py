@@ -33,8 +33,8 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.config import ManagerParams
 from grouped_sim.prompts import prompts
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
-from sop_db.store import BehaviourChain, SOPStore, StageVote
-from sop_db.taxonomy import Taxonomy, load_taxonomy
+from grouped_sim.sop_db.store import BehaviourChain, SOPStore, StageVote
+from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
 
 OBJECTION_STAGES = {
     "price_objection": "price",

@@ -27,12 +27,12 @@ from grouped_sim.errors import InputError
 from grouped_sim.models import build_chat_model, parse_spec
 from grouped_sim.prompts import prompt_version
 from grouped_sim.schemas import TERMINATION_TO_OUTCOME, Dialogue, Profile, TerminationReason, Turn
-from graphs.builder import GraphDeps, build_graph, failure, initial_state
-from graphs.manager import LightManager, LLMManager, Manager
-from graphs.resilience import limit_model, retry_call
-from graphs.salesman import ChatModelSalesman, SalesmanAgent
-from graphs.state import SimState
-from sop_db.store import BehaviourChain, SOPStore
+from grouped_sim.graphs.builder import GraphDeps, build_graph, failure, initial_state
+from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
+from grouped_sim.graphs.resilience import limit_model, retry_call
+from grouped_sim.graphs.salesman import ChatModelSalesman, SalesmanAgent
+from grouped_sim.graphs.state import SimState
+from grouped_sim.sop_db.store import BehaviourChain, SOPStore
 
 
 class SimProfile(BaseModel):
@@ -178,7 +178,7 @@ class Simulator:
     """
 
     def __init__(self, settings: RunSettings, config: SimulationConfig, salesman: SalesmanAgent | None = None, customer_model: Any = None) -> None:
-        from graphs.adapters import build_salesman, check_salesman_spec
+        from grouped_sim.graphs.adapters import build_salesman, check_salesman_spec
 
         if salesman is None:
             check_salesman_spec(settings.salesman)

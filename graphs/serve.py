@@ -29,9 +29,9 @@ from pydantic import BaseModel, Field
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, Turn
-from graphs.customer import generate_reply
-from graphs.manager import ManagerUpdate, compose_guidance
-from graphs.runner import RunSettings, SimProfile, Simulator
+from grouped_sim.graphs.customer import generate_reply
+from grouped_sim.graphs.manager import ManagerUpdate, compose_guidance
+from grouped_sim.graphs.runner import RunSettings, SimProfile, Simulator
 
 ENDING_ACTIONS = {CustomerAction.hang_up, CustomerAction.agree, CustomerAction.refuse, CustomerAction.callback}
 
@@ -213,7 +213,7 @@ def load_served_profiles(path: Any, domain: str | None = None) -> list[SimProfil
     from pathlib import Path
 
     from grouped_sim.errors import InputError
-    from graphs.runner import load_profiles_file
+    from grouped_sim.graphs.runner import load_profiles_file
 
     path = Path(path)
     if not path.is_file():

@@ -13,7 +13,7 @@ class SimState(TypedDict, total=False):
     domain: str
     seed: int
     profile: dict[str, Any]  # grouped_sim.schemas.Profile
-    chains: list[dict[str, Any]]  # sop_db.store.BehaviourChain, K_p
+    chains: list[dict[str, Any]]  # grouped_sim.sop_db.store.BehaviourChain, K_p
     history: Annotated[list[dict[str, Any]], operator.add]  # grouped_sim.schemas.Turn
     pending: list[dict[str, Any]]  # the salesman's move, until the manager has tagged it
     customer_state: dict[str, Any]  # grouped_sim.schemas.CustomerState

@@ -35,8 +35,8 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.embeddings import embed
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Profile
-from profiles.presets import Presets, generator_prompts, load_presets
-from profiles.spec import ProfileConstraints
+from grouped_sim.profiles.presets import Presets, generator_prompts, load_presets
+from grouped_sim.profiles.spec import ProfileConstraints
 
 FREE_FIELDS = ("role", "business_context", "pain_points", "decision_factors", "communication_style", "summary")
 MAX_TOKENS = {"role": 16, "business_context": 32, "pain_points": 32, "decision_factors": 28, "communication_style": 20, "summary": 56}
@@ -53,7 +53,7 @@ class Candidate(BaseModel):
 
 
 class GeneratedProfile(BaseModel):
-    """A line of the output file; `graphs.runner.load_profiles_file` reads its profile and domain."""
+    """A line of the output file; `grouped_sim.graphs.runner.load_profiles_file` reads its profile and domain."""
 
     profile: Profile
     domain: str
@@ -227,7 +227,7 @@ class ChatPrompter:
     def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from sop_db.mine import parse_json_object
+        from grouped_sim.sop_db.mine import parse_json_object
 
         out = []
         for constraints, seed in jobs:

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grouped_sim.errors import InputError
-from profiles.presets import Presets, load_presets, normalise
+from grouped_sim.profiles.presets import Presets, load_presets, normalise
 
 ROLE_NOUNS = (
     "owner", "manager", "director", "founder", "landlord", "accountant", "chef", "homeowner", "tenant",

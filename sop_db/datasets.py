@@ -20,7 +20,7 @@ from grouped_sim.corpus import write_json_atomic
 from grouped_sim.customer_prompt import chat_messages, transcript_text
 from grouped_sim.prompts import prompts
 from grouped_sim.schemas import Dialogue, Profile, Turn
-from sop_db.store import derive_profile_text
+from grouped_sim.sop_db.store import derive_profile_text
 
 PROFILE_KEYS = (
     "summary",

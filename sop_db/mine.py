@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.corpus import CorpusError, JsonlAppender, parse_line, write_corpus, write_json_atomic
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Dialogue, Profile
-from sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels, mining_prompts
+from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels, mining_prompts
 
 MINED = "mined.jsonl"
 ANNOTATED = "annotated_corpus.jsonl"
@@ -334,14 +334,14 @@ def iter_pending(items: list[InputLine], done: dict[str, MinedRecord], settings:
 
 def finish(out: Path, records: list[MinedRecord], bad: list[LineError], settings: MineSettings, db: str | None, on_store_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write the annotated corpus, D_gen, D_sim and the summary; upsert the store. Idempotent."""
-    from sop_db.datasets import write_datasets
+    from grouped_sim.sop_db.datasets import write_datasets
 
     dialogues = [r.dialogue for r in sorted(records, key=lambda r: r.line)]
     write_corpus(out / ANNOTATED, dialogues)
     counts = write_datasets(dialogues, out)
     stored = None
     if db:
-        from sop_db.store import SOPStore
+        from grouped_sim.sop_db.store import SOPStore
 
         store = SOPStore(db, create=True)
         store.upsert_dialogues(dialogues, on_progress=on_store_progress)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from grouped_sim.embeddings import ENCODER_NAME, embed
 from grouped_sim.errors import GroupedSimError, InputError
 from grouped_sim.schemas import Dialogue
-from sop_db.taxonomy import Taxonomy, load_taxonomy
+from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
 
 CHAINS = "behaviour_chains"
 TURNS = "annotated_turns"

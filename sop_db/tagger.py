@@ -24,13 +24,13 @@ from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import embed
 from grouped_sim.schemas import Dialogue, Turn
-from sop_db.taxonomy import Taxonomy, load_taxonomy
+from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
 
 
 @lru_cache(maxsize=1)
 def mining_prompts() -> dict[str, Any]:
     """Prompts and vocabularies of the mining pipeline (data/mining.yaml)."""
-    text = resources.files("sop_db").joinpath("data/mining.yaml").read_text(encoding="utf-8")
+    text = resources.files("grouped_sim.sop_db").joinpath("data/mining.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

@@ -54,5 +54,5 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
 
 @lru_cache(maxsize=1)
 def _builtin() -> Taxonomy:
-    text = resources.files("sop_db").joinpath("data/taxonomy.yaml").read_text(encoding="utf-8")
+    text = resources.files("grouped_sim.sop_db").joinpath("data/taxonomy.yaml").read_text(encoding="utf-8")
     return Taxonomy.model_validate(yaml.safe_load(text))

@@ -35,7 +35,7 @@ def corpus(corpus_path: Path) -> list[Dialogue]:
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory: pytest.TempPathFactory, corpus: list[Dialogue]) -> Path:
     """A real Chroma store built from the whole sample corpus (read-only for tests: copy before writing)."""
-    from sop_db.store import SOPStore
+    from grouped_sim.sop_db.store import SOPStore
 
     path = tmp_path_factory.mktemp("sop") / "db"
     SOPStore(path, create=True).upsert_dialogues(corpus)
@@ -44,7 +44,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory, corpus: list[Dialogue]) 
 
 @pytest.fixture(scope="session")
 def store(store_dir: Path):
-    from sop_db.store import SOPStore
+    from grouped_sim.sop_db.store import SOPStore
 
     return SOPStore(store_dir)
 

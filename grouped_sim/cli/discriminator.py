@@ -31,7 +31,7 @@ def discriminator_data(
     polite, helpful and wordy, the bias the discriminator learns to spot. Pairs are appended as they
     are made; a second run skips the turns already done.
     """
-    from discriminator.data import NegativeParams, build_pairs, records_from_dialogues
+    from grouped_sim.discriminator.data import NegativeParams, build_pairs, records_from_dialogues
     from grouped_sim.corpus import read_corpus
 
     path = corpus or default_corpus()
@@ -60,8 +60,8 @@ def discriminator_train(
     The held-out split is by dialogue, never by turn. Prints held-out accuracy and ROC-AUC and saves
     them in eval.json next to the model.
     """
-    from discriminator.data import read_pairs
-    from discriminator.model import DiscriminatorConfig, train_discriminator
+    from grouped_sim.discriminator.data import read_pairs
+    from grouped_sim.discriminator.model import DiscriminatorConfig, train_discriminator
 
     pairs = read_pairs(data)
     cfg = DiscriminatorConfig(backbone=backbone, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, holdout=holdout, seed=seed)
@@ -92,9 +92,9 @@ def discriminator_score(
     """
     import json
 
-    from discriminator.model import DiscriminatorScorer
+    from grouped_sim.discriminator.model import DiscriminatorScorer
     from grouped_sim.corpus import JsonlAppender, read_corpus
-    from sop_db.datasets import context_text
+    from grouped_sim.sop_db.datasets import context_text
 
     scorer = DiscriminatorScorer(model)
     rows = []

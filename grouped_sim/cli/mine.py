@@ -38,8 +38,8 @@ def sop_mine(
     from grouped_sim.corpus import JsonlAppender, read_corpus
     from grouped_sim.errors import InputError
     from grouped_sim.models import build_chat_model, parse_spec
-    from sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
-    from sop_db.tagger import LLMStageAnnotator
+    from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
+    from grouped_sim.sop_db.tagger import LLMStageAnnotator
 
     if extract not in ("missing", "all"):
         raise InputError(f"--extract {extract!r}: expected 'missing' or 'all'")
@@ -61,7 +61,7 @@ def sop_mine(
     if pending:
         needs_tagger = annotator is not None or any(t.sop_stage is None for i in pending for t in i.dialogue.turns) or relabel
         if needs_tagger:
-            from sop_db.mine import build_tagger
+            from grouped_sim.sop_db.mine import build_tagger
 
             tagger = build_tagger(items, settings, read_corpus(labelled) if labelled else None)
             console.print(f"kNN stage tagger over {tagger.size} labelled turns")

@@ -42,9 +42,9 @@ def profiles_generate(
     from grouped_sim.config import GenerationParams
     from grouped_sim.corpus import JsonlAppender, write_json_atomic
     from grouped_sim.models import build_chat_model, parse_spec
-    from profiles.generator import Judge, ProfileGenerator, load_examples
-    from profiles.presets import load_presets
-    from profiles.spec import load_spec_file, parse_constraints_text, spec_for_archetype
+    from grouped_sim.profiles.generator import Judge, ProfileGenerator, load_examples
+    from grouped_sim.profiles.presets import load_presets
+    from grouped_sim.profiles.spec import load_spec_file, parse_constraints_text, spec_for_archetype
 
     given = [x for x in (constraints, archetype, spec) if x is not None]
     if len(given) != 1:
@@ -63,7 +63,7 @@ def profiles_generate(
     few_shot = load_examples(examples)
     store = None
     if sop_db is not None:
-        from sop_db.store import SOPStore
+        from grouped_sim.sop_db.store import SOPStore
 
         store = SOPStore(sop_db)
     console.print(f"loading profile model {model} ...")

@@ -42,7 +42,7 @@ def _read_run(run_dir: Path) -> tuple[list[Any], dict[str, Any]]:
 def _stage_tagger(sop_db: Path | None) -> Any:
     if sop_db is None:
         return None
-    from sop_db.store import SOPStore
+    from grouped_sim.sop_db.store import SOPStore
 
     store = SOPStore(sop_db)
     return lambda texts: [vote.stage for vote in store.tag_stages(texts)]
@@ -52,7 +52,7 @@ def _scorer(discriminator: Path | None) -> Any:
     if discriminator is None:
         return None
     try:
-        from discriminator.model import DiscriminatorScorer
+        from grouped_sim.discriminator.model import DiscriminatorScorer
     except ImportError as exc:  # pragma: no cover - the package ships with grouped-sim
         raise InputError(f"--discriminator needs the discriminator package: {exc}") from exc
     return DiscriminatorScorer(discriminator).score
@@ -101,7 +101,7 @@ def report(
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.report import compute_report, render_html
     from grouped_sim.report.compare import comparison
-    from sop_db.taxonomy import load_taxonomy
+    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     dialogues, info = _read_run(run_dir)
     ref = read_corpus(reference) if reference is not None else None
@@ -155,8 +155,8 @@ def report(
 
 def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Generate every customer turn of `reference` from its real history with the customer model."""
-    from graphs.customer import generate_reply
-    from graphs.runner import dialogue_seed
+    from grouped_sim.graphs.customer import generate_reply
+    from grouped_sim.graphs.runner import dialogue_seed
 
     from grouped_sim.config import SimulationConfig
     from grouped_sim.models import build_chat_model
@@ -206,7 +206,7 @@ def compare(
     """
     from grouped_sim.corpus import read_corpus, write_json_atomic
     from grouped_sim.report.compare import comparison, to_markdown
-    from sop_db.taxonomy import load_taxonomy
+    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     if len(runs) < 1:
         raise InputError("compare needs at least one run folder")

@@ -34,8 +34,8 @@ def serve(
     'end_call' when the customer hangs up, agrees, refuses or asks for a callback.
     """
     from grouped_sim.config import SimulatorMode, load_config
-    from graphs.runner import RunSettings
-    from graphs.serve import CustomerService, create_app, load_served_profiles
+    from grouped_sim.graphs.runner import RunSettings
+    from grouped_sim.graphs.serve import CustomerService, create_app, load_served_profiles
 
     config = load_config(config_file)
     try:

@@ -59,7 +59,7 @@ def simulate(
     """
     from grouped_sim.config import SimulatorMode, load_config
     from grouped_sim.corpus import read_corpus
-    from graphs.runner import RunSettings, load_plan, load_profiles_file, run_simulation, sample_profiles
+    from grouped_sim.graphs.runner import RunSettings, load_plan, load_profiles_file, run_simulation, sample_profiles
 
     if resume is not None:
         if out_dir is not None and out_dir.resolve() != resume.resolve():

@@ -23,7 +23,7 @@ def sop_build(
     without a profile are indexed by a summary derived from what the customer said.
     """
     from grouped_sim.corpus import read_corpus
-    from sop_db.store import SOPStore
+    from grouped_sim.sop_db.store import SOPStore
 
     path = corpus or default_corpus()
     dialogues = read_corpus(path)
@@ -45,7 +45,7 @@ def sop_query(
     """Print the top-K behaviour chains for a profile (eq. 8 of the paper)."""
     from rich.table import Table
 
-    from sop_db.store import SOPStore
+    from grouped_sim.sop_db.store import SOPStore
 
     store = SOPStore(db)
     chains = store.retrieve(profile, k=k, stage=stage, domain=domain)

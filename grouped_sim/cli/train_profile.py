@@ -27,7 +27,7 @@ def train_profile_sft_cmd(
     On a CPU a few steps on the embedded model is a smoke run; on a GPU the same command trains a
     real model (bf16).
     """
-    from profiles.training import ProfileSFTConfig, train_profile_sft
+    from grouped_sim.profiles.training import ProfileSFTConfig, train_profile_sft
 
     config = ProfileSFTConfig(base=base, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed)
     console.print(f"training profile model: base {base}, data {data}")

@@ -11,7 +11,7 @@ N_CONTEXTS = 8
 
 @pytest.fixture(scope="session")
 def d_sim_records(corpus):
-    from discriminator.data import records_from_dialogues
+    from grouped_sim.discriminator.data import records_from_dialogues
 
     return records_from_dialogues(corpus)
 
@@ -30,7 +30,7 @@ def spread_records(d_sim_records):
 @pytest.fixture(scope="session")
 def pairs_dir(tmp_path_factory, spread_records, embedded_chat) -> Path:
     """pairs.jsonl with negatives written for real by the untuned embedded model (chat form)."""
-    from discriminator.data import NegativeParams, build_pairs
+    from grouped_sim.discriminator.data import NegativeParams, build_pairs
 
     out = tmp_path_factory.mktemp("pairs")
     build_pairs(spread_records, out, params=NegativeParams(max_new_tokens=16, batch_size=N_CONTEXTS), model=embedded_chat)
@@ -40,8 +40,8 @@ def pairs_dir(tmp_path_factory, spread_records, embedded_chat) -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, pairs_dir):
     """A MiniLM discriminator trained on those pairs (a few steps; quality is not the point here)."""
-    from discriminator.data import read_pairs
-    from discriminator.model import DiscriminatorConfig, train_discriminator
+    from grouped_sim.discriminator.data import read_pairs
+    from grouped_sim.discriminator.model import DiscriminatorConfig, train_discriminator
 
     out = tmp_path_factory.mktemp("disc")
     cfg = DiscriminatorConfig(epochs=4, batch_size=8, learning_rate=2e-4, holdout=0.25, context_turns=2, max_length=96)

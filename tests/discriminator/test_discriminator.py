@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from discriminator.data import build_pairs, read_pairs
-from discriminator.model import DiscriminatorScorer, clip_context, heldout_dialogues, roc_auc
-from discriminator.rewards import PatternReward, RewardConfig, WeightedReward
+from grouped_sim.discriminator.data import build_pairs, read_pairs
+from grouped_sim.discriminator.model import DiscriminatorScorer, clip_context, heldout_dialogues, roc_auc
+from grouped_sim.discriminator.rewards import PatternReward, RewardConfig, WeightedReward
 from grouped_sim.errors import InputError
 
 
@@ -134,7 +134,7 @@ def test_cli_rejects_a_folder_that_is_not_a_discriminator(tmp_path, corpus_path)
 
 def test_scorer_survives_overlong_replies_and_keeps_the_latest_context(trained) -> None:
     """A rambling model must not crash a report or a GRPO step; the turn being answered is never cut."""
-    from discriminator.model import _encode
+    from grouped_sim.discriminator.model import _encode
 
     out, _ = trained
     scorer = DiscriminatorScorer(out)

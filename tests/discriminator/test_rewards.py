@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from discriminator.rewards import (
+from grouped_sim.discriminator.rewards import (
     FormatReward,
     RewardConfig,
     SemanticReward,

@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason, Turn
-from graphs.builder import GraphDeps, build_graph, initial_state
-from graphs.manager import ManagerUpdate
+from grouped_sim.graphs.builder import GraphDeps, build_graph, initial_state
+from grouped_sim.graphs.manager import ManagerUpdate
 
 PROFILE = Profile(summary="owner of a cafe", archetype="status-quo", buy_propensity=0.2)
 

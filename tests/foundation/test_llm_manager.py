@@ -7,7 +7,7 @@ import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
-from graphs.manager import LLMManager
+from grouped_sim.graphs.manager import LLMManager
 
 PROFILE = Profile(summary="retired teacher renewing home insurance", archetype="rational-skeptical", buy_propensity=0.4)
 HISTORY = [Turn(role="salesman", text="Your renewal premium is 412 pounds this year.")]

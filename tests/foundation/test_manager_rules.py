@@ -6,8 +6,8 @@ import random
 
 from grouped_sim.config import ManagerParams
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile
-from graphs.manager import LightManager, compose_guidance, intent_of, pick_examples
-from sop_db.store import BehaviourChain, ChainStep, StageVote
+from grouped_sim.graphs.manager import LightManager, compose_guidance, intent_of, pick_examples
+from grouped_sim.sop_db.store import BehaviourChain, ChainStep, StageVote
 
 MANAGER = LightManager(store=None, params=ManagerParams())
 

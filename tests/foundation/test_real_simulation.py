@@ -8,8 +8,8 @@ from pathlib import Path
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, SimulationConfig
 from grouped_sim.corpus import read_corpus
 from grouped_sim.schemas import Dialogue, TerminationReason
-from graphs.runner import RunSettings, run_simulation, sample_profiles
-from sop_db.taxonomy import load_taxonomy
+from grouped_sim.graphs.runner import RunSettings, run_simulation, sample_profiles
+from grouped_sim.sop_db.taxonomy import load_taxonomy
 
 
 def test_short_real_simulation_writes_dialogues_and_run_summary(tmp_path: Path, corpus: list[Dialogue], store_dir: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Dialogue
-from sop_db.store import EMBEDDING_FUNCTION_NAME, MiniLMEmbeddingFunction, SOPStore
+from grouped_sim.sop_db.store import EMBEDDING_FUNCTION_NAME, MiniLMEmbeddingFunction, SOPStore
 
 
 def test_build_stores_every_dialogue_with_its_chain(store: SOPStore, corpus: list[Dialogue]) -> None:

@@ -7,7 +7,7 @@ import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from grouped_sim.schemas import Dialogue
-from sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor, parse_json_object
+from grouped_sim.sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor, parse_json_object
 
 GOOD = json.dumps(
     {
@@ -74,7 +74,7 @@ def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue],
 
 
 def test_an_echo_of_the_worked_example_is_rejected(corpus: list[Dialogue]) -> None:
-    from sop_db.tagger import mining_prompts
+    from grouped_sim.sop_db.tagger import mining_prompts
 
     echo = mining_prompts()["extraction"]["example_profile"].strip()
     result = ProfileExtractor(FakeListChatModel(responses=[echo]), retries=0).extract(_unprofiled(corpus[0]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from grouped_sim.schemas import Dialogue
-from sop_db.tagger import KnnStageTagger, apply_labels, find_stage
-from sop_db.taxonomy import load_taxonomy
+from grouped_sim.sop_db.tagger import KnnStageTagger, apply_labels, find_stage
+from grouped_sim.sop_db.taxonomy import load_taxonomy
 
 
 def _strip(dialogue: Dialogue) -> Dialogue:

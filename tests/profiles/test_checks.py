@@ -7,8 +7,8 @@ import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from grouped_sim.schemas import Profile
-from profiles.generator import ProfileGenerator, build_profile, check_profile, load_examples
-from profiles.spec import ProfileConstraints
+from grouped_sim.profiles.generator import ProfileGenerator, build_profile, check_profile, load_examples
+from grouped_sim.profiles.spec import ProfileConstraints
 
 C = ProfileConstraints(archetype="price-sensitive", tier="hard", domain="broadband", age_min=30, age_max=40, age=35, must_have=["has two kids"])
 FREE = {
@@ -22,7 +22,7 @@ FREE = {
 
 
 def test_fixed_fields_come_from_the_constraints_and_pass_the_check() -> None:
-    profile = build_profile(FREE, C, __import__("profiles.presets").presets.load_presets())
+    profile = build_profile(FREE, C, __import__("grouped_sim.profiles.presets").profiles.presets.load_presets())
     assert (profile.archetype, profile.difficulty, profile.buy_propensity, profile.age, profile.domain) == ("price-sensitive", "hard", 0.2, 35, "broadband")
     assert profile.traits == ["has two kids"] and profile.pain_points == ["the bill keeps rising", "buffering"]
     assert check_profile(profile, C) == []

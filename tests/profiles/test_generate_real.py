@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from grouped_sim.cli.app import app
 from grouped_sim.embeddings import embed
 from grouped_sim.schemas import Profile
-from profiles.generator import check_profile, free_text
-from profiles.spec import ProfileConstraints
+from grouped_sim.profiles.generator import check_profile, free_text
+from grouped_sim.profiles.spec import ProfileConstraints
 
 pytestmark = pytest.mark.slow
 

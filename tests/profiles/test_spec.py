@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from grouped_sim.errors import InputError
-from profiles.presets import load_presets
-from profiles.spec import PopulationSpec, load_spec_file, parse_constraints_text
+from grouped_sim.profiles.presets import load_presets
+from grouped_sim.profiles.spec import PopulationSpec, load_spec_file, parse_constraints_text
 
 
 def test_plain_language_constraints_become_a_spec() -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from grouped_sim.cli.app import app
 from grouped_sim.schemas import Dialogue
-from sop_db.datasets import write_datasets
+from grouped_sim.sop_db.datasets import write_datasets
 
 pytestmark = pytest.mark.slow
 

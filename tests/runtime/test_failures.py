@@ -39,7 +39,7 @@ def _read(run: Path) -> list[dict]:
 
 
 def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: Path, fast_config, items, embedded_chat) -> None:
-    from graphs.runner import RunSettings, Simulator, run_simulation
+    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation
 
     config = fast_config.model_copy(update={"runtime": fast_config.runtime.model_copy(update={"retries": 2})})
     chosen = items[:3]
@@ -61,7 +61,7 @@ def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: 
 def test_failing_salesman_is_blamed_on_the_salesman(tmp_path: Path, fast_config, items) -> None:
     import sys
 
-    from graphs.runner import RunSettings, Simulator, run_simulation
+    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation
 
     settings = RunSettings(salesman=f"python:{HERE / 'agents.py'}:broken")
     sim = Simulator(settings, fast_config)

@@ -48,8 +48,8 @@ def test_served_customer_answers_an_openai_client(store_dir: Path, corpus, fast_
     import openai
 
     from grouped_sim.config import SimulatorMode
-    from graphs.runner import RunSettings
-    from graphs.serve import CustomerService, create_app, load_served_profiles
+    from grouped_sim.graphs.runner import RunSettings
+    from grouped_sim.graphs.serve import CustomerService, create_app, load_served_profiles
 
     profile_file = store_dir.parent / "profile.json"
     profile_file.write_text(next(d for d in corpus if d.profile).profile.model_dump_json(indent=2), encoding="utf-8")
@@ -93,7 +93,7 @@ def _agent_app(seen: list[dict]):
 
 
 def _run(items, salesman: str, config, out: Path):
-    from graphs.runner import RunSettings, run_simulation
+    from grouped_sim.graphs.runner import RunSettings, run_simulation
 
     run_simulation(items, RunSettings(salesman=salesman), config, out)
     from grouped_sim.corpus import read_corpus
@@ -151,8 +151,8 @@ def chroma_server(store_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subpro
 
 def test_sop_store_on_a_chroma_server(chroma_server, store, items, fast_config) -> None:
     from grouped_sim.config import SimulatorMode
-    from graphs.runner import RunSettings, Simulator
-    from sop_db.store import SOPStore
+    from grouped_sim.graphs.runner import RunSettings, Simulator
+    from grouped_sim.sop_db.store import SOPStore
 
     url, proc = chroma_server
     remote = SOPStore(url)

@@ -20,7 +20,7 @@ from grouped_sim.cli.app import app
 @pytest.fixture(scope="session")
 def d_sim_dir(tmp_path_factory, corpus) -> Path:
     """D_sim of the sample corpus, the two shortest prompts first (keeps CPU steps cheap)."""
-    from sop_db.datasets import d_sim_records, write_jsonl
+    from grouped_sim.sop_db.datasets import d_sim_records, write_jsonl
 
     rows = sorted((r for d in corpus for r in d_sim_records(d)), key=lambda r: len(r["prompt"]))
     out = tmp_path_factory.mktemp("dsim")
@@ -43,8 +43,8 @@ def sft_dir(tmp_path_factory, d_sim_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_discriminator(tmp_path_factory, d_sim_dir) -> Path:
     """A MiniLM discriminator trained a few steps on real replies vs assistant-style ones written here."""
-    from discriminator.customer_training import load_d_sim
-    from discriminator.model import DiscriminatorConfig, train_discriminator
+    from grouped_sim.discriminator.customer_training import load_d_sim
+    from grouped_sim.discriminator.model import DiscriminatorConfig, train_discriminator
 
     helpful = [
         "Thank you so much for calling! I'd be delighted to hear more about your wonderful offer.",
@@ -121,9 +121,9 @@ def test_grpo_runs_with_the_three_real_rewards_and_continues_the_sft_adapter(tmp
 
 
 def test_holdout_keeps_whole_dialogues_out_of_training(corpus) -> None:
-    from discriminator.customer_training import split_holdout
-    from discriminator.model import heldout_dialogues
-    from sop_db.datasets import d_sim_records
+    from grouped_sim.discriminator.customer_training import split_holdout
+    from grouped_sim.discriminator.model import heldout_dialogues
+    from grouped_sim.sop_db.datasets import d_sim_records
 
     rows = [r for d in corpus for r in d_sim_records(d)]
     kept, held = split_holdout(rows, 0.1, seed=0)
@@ -147,7 +147,7 @@ def test_grpo_without_a_discriminator_is_a_clear_error(tmp_path, d_sim_dir) -> N
 
 
 def test_bad_d_sim_line_names_file_line_and_field(tmp_path) -> None:
-    from discriminator.customer_training import load_d_sim
+    from grouped_sim.discriminator.customer_training import load_d_sim
     from grouped_sim.errors import InputError
 
     (tmp_path / "D_sim.jsonl").write_text('{"prompt": "Customer:", "completion": " no"}\n{"prompt": "x"}\n')
