@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from grouped_sim.customer_prompt import chat_messages, transcript_text
-from grouped_sim.prompts import prompts
+from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain
@@ -103,7 +103,7 @@ def fallback_line(action: CustomerAction, examples: list[str]) -> str:
     """A real reference line when there is one, else the stock line for the action."""
     if examples:
         return examples[0]
-    return str(prompts()["fallback_lines"][action.value])
+    return str(prompt("customer")["fallback_lines"][action.value])
 
 
 def generate_reply(

@@ -31,7 +31,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
-from grouped_sim.prompts import prompts
+from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain, SOPStore, StageVote
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
@@ -118,8 +118,8 @@ def intent_of(state: CustomerState, action: CustomerAction) -> Intent:
 
 
 def compose_guidance(state: CustomerState, action: CustomerAction, stage: str) -> str:
-    """Short guidance in plain words; the pieces come from prompts.yaml."""
-    g = prompts()["guidance"]
+    """Short guidance in plain words; the pieces come from data/prompts/manager.yaml."""
+    g = prompt("manager")["guidance"]
     parts: list[str] = []
     if action is not CustomerAction.speak:
         parts.append(g[f"action_{action.value}"])
@@ -330,7 +330,7 @@ class LLMManager:
         return self.fallback.initial_state(profile)
 
     def _messages(self, profile: Profile, history: list[Turn], state: CustomerState, examples: list[str]) -> list[Any]:
-        cfg = prompts()["manager"]
+        cfg = prompt("manager")["llm"]
         transcript = "\n".join(f"{t.role.capitalize()}: {t.text}" for t in history[-8:])
         system = cfg["system"].format(stages=", ".join(self.taxonomy.ids))
         user = cfg["user"].format(

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from grouped_sim.corpus import read_corpus
 from grouped_sim.data import sample_corpus_path
-from grouped_sim.prompts import product_for, prompts
+from grouped_sim.prompts import product_for, prompt
 from grouped_sim.schemas import Turn
 
 EXAMPLE_CALLS = 2
@@ -41,7 +41,7 @@ class SalesmanAgent(Protocol):
 def is_goodbye(text: str) -> bool:
     """A salesman line that closes the call."""
     lowered = text.lower()
-    return any(phrase in lowered for phrase in prompts()["salesman_goodbyes"])
+    return any(phrase in lowered for phrase in prompt("salesman")["goodbyes"])
 
 
 def _clean(text: str) -> str:
@@ -78,7 +78,7 @@ class ChatModelSalesman:
 
     def messages(self, history: list[Turn], domain: str, seed: int = 0) -> tuple[list[BaseMessage], dict[str, Any]]:
         product = product_for(domain)
-        cfg = prompts()["salesman"]
+        cfg = prompt("salesman")
         if getattr(self.model, "supports_raw_prompt", False):
             blocks = [cfg["transcript_header"].format(**product)]
             examples = example_calls(domain, seed) if self.use_examples else []

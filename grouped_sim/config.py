@@ -88,7 +88,6 @@ class SimulationConfig(BaseModel):
     customer: GenerationParams = GenerationParams(temperature=0.95, top_p=0.95, max_new_tokens=40)
     manager: ManagerParams = ManagerParams()
     role_guard_retries: int = Field(3, ge=0, le=20, description="regenerations of a customer reply that pitches like a salesman")
-    prompt_version: str = "v1"
     runtime: RuntimeParams = RuntimeParams()
 
     def digest(self) -> str:

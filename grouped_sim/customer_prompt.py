@@ -1,7 +1,7 @@
 """How the customer model is prompted: one renderer used by the simulator AND by the training data.
 
 Training the customer model (D_sim) on exactly the text it will see in simulation is what makes a
-small fine-tuned model useful, so both sides call these functions. Two forms (see prompts.yaml):
+small fine-tuned model useful, so both sides call these functions. Two forms (see data/prompts/customer.yaml):
 a transcript the model continues after "Customer:" (small local models) and a chat conversation
 with a system persona (instruction-following models).
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from grouped_sim.prompts import prompts
+from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Profile, Turn
 
 MAX_EXAMPLE_CALLS = 2
@@ -33,7 +33,7 @@ def transcript_text(
     examples: Sequence[ExampleCall] = (),
 ) -> str:
     """A plain-text prompt ending in 'Customer:', with real calls as worked examples."""
-    cfg = prompts()["customer"]
+    cfg = prompt("customer")
     blocks = [cfg["transcript_header"].format(domain=domain)]
     shown = list(examples)[:MAX_EXAMPLE_CALLS]
     for n, call in enumerate(shown, start=1):
@@ -55,7 +55,7 @@ def transcript_text(
 
 def chat_messages(profile: Profile, history: Sequence[Turn], guidance: str = "", example_lines: Sequence[str] = ()) -> list[BaseMessage]:
     """A system persona and the call so far, the customer speaking as the assistant."""
-    cfg = prompts()["customer"]
+    cfg = prompt("customer")
     examples = cfg["chat_examples"].format(lines=" | ".join(f'"{e}"' for e in example_lines)) if example_lines else ""
     system = cfg["chat_system"].format(profile=profile.as_text(), guidance=guidance or "react naturally", examples=examples)
     messages: list[BaseMessage] = [SystemMessage(content=system)]

@@ -35,7 +35,8 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.embeddings import embed
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Profile
-from grouped_sim.profiles.presets import Presets, generator_prompts, load_presets
+from grouped_sim.prompts import prompt
+from grouped_sim.profiles.presets import Presets, load_presets
 from grouped_sim.profiles.spec import ProfileConstraints
 
 FREE_FIELDS = ("role", "business_context", "pain_points", "decision_factors", "communication_style", "summary")
@@ -121,7 +122,7 @@ def _value_text(key: str, value: Any) -> str:
 
 
 def card_lines(profile: Profile, presets: Presets) -> list[str]:
-    labels = generator_prompts()["generation"]["fields"]
+    labels = prompt("profile")["generation"]["fields"]
     values = {
         "archetype": profile.archetype,
         "difficulty": profile.difficulty or nearest_tier(profile.buy_propensity, presets),
@@ -176,7 +177,7 @@ class CardPrompter:
         self.presets = presets
         self.examples = list(examples)
         self.shots = shots
-        self.cfg = generator_prompts()["generation"]
+        self.cfg = prompt("profile")["generation"]
 
     def base_prompt(self, constraints: ProfileConstraints, seed: int) -> tuple[str, list[Profile]]:
         shots = pick_examples(self.examples, constraints, self.shots, seed)
@@ -222,7 +223,7 @@ class ChatPrompter:
         self.presets = presets
         self.examples = list(examples)
         self.shots = shots
-        self.cfg = generator_prompts()["generation"]
+        self.cfg = prompt("profile")["generation"]
 
     def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -320,7 +321,7 @@ class Judge:
     def __init__(self, model: Any, presets: Presets) -> None:
         self.model = model
         self.presets = presets
-        self.cfg = generator_prompts()["judge"]
+        self.cfg = prompt("profile")["judge"]
 
     def __call__(self, profile: Profile, constraints: ProfileConstraints, seed: int = 0) -> dict[str, Any]:
         from langchain_core.messages import HumanMessage, SystemMessage

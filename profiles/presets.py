@@ -11,13 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
-
-DATA = Path(__file__).parent / "data"
-
+from grouped_sim.resources import load_resource, load_user_yaml
 
 class Archetype(BaseModel):
     id: str
@@ -100,26 +97,12 @@ def _build(raw: Any, where: str) -> Presets:
 
 @lru_cache(maxsize=1)
 def _builtin() -> Presets:
-    text = (DATA / "presets.yaml").read_text(encoding="utf-8")
-    return _build(yaml.safe_load(text), "profiles/data/presets.yaml")
+    return _build(load_resource("grouped_sim.profiles", "data/presets.yaml"), "profiles/data/presets.yaml")
 
 
 def load_presets(path: Path | str | None = None) -> Presets:
     """The built-in presets, or a YAML file of the same shape."""
     if path is None:
         return _builtin()
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: presets file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from exc
-    return _build(raw, str(path))
+    return _build(load_user_yaml(path, "presets file"), str(path))
 
-
-@lru_cache(maxsize=1)
-def generator_prompts() -> dict[str, Any]:
-    """The generator's and judge's prompts (data/prompts.yaml)."""
-    text = (DATA / "prompts.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from grouped_sim.corpus import write_json_atomic
 from grouped_sim.customer_prompt import chat_messages, transcript_text
-from grouped_sim.prompts import prompts
+from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Dialogue, Profile, Turn
 from grouped_sim.sop_db.store import derive_profile_text
 
@@ -109,7 +109,7 @@ def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
     profile = dialogue.profile
     target = {k: getattr(profile, k) for k in PROFILE_KEYS}
     target["domain"] = target["domain"] or dialogue.domain
-    instruction = prompts()["profile_generation"]["instruction"].format(domain=dialogue.domain, constraints=constraints_of(profile, dialogue.domain))
+    instruction = prompt("profile")["instruction"].format(domain=dialogue.domain, constraints=constraints_of(profile, dialogue.domain))
     completion = json.dumps(target, ensure_ascii=False)
     return {
         "id": dialogue.id,

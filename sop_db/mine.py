@@ -25,7 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.corpus import CorpusError, JsonlAppender, parse_line, write_corpus, write_json_atomic
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Dialogue, Profile
-from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels, mining_prompts
+from grouped_sim.prompts import prompt, prompt_version
+from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
 
 MINED = "mined.jsonl"
 ANNOTATED = "annotated_corpus.jsonl"
@@ -177,7 +178,7 @@ def copies_example(summary: str) -> bool:
     """A small model often echoes the prompt's worked example; that is not this customer's profile."""
     from difflib import SequenceMatcher
 
-    example = json.loads(mining_prompts()["extraction"]["example_profile"])["summary"]
+    example = json.loads(prompt("mining")["extraction"]["example_profile"])["summary"]
     return SequenceMatcher(None, summary.lower().strip(), example.lower().strip()).ratio() >= 0.8
 
 
@@ -188,12 +189,12 @@ class ProfileExtractor:
         self.model = model
         self.retries = retries
         self.max_new_tokens = max_new_tokens
-        self.archetypes: dict[str, str] = dict(mining_prompts()["archetypes"])
+        self.archetypes: dict[str, str] = dict(prompt("mining")["archetypes"])
 
     def messages(self, dialogue: Dialogue, error: str | None = None) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        cfg = mining_prompts()["extraction"]
+        cfg = prompt("mining")["extraction"]
         user = cfg["user"].format(
             archetypes=", ".join(f"{k} ({v})" for k, v in self.archetypes.items()),
             domain=dialogue.domain,
@@ -237,7 +238,7 @@ class MineSettings(BaseModel):
     k: int = Field(3, ge=1, le=50)
 
     def key(self) -> str:
-        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": mining_prompts()["version"]}, sort_keys=True)
+        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": prompt_version("mining")}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

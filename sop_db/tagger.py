@@ -5,7 +5,7 @@
   similarity-weighted vote of its nearest labelled turns of the same role. `SOPStore.tag_stage`
   covers salesman moves only; mining must label customer turns too, hence this index.
 - `LLMStageAnnotator`: asks a chat model for the stage id of each turn (prompt in
-  data/mining.yaml), retried on an answer that names no stage; a turn it still cannot label falls
+  grouped_sim/data/prompts/mining.yaml), retried on an answer that names no stage; a turn it still cannot label falls
   back to the kNN tagger when one is given and is marked as such in `turn.meta`.
 """
 
@@ -14,24 +14,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import embed
+from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Dialogue, Turn
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
-
-
-@lru_cache(maxsize=1)
-def mining_prompts() -> dict[str, Any]:
-    """Prompts and vocabularies of the mining pipeline (data/mining.yaml)."""
-    text = resources.files("grouped_sim.sop_db").joinpath("data/mining.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
 
 
 class TurnLabel(BaseModel):
@@ -154,7 +145,7 @@ class LLMStageAnnotator:
     def _messages(self, dialogue: Dialogue, index: int) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        cfg = mining_prompts()["annotation"]
+        cfg = prompt("mining")["annotation"]
         stages = "\n".join(f"- {s.id}: {s.description}" for s in self.taxonomy.stages)
         lo = max(0, index - self.context_turns)
         context = "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[lo:index]) or "(start of call)"

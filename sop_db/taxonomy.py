@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
+from grouped_sim.resources import load_resource, load_user_yaml
 
 
 class Stage(BaseModel):
@@ -45,14 +44,13 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     """The built-in taxonomy, or a YAML file of the same shape."""
     if path is None:
         return _builtin()
-    path = Path(path)
+    raw = load_user_yaml(path, "taxonomy file")
     try:
-        return Taxonomy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        return Taxonomy.model_validate(raw)
+    except ValidationError as exc:
         raise InputError(f"{path}: not a valid taxonomy file: {exc}") from exc
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> Taxonomy:
-    text = resources.files("grouped_sim.sop_db").joinpath("data/taxonomy.yaml").read_text(encoding="utf-8")
-    return Taxonomy.model_validate(yaml.safe_load(text))
+    return Taxonomy.model_validate(load_resource("grouped_sim.sop_db", "data/taxonomy.yaml"))

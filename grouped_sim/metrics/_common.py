@@ -1,4 +1,4 @@
-"""Helpers shared by the metric modules: the rubric file, tokenisation, safe averages.
+"""Helpers shared by the metric modules: the lexical cues, tokenisation, safe averages.
 
 Every metric returns `None` (never 0) when it has nothing to measure, so an empty run or a
 missing reference shows up as "n/a" in a report instead of a misleading zero.
@@ -9,24 +9,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from grouped_sim.resources import load_resource
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
-@lru_cache(maxsize=1)
-def rubrics() -> dict[str, Any]:
-    """The judge rubrics and lexical cues (`data/rubrics.yaml`), loaded once."""
-    text = resources.files("grouped_sim").joinpath("data/rubrics.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-def rubric_version() -> str:
-    return str(rubrics()["version"])
+def cues() -> dict[str, Any]:
+    """The lexical cues the metrics read (`data/cues.yaml`)."""
+    return load_resource("grouped_sim", "data/cues.yaml")
 
 
 def words(text: str) -> list[str]:

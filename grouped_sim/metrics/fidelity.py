@@ -6,7 +6,7 @@ real corpus, and a comparison is just the same function on both sides (`compare_
 - outcome mix and walk-away rate (share of calls ending in a hang-up or refusal) and their gaps;
 - the disengagement deficit (papers/003): among eventual non-buyers, the share of customer turns
   that resist vs deliberate, simulated vs real, and the depth bias (mean funnel depth, simulated
-  minus real). One fixed lexical instrument reads every turn, real or simulated (rubrics.yaml);
+  minus real). One fixed lexical instrument reads every turn, real or simulated (data/cues.yaml);
 - customer reply length distribution: mean, median, and the 1-D Wasserstein distance to real;
 - role inversion: share of customer replies that talk like the seller (regex pre-filter from
   `grouped_sim.role_guard`, optionally confirmed by a judge);
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from grouped_sim.metrics._common import gap, mean, rubrics, word_count, words
+from grouped_sim.metrics._common import cues, gap, mean, word_count, words
 from grouped_sim.role_guard import looks_like_salesman
 from grouped_sim.schemas import Dialogue, Outcome, Turn
 
@@ -73,7 +73,7 @@ def compare_outcomes(simulated: Sequence[Dialogue], reference: Sequence[Dialogue
 
 @lru_cache(maxsize=1)
 def _state_cues() -> tuple[list[tuple[str, re.Pattern[str]]], dict[str, int]]:
-    cfg = rubrics()["decision_states"]
+    cfg = cues()["decision_states"]
     compiled = [(state, re.compile("|".join(cfg["cues"][state]), re.IGNORECASE)) for state in cfg["order"]]
     return compiled, {k: int(v) for k, v in cfg["depth"].items()}
 
@@ -226,7 +226,7 @@ def role_inversion(dialogues: Sequence[Dialogue], judge: TurnJudge | None = None
 
 @lru_cache(maxsize=1)
 def _criteria() -> dict[str, re.Pattern[str]]:
-    return {name: re.compile("|".join(cues), re.IGNORECASE) for name, cues in rubrics()["disclosure_criteria"].items()}
+    return {name: re.compile("|".join(cues), re.IGNORECASE) for name, cues in cues()["disclosure_criteria"].items()}
 
 
 def criteria_count(text: str) -> int:
@@ -249,7 +249,7 @@ def split_sentences(text: str) -> list[str]:
 
 def is_complete_sentence(sentence: str) -> bool:
     """Formal-looking sentence: capitalised, closed by . ! ?, long enough, not opened by a filler."""
-    cfg = rubrics()["completeness"]
+    cfg = cues()["completeness"]
     tokens = words(sentence)
     return (
         sentence[:1].isupper()

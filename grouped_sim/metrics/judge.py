@@ -1,4 +1,4 @@
-"""LLM-as-judge scoring of simulated customers (papers/004 §2.2.1), rubrics in data/rubrics.yaml.
+"""LLM-as-judge scoring of simulated customers (papers/004 §2.2.1), rubrics in data/prompts/judge.yaml.
 
 Three dimensions, each the mean of its 0-10 criteria:
 - Profile Consistency: category_alignment, profile_adherence;
@@ -28,7 +28,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from grouped_sim.corpus import JsonlAppender
-from grouped_sim.metrics._common import mean, rubric_version, rubrics
+from grouped_sim.metrics._common import mean
+from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.metrics.fidelity import TurnJudge, transcript
 from grouped_sim.schemas import Dialogue
 
@@ -37,7 +38,7 @@ SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 def dimensions() -> dict[str, dict[str, Any]]:
     """The judge dimensions in rubric order: {name: {title, role, criteria, guidance}}."""
-    return rubrics()["judge"]["dimensions"]
+    return prompt("judge")["dimensions"]
 
 
 def criteria(dimension: str) -> list[str]:
@@ -46,7 +47,7 @@ def criteria(dimension: str) -> list[str]:
 
 def judge_messages(dimension: str, dialogue: Dialogue) -> list[BaseMessage]:
     """The prompt for one dimension of one dialogue."""
-    cfg = rubrics()["judge"]
+    cfg = prompt("judge")
     dim = dimensions()[dimension]
     profile = dialogue.profile.as_text() if dialogue.profile else "(no persona given)"
     archetype = (dialogue.profile.archetype if dialogue.profile else None) or "unspecified"
@@ -206,7 +207,7 @@ def judge_dialogue(model: BaseChatModel, dialogue: Dialogue, judge_name: str, re
     return JudgeRecord(
         dialogue_id=dialogue.id,
         judge=judge_name,
-        rubric_version=rubric_version(),
+        rubric_version=prompt_version("judge"),
         dimensions={name: judge_dimension(model, name, dialogue, retries) for name in dimensions()},
     )
 
@@ -222,7 +223,7 @@ def load_cache(path: Path | str, judge_name: str) -> dict[str, JudgeRecord]:
             record = JudgeRecord.model_validate_json(line)
         except ValueError:
             continue
-        if record.judge == judge_name and record.rubric_version == rubric_version():
+        if record.judge == judge_name and record.rubric_version == prompt_version("judge"):
             done[record.dialogue_id] = record
     return done
 
@@ -266,7 +267,7 @@ def aggregate(records: Sequence[JudgeRecord]) -> dict[str, Any]:
 
 def role_inversion_judge(model: BaseChatModel, retries: int = 2) -> TurnJudge:
     """A (context, reply) -> bool | None judge for `fidelity.role_inversion`."""
-    template = rubrics()["judge"]["role_inversion"]
+    template = prompt("judge")["role_inversion"]
 
     def judge(context: str, reply: str) -> bool | None:
         messages = [HumanMessage(content=template.format(context=context or "(the call has just started)", reply=reply))]

@@ -74,8 +74,8 @@ def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue],
 
 
 def test_an_echo_of_the_worked_example_is_rejected(corpus: list[Dialogue]) -> None:
-    from grouped_sim.sop_db.tagger import mining_prompts
+    from grouped_sim.prompts import prompt
 
-    echo = mining_prompts()["extraction"]["example_profile"].strip()
+    echo = prompt("mining")["extraction"]["example_profile"].strip()
     result = ProfileExtractor(FakeListChatModel(responses=[echo]), retries=0).extract(_unprofiled(corpus[0]))
     assert result.status == "failed" and "copies the worked example" in (result.reason or "")
