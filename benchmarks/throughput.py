@@ -39,7 +39,12 @@ def main() -> None:
     from grouped_sim.config import SimulationConfig
     from grouped_sim.corpus import read_corpus
     from grouped_sim.data import sample_corpus_path
-    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation, sample_profiles
+    from dataclasses import replace
+
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.graphs.batch import run_simulation
+    from grouped_sim.graphs.graph import SimDeps
+    from grouped_sim.graphs.plan import RunSettings, sample_profiles
     from grouped_sim.sop_db.store import SOPStore
 
     work = Path(tempfile.mkdtemp(prefix="gs-bench-"))
@@ -62,19 +67,18 @@ def main() -> None:
     batching.generate_batch = timed_generate_batch
     settings = RunSettings(sop_db=str(work / "db"))
     runs: dict[str, list[dict]] = {"sequential": [], "concurrent": []}
-    sim_cache: dict[int, Simulator] = {}
+    deps_cache: dict[int, SimDeps] = {}
     for repeat in range(args.repeats):
         for label, concurrency in (("sequential", 1), ("concurrent", args.concurrency)):
             config = SimulationConfig(max_turns=args.max_turns, seed=repeat)
             config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"concurrency": concurrency, "checkpoint": True})})
-            sim = sim_cache.get(concurrency) or Simulator(settings, config)
-            sim_cache[concurrency] = sim
-            sim.config = config
-            tokenizer = sim.customer_model.loaded.tokenizer
+            deps = replace(deps_cache.get(concurrency) or build_deps(settings, config), config=config)
+            deps_cache[concurrency] = deps
+            tokenizer = deps.local_weights[0].tokenizer
             gen_seconds.update(t=0.0, calls=0, rows=0)
             out = work / f"{label}-{repeat}"
             start = time.perf_counter()
-            summary = run_simulation(items, settings, config, out, simulator=sim)
+            summary = run_simulation(items, settings, config, out, deps=deps)
             wall = time.perf_counter() - start
             dialogues = [json.loads(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
             # Generated text: every customer turn and every salesman turn but the fixed opener.

@@ -1,7 +1,8 @@
 """The customer model's turn: build its prompt, generate, guard the role, read the action.
 
-The prompt text itself comes from grouped_sim.customer_prompt (shared with the training data);
-here it is filled with the manager's guidance and the retrieved chains K_p as worked examples.
+The prompt text comes from grouped_sim.customer_prompt (shared with the training data), in the form
+the model's backend declares: a raw transcript for our local models, chat messages otherwise. The
+manager's guidance and the real exchanges it picked for this stage go into either form.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
-from grouped_sim.customer_prompt import chat_messages, transcript_text
+from grouped_sim.customer_prompt import chat_messages, transcript_prompt
+from grouped_sim.models.base import PromptForm, prompt_form_of
 from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
@@ -31,10 +33,27 @@ _LABEL_RE = re.compile(r"^\s*(?:customer|me|answer)\s*:\s*", re.I)
 _STAGE_DIRECTION_RE = re.compile(r"\[[^\]]*\]|\*[^*]*\*|\((?:[^)]*)\)")
 MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
-
-
 _KEEN_RE = re.compile(r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant)\b", re.I)
 _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
+
+
+class CustomerReply(BaseModel):
+    text: str
+    action: CustomerAction
+    attempts: int = 1
+    fallback: bool = False
+    rejected: list[str] = Field(default_factory=list, description="replies the role guard threw away")
+
+
+class CustomerPrompt(BaseModel):
+    """Everything the customer model is conditioned on for one reply (I_final of Algorithm 1)."""
+
+    profile: Profile
+    domain: str
+    history: list[Turn]
+    guidance: str = ""
+    example_lines: list[str] = Field(default_factory=list, description="what real customers said at this stage")
+    chains: list[BehaviourChain] = Field(default_factory=list, description="K_p, shown as worked example calls in the transcript form")
 
 
 def action_mismatch(action: CustomerAction, text: str) -> str | None:
@@ -50,14 +69,6 @@ def action_mismatch(action: CustomerAction, text: str) -> str | None:
     if action is CustomerAction.agree and _REFUSAL_RE.search(text):
         return "refuses while agreeing"
     return None
-
-
-class CustomerReply(BaseModel):
-    text: str
-    action: CustomerAction
-    attempts: int = 1
-    fallback: bool = False
-    rejected: list[str] = Field(default_factory=list, description="replies the role guard threw away")
 
 
 def parse_action(text: str) -> tuple[str, CustomerAction | None]:
@@ -81,22 +92,13 @@ def clean_reply(text: str) -> str:
     return text.strip().strip('"').strip()
 
 
-def _example_calls(chains: list[BehaviourChain]) -> list[list[tuple[str, str]]]:
-    return [[(step.salesman, step.customer) for step in chain.steps] for chain in chains]
-
-
-def transcript_prompt(profile: Profile, domain: str, history: list[Turn], guidance: str, chains: list[BehaviourChain]) -> list[BaseMessage]:
-    """The transcript form as one message (the model sees it raw, without a chat template)."""
-    return [HumanMessage(content=transcript_text(profile, domain, history, guidance, _example_calls(chains)))]
-
-
-def chat_prompt(profile: Profile, history: list[Turn], guidance: str, examples: list[str]) -> list[BaseMessage]:
-    return chat_messages(profile, history, guidance, examples)
-
-
-def uses_transcript(model: BaseChatModel) -> bool:
-    """Raw transcript prompting for models that support it (local small models), chat otherwise."""
-    return bool(getattr(model, "supports_raw_prompt", False))
+def render(model: BaseChatModel, inputs: CustomerPrompt) -> tuple[list[BaseMessage], dict[str, Any]]:
+    """The prompt in the form the model's backend declares, and the call options that go with it."""
+    if prompt_form_of(model) is PromptForm.transcript:
+        examples = [[(step.salesman, step.customer) for step in chain.steps] for chain in inputs.chains]
+        text = transcript_prompt(inputs.profile, inputs.domain, inputs.history, inputs.guidance, examples)
+        return [HumanMessage(content=text)], {"raw_prompt": True, "stop": ["\n"]}
+    return chat_messages(inputs.profile, inputs.history, inputs.guidance, inputs.example_lines), {}
 
 
 def fallback_line(action: CustomerAction, examples: list[str]) -> str:
@@ -106,43 +108,31 @@ def fallback_line(action: CustomerAction, examples: list[str]) -> str:
     return str(prompt("customer")["fallback_lines"][action.value])
 
 
-def generate_reply(
-    model: BaseChatModel,
-    *,
-    profile: Profile,
-    domain: str,
-    history: list[Turn],
-    guidance: str,
-    planned: CustomerAction,
-    chains: list[BehaviourChain],
-    examples: list[str],
-    seed: int,
-    retries: int,
-) -> CustomerReply:
-    """Generate, then regenerate while the reply is empty, too long, or pitches like a salesman."""
-    transcript = uses_transcript(model)
-    if transcript:
-        messages = transcript_prompt(profile, domain, history, guidance, chains)
-        kwargs: dict[str, Any] = {"raw_prompt": True, "stop": ["\n"]}
-    else:
-        messages = chat_prompt(profile, history, guidance, examples)
-        kwargs = {}
+def problem_with(text: str, tagged: CustomerAction | None, planned: CustomerAction) -> str | None:
+    """Why a draft reply cannot be used (empty, too long, seller talk, contradicts the decision)."""
+    if not text and tagged is None:
+        return "empty"
+    if len(text.split()) > MAX_REPLY_WORDS:
+        return "too long"
+    if seller_phrases(text):
+        return "seller: " + ", ".join(seller_phrases(text))
+    if (mismatch := action_mismatch(planned, text)) is not None:
+        return "action: " + mismatch
+    return None
+
+
+def generate_reply(model: BaseChatModel, inputs: CustomerPrompt, planned: CustomerAction, seed: int, retries: int) -> CustomerReply:
+    """Generate, then regenerate while the reply is empty, too long, pitches like a salesman or
+    contradicts the manager's decision; after the last try, a real line (or a stock one) stands in."""
+    messages, kwargs = render(model, inputs)
     rejected: list[str] = []
     for attempt in range(retries + 1):
         raw = model.invoke(messages, seed=seed + attempt, **kwargs)
         text, tagged = parse_action(str(raw.content))
         text = clean_reply(text)
-        problem = None
-        if not text and tagged is None:
-            problem = "empty"
-        elif len(text.split()) > MAX_REPLY_WORDS:
-            problem = "too long"
-        elif seller_phrases(text):
-            problem = "seller: " + ", ".join(seller_phrases(text))
-        elif (mismatch := action_mismatch(planned, text)) is not None:
-            problem = "action: " + mismatch
+        problem = problem_with(text, tagged, planned)
         if problem is None:
             action = planned if planned is not CustomerAction.speak else (tagged or CustomerAction.speak)
             return CustomerReply(text=text, action=action, attempts=attempt + 1, rejected=rejected)
         rejected.append(f"{problem} | {text[:120]}")
-    return CustomerReply(text=fallback_line(planned, examples), action=planned, attempts=retries + 1, fallback=True, rejected=rejected)
+    return CustomerReply(text=fallback_line(planned, inputs.example_lines), action=planned, attempts=retries + 1, fallback=True, rejected=rejected)

@@ -1,14 +1,16 @@
 """The manager: the hierarchical controller between the salesman and the customer model.
 
 Each turn it (a) tags the stage of the salesman's move, (b) updates the latent customer state
-S_t, (c) picks reference lines of similar real customers at that stage, and (d) writes short
-guidance. The light manager does this with explicit rules (below, tested one by one) and runs
-anywhere; the LLM manager asks a chat model for the same decision and falls back to the rules
-when the model's answer does not parse.
+S_t, (c) picks real exchanges of similar customers at that stage (the references the customer
+model is shown), and (d) writes short guidance. The light manager does this with explicit rules
+(below, tested one by one) and runs anywhere; the LLM manager asks a chat model for the same
+decision and falls back to the rules when the model's answer does not parse.
 
+What a stage means comes from its `kind` in the taxonomy (pitch, objection, closing, ...), and
+the numbers from the dynamics data (graphs/data/dynamics.yaml), so neither is tied to our ids.
 Rules of the light manager, per salesman move tagged with stage s:
 - patience falls by `patience_decay` (scaled by the archetype's impatience), more when the
-  salesman pushes twice in a row (pitch/closing ask after pitch/closing ask) or talks at length;
+  salesman pushes twice in a row (pitch/closing after pitch/closing) or talks at length;
 - stage effects move interest and trust (discovery builds trust, a pitch raises interest in
   proportion to buy propensity, objection stages open an objection of that kind);
 - an open objection the salesman addresses again is resolved with a chance that grows with buy
@@ -31,63 +33,37 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
+from grouped_sim.graphs.dynamics import Dynamics, prior_dynamics
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
-from grouped_sim.sop_db.store import BehaviourChain, SOPStore, StageVote
-from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
+from grouped_sim.sop_db.store import BehaviourChain, Exchange, SOPStore, StageVote
+from grouped_sim.sop_db.taxonomy import DECISION_KINDS, PUSH_KINDS, StageKind, Taxonomy, load_taxonomy
+from grouped_sim.transcript import transcript_text
 
-OBJECTION_STAGES = {
-    "price_objection": "price",
-    "trust_objection": "trust",
-    "timing_objection": "timing",
-    "competitor_comparison": "competitor",
-}
-PUSH_STAGES = {"pitch", "closing_ask"}
-DECISION_STAGES = {"closing_ask", "follow_up"}
 LONG_MOVE_WORDS = 45
-
-# Starting state and impatience (multiplier on patience decay) per archetype.
-ARCHETYPE_START: dict[str, tuple[float, float, float, float]] = {
-    #                      interest, trust, patience, impatience
-    "price-sensitive": (0.35, 0.30, 0.65, 1.0),
-    "resistance-heavy": (0.10, 0.10, 0.45, 1.6),
-    "status-quo": (0.15, 0.35, 0.60, 1.0),
-    "rational-skeptical": (0.30, 0.15, 0.75, 0.8),
-    "competition-anxious": (0.35, 0.30, 0.65, 0.9),
-}
-DEFAULT_START = (0.30, 0.30, 0.65, 1.0)
-
-# Stage effects on (interest, trust, patience); a pitch's interest gain is scaled by propensity below.
-STAGE_EFFECTS: dict[str, tuple[float, float, float]] = {
-    "opening": (0.0, 0.0, 0.0),
-    "identity_permission": (0.0, 0.0, -0.02),
-    "needs_discovery": (0.03, 0.05, -0.02),
-    "pitch": (0.0, 0.0, -0.03),
-    "product_question": (0.05, 0.03, 0.0),
-    "price_objection": (-0.03, 0.0, -0.02),
-    "trust_objection": (0.0, -0.05, -0.02),
-    "timing_objection": (0.0, 0.0, -0.10),
-    "competitor_comparison": (0.02, 0.0, -0.02),
-    "closing_ask": (0.0, 0.0, -0.05),
-    "follow_up": (0.0, 0.02, 0.0),
-    "goodbye": (0.0, 0.0, -0.1),
-}
+REFERENCE_LIMIT = 3
 
 
 class ManagerUpdate(BaseModel):
-    """What the manager hands the customer node for one turn."""
+    """What the manager hands the customer step for one turn."""
 
     stage: str
     stage_confidence: float = 0.0
     state: CustomerState
     action: CustomerAction = CustomerAction.speak
     guidance: str = ""
-    examples: list[str] = Field(default_factory=list, description="real customer lines for this stage")
-    retrieved: list[str] = Field(default_factory=list, description="ids of the chains the examples came from")
+    references: list[Exchange] = Field(default_factory=list, description="real exchanges at this stage, shown to the customer model")
     source: str = "light"
+
+    @property
+    def example_lines(self) -> list[str]:
+        """What the real customers of the references said."""
+        return [r.customer for r in self.references]
 
 
 class Manager(Protocol):
+    """Phase 1 InitState, and one manager step per salesman move (Algorithm 1, line 10)."""
+
     def initial_state(self, profile: Profile) -> CustomerState: ...
 
     def step(
@@ -140,64 +116,64 @@ def compose_guidance(state: CustomerState, action: CustomerAction, stage: str) -
 
 
 # When the customer is about to end the call, the useful references are how real customers ended
-# theirs: the stage whose lines to show and the outcomes of the calls to take them from.
-ENDING_EXAMPLES: dict[CustomerAction, tuple[str, set[str]]] = {
-    CustomerAction.hang_up: ("goodbye", {"hung_up", "refused"}),
-    CustomerAction.refuse: ("goodbye", {"refused", "hung_up"}),
-    CustomerAction.agree: ("closing_ask", {"agreed"}),
-    CustomerAction.callback: ("follow_up", {"callback"}),
+# theirs: the kind of stage whose exchanges to show and the outcomes of the calls to take them from.
+ENDING_REFERENCES: dict[CustomerAction, tuple[StageKind, set[str]]] = {
+    CustomerAction.hang_up: (StageKind.goodbye, {"hung_up", "refused"}),
+    CustomerAction.refuse: (StageKind.goodbye, {"refused", "hung_up"}),
+    CustomerAction.agree: (StageKind.closing, {"agreed"}),
+    CustomerAction.callback: (StageKind.follow_up, {"callback"}),
 }
 
 
-def pick_examples(
-    stage: str, chains: list[BehaviourChain], vote: StageVote | None, limit: int = 3, action: CustomerAction = CustomerAction.speak
-) -> tuple[list[str], list[str]]:
-    """Real customer lines for this moment: first from the profile's own chains K_p, then from the tagger's neighbours.
+def pick_references(
+    stage: str,
+    chains: list[BehaviourChain],
+    vote: StageVote | None,
+    taxonomy: Taxonomy,
+    limit: int = REFERENCE_LIMIT,
+    action: CustomerAction = CustomerAction.speak,
+) -> list[Exchange]:
+    """Real exchanges for this moment: first from the profile's own chains K_p, then from the tagger's neighbours.
 
-    For an ending action the lines come from how similar real calls with that outcome ended.
+    For an ending action they come from how similar real calls with that outcome ended. A reply
+    already picked is not shown twice.
     """
-    lines: list[str] = []
-    used: list[str] = []
     outcomes: set[str] | None = None
-    if action in ENDING_EXAMPLES:
-        stage, outcomes = ENDING_EXAMPLES[action]
+    if action in ENDING_REFERENCES:
+        kind, outcomes = ENDING_REFERENCES[action]
+        stage = taxonomy.first_of(kind) or stage
         vote = None
-    for chain in chains:
-        if outcomes is not None and chain.outcome not in outcomes:
-            continue
-        for line in chain.customer_lines_at(stage):
-            if line not in lines:
-                lines.append(line)
-                if chain.id not in used:
-                    used.append(chain.id)
-            if len(lines) >= limit:
-                return lines, used
-    if vote is not None:
-        for line in vote.replies:
-            if line not in lines:
-                lines.append(line)
-            if len(lines) >= limit:
-                break
-    return lines, used
+    candidates = [x for c in chains if outcomes is None or c.outcome in outcomes for x in c.exchanges_at(stage)]
+    candidates += vote.matches if vote is not None else []
+    picked: list[Exchange] = []
+    for exchange in candidates:
+        if exchange.customer not in {p.customer for p in picked}:
+            picked.append(exchange)
+        if len(picked) >= limit:
+            break
+    return picked
 
 
 class LightManager:
     """Rule-based manager: embedding stage tagging plus explicit state updates."""
 
-    def __init__(self, store: SOPStore | None, params: ManagerParams | None = None, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(self, store: SOPStore | None, params: ManagerParams | None = None, taxonomy: Taxonomy | None = None, dynamics: Dynamics | None = None) -> None:
         self.store = store
         self.params = params or ManagerParams()
         self.taxonomy = taxonomy or (store.taxonomy if store else load_taxonomy())
+        self.dynamics = dynamics or prior_dynamics()
 
     def initial_state(self, profile: Profile) -> CustomerState:
-        interest, trust, patience, _ = ARCHETYPE_START.get(profile.archetype or "", DEFAULT_START)
+        start = self.dynamics.start_for(profile.archetype)
+        interest = start.interest
         if profile.buy_propensity is not None:
             interest = _clip(0.5 * interest + 0.5 * profile.buy_propensity)
-        state = CustomerState(interest=interest, trust=trust, patience=patience)
+        state = CustomerState(interest=interest, trust=start.trust, patience=start.patience)
         state.intent = intent_of(state, CustomerAction.speak)
         return state
 
     def tag(self, salesman_text: str) -> StageVote:
+        """Tagging: the stage of a salesman move, by a vote of the store's nearest annotated moves."""
         if self.store is None:
             return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
         return self.store.tag_stage(salesman_text, k=self.params.stage_neighbours)
@@ -206,26 +182,27 @@ class LightManager:
         self, *, profile: Profile, history: list[Turn], state: CustomerState, chains: list[BehaviourChain], seed: int, use_sop: bool = True
     ) -> ManagerUpdate:
         move = history[-1].text if history and history[-1].role == "salesman" else ""
-        vote = self.tag(move)
         previous_stages = [t.sop_stage for t in history[:-1] if t.role == "salesman" and t.sop_stage]
-        vote = self.settle(vote, previous_stages)
+        vote = self.settle(self.tag(move), previous_stages)
         new_state, action = self.apply_rules(profile, state, vote.stage, move, previous_stages, random.Random(seed))
-        examples, used = pick_examples(vote.stage, chains, vote, action=action) if use_sop else ([], [])
+        references = pick_references(vote.stage, chains, vote, self.taxonomy, action=action) if use_sop else []
         return ManagerUpdate(
             stage=vote.stage,
             stage_confidence=vote.confidence,
             state=new_state,
             action=action,
             guidance=compose_guidance(new_state, action, vote.stage),
-            examples=examples,
-            retrieved=used,
+            references=references,
         )
 
     def settle(self, vote: StageVote, previous_stages: list[str]) -> StageVote:
-        """A weakly supported tag must not end a call: an unsure 'goodbye' or 'closing ask' keeps the
-        previous stage (or 'pitch'), because a misread decision point ends calls nobody ended."""
-        if vote.stage in DECISION_STAGES | {"goodbye"} and vote.confidence < self.params.min_stage_confidence:
-            fallback = previous_stages[-1] if previous_stages and previous_stages[-1] not in DECISION_STAGES | {"goodbye"} else "pitch"
+        """A weakly supported tag must not end a call: an unsure goodbye or decision tag keeps the
+        previous stage (or the pitch), because a misread decision point ends calls nobody ended."""
+        ending = DECISION_KINDS | {StageKind.goodbye}
+        if self.taxonomy.kind_of(vote.stage) in ending and vote.confidence < self.params.min_stage_confidence:
+            last = previous_stages[-1] if previous_stages else None
+            keep = last is not None and self.taxonomy.kind_of(last) not in ending
+            fallback = last if keep else (self.taxonomy.first_of(StageKind.pitch) or self.taxonomy.ids[0])
             return vote.model_copy(update={"stage": fallback})
         return vote
 
@@ -234,39 +211,33 @@ class LightManager:
     ) -> tuple[CustomerState, CustomerAction]:
         """The state transition and decision for one salesman move (pure given the rng)."""
         p = self.params
+        kind = self.taxonomy.kind_of(stage)
         propensity = profile.buy_propensity if profile.buy_propensity is not None else 0.3
-        impatience = ARCHETYPE_START.get(profile.archetype or "", DEFAULT_START)[3]
-
-        def noise() -> float:
-            return rng.gauss(0.0, 0.02)
-
-        d_interest, d_trust, d_patience = STAGE_EFFECTS.get(stage, (0.0, 0.0, 0.0))
-        if stage == "pitch":
+        impatience = self.dynamics.start_for(profile.archetype).impatience
+        effect = self.dynamics.effect_of(stage)
+        d_interest, d_trust, d_patience = effect.interest, effect.trust, effect.patience
+        if kind is StageKind.pitch:
             d_interest += 0.15 * propensity - 0.03
         d_patience -= p.patience_decay * impatience
-        last = previous_stages[-1] if previous_stages else None
-        if stage in PUSH_STAGES and last in PUSH_STAGES:
+        if kind in PUSH_KINDS and previous_stages and self.taxonomy.kind_of(previous_stages[-1]) in PUSH_KINDS:
             d_patience -= p.pushy_penalty * impatience
         if len(move.split()) > LONG_MOVE_WORDS:
             d_patience -= 0.05
-
         objections = list(state.open_objections)
-        kind = OBJECTION_STAGES.get(stage)
-        if kind is not None:
-            if kind in objections:
-                if rng.random() < 0.3 + 0.4 * propensity:
-                    objections.remove(kind)
-                    d_trust += 0.08
-                    d_interest += 0.05
-                else:
-                    d_patience -= 0.05
+        objection = self.taxonomy.objection_of(stage) if kind is StageKind.objection else None
+        if objection is not None:
+            if objection not in objections:
+                objections.append(objection)
+            elif rng.random() < 0.3 + 0.4 * propensity:
+                objections.remove(objection)
+                d_trust += 0.08
+                d_interest += 0.05
             else:
-                objections.append(kind)
-
+                d_patience -= 0.05
         new = CustomerState(
-            interest=_clip(state.interest + d_interest + noise()),
-            trust=_clip(state.trust + d_trust + noise()),
-            patience=_clip(state.patience + d_patience + noise()),
+            interest=_clip(state.interest + d_interest + rng.gauss(0.0, 0.02)),
+            trust=_clip(state.trust + d_trust + rng.gauss(0.0, 0.02)),
+            patience=_clip(state.patience + d_patience + rng.gauss(0.0, 0.02)),
             open_objections=objections,
         )
         action = self.decide(new, stage, previous_stages)
@@ -275,18 +246,19 @@ class LightManager:
 
     def decide(self, state: CustomerState, stage: str, previous_stages: list[str]) -> CustomerAction:
         p = self.params
+        kind = self.taxonomy.kind_of(stage)
         if state.patience <= p.hang_up_below:
             return CustomerAction.hang_up
-        if stage == "goodbye":
+        if kind is StageKind.goodbye:
             return CustomerAction.refuse if state.interest < 0.5 else CustomerAction.callback
-        if stage in DECISION_STAGES:
+        if kind in DECISION_KINDS:
             if state.interest >= p.agree_above and state.trust >= p.agree_above - 0.25 and not state.open_objections:
                 return CustomerAction.agree
-            if state.interest >= 0.45 or (stage == "follow_up" and state.interest >= 0.3):
+            if state.interest >= 0.45 or (kind is StageKind.follow_up and state.interest >= 0.3):
                 return CustomerAction.callback
             if state.patience < 0.35:
                 return CustomerAction.hang_up
-            if previous_stages.count("closing_ask") >= 1:
+            if any(self.taxonomy.kind_of(s) is StageKind.closing for s in previous_stages):
                 return CustomerAction.refuse
         return CustomerAction.speak
 
@@ -331,44 +303,40 @@ class LLMManager:
 
     def _messages(self, profile: Profile, history: list[Turn], state: CustomerState, examples: list[str]) -> list[Any]:
         cfg = prompt("manager")["llm"]
-        transcript = "\n".join(f"{t.role.capitalize()}: {t.text}" for t in history[-8:])
         system = cfg["system"].format(stages=", ".join(self.taxonomy.ids))
         user = cfg["user"].format(
-            profile=profile.as_text(), state=state.model_dump_json(), transcript=transcript, examples=" | ".join(examples) or "none"
+            profile=profile.as_text(), state=state.model_dump_json(), transcript=transcript_text(history[-8:]), examples=" | ".join(examples) or "none"
         )
         return [SystemMessage(content=system), HumanMessage(content=user)]
+
+    def _answer(self, messages: list[Any], seed: int) -> tuple[LLMManagerAnswer | None, list[str]]:
+        problems: list[str] = []
+        for attempt in range(self.retries + 1):
+            reply = self.model.invoke(messages, seed=seed + attempt)
+            try:
+                return parse_manager_answer(str(reply.content), self.taxonomy), problems
+            except (ValueError, ValidationError) as exc:
+                problems.append(str(exc)[:200])
+        return None, problems
 
     def step(
         self, *, profile: Profile, history: list[Turn], state: CustomerState, chains: list[BehaviourChain], seed: int, use_sop: bool = True
     ) -> ManagerUpdate:
         move = history[-1].text if history and history[-1].role == "salesman" else ""
         vote = self.fallback.tag(move)
-        examples, used = pick_examples(vote.stage, chains, vote) if use_sop else ([], [])
-        messages = self._messages(profile, history, state, examples)
-        problems: list[str] = []
-        for attempt in range(self.retries + 1):
-            reply = self.model.invoke(messages, seed=seed + attempt)
-            try:
-                answer = parse_manager_answer(str(reply.content), self.taxonomy)
-            except (ValueError, ValidationError) as exc:
-                problems.append(str(exc)[:200])
-                continue
-            new_state = CustomerState(
-                interest=answer.interest, trust=answer.trust, patience=answer.patience, open_objections=answer.open_objections
-            )
-            new_state.intent = intent_of(new_state, answer.action)
-            if use_sop:
-                examples, used = pick_examples(answer.stage, chains, vote, action=answer.action)
-            return ManagerUpdate(
-                stage=answer.stage,
-                stage_confidence=1.0,
-                state=new_state,
-                action=answer.action,
-                guidance=answer.guidance or compose_guidance(new_state, answer.action, answer.stage),
-                examples=examples,
-                retrieved=used,
-                source="llm",
-            )
-        update = self.fallback.step(profile=profile, history=history, state=state, chains=chains, seed=seed, use_sop=use_sop)
-        update.source = "light-fallback: " + "; ".join(problems)[-300:]
-        return update
+        shown = pick_references(vote.stage, chains, vote, self.taxonomy) if use_sop else []
+        answer, problems = self._answer(self._messages(profile, history, state, [r.customer for r in shown]), seed)
+        if answer is None:
+            update = self.fallback.step(profile=profile, history=history, state=state, chains=chains, seed=seed, use_sop=use_sop)
+            return update.model_copy(update={"source": "light-fallback: " + "; ".join(problems)[-300:]})
+        new_state = CustomerState(interest=answer.interest, trust=answer.trust, patience=answer.patience, open_objections=answer.open_objections)
+        new_state.intent = intent_of(new_state, answer.action)
+        return ManagerUpdate(
+            stage=answer.stage,
+            stage_confidence=1.0,
+            state=new_state,
+            action=answer.action,
+            guidance=answer.guidance or compose_guidance(new_state, answer.action, answer.stage),
+            references=pick_references(answer.stage, chains, vote, self.taxonomy, action=answer.action) if use_sop else [],
+            source="llm",
+        )

@@ -1,23 +1,30 @@
-"""The salesman: the agent under test, behind one small adapter protocol.
+"""The salesman: the agent under test, behind one participant protocol.
 
-Anything that can answer a call history with one or more messages plugs in. The default for the
-demo is a chat model following a product script for the corpus domain. The salesman never sees
-the customer's profile.
+Every salesman (a model reading a demo product script, your endpoint, a webhook, a Python callable,
+a replayed corpus) implements `Salesman`: one async `respond(call)` that receives the dialogue id,
+domain, this turn's seed and the call so far, and returns one or more messages. Sync agents are
+wrapped once, by `SyncSalesman`. The salesman never sees the customer's profile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
 
 from grouped_sim.corpus import read_corpus
 from grouped_sim.data import sample_corpus_path
+from grouped_sim.graphs.resilience import GiveUp
+from grouped_sim.models.base import PromptForm, prompt_form_of
 from grouped_sim.prompts import product_for, prompt
 from grouped_sim.schemas import Turn
+from grouped_sim.transcript import transcript_lines
 
 EXAMPLE_CALLS = 2
 EXAMPLE_TURNS = 8
@@ -29,13 +36,58 @@ _OPENERS = {
 }
 
 
-@runtime_checkable
-class SalesmanAgent(Protocol):
+class CallContext(BaseModel):
+    """What a participant is told about the call it is in, every turn."""
+
+    dialogue_id: str
+    domain: str
+    seed: int = Field(description="this turn's seed, derived from the dialogue seed and the turn number")
+    history: list[Turn] = Field(default_factory=list)
+    case_id: str = Field("", description="where the simulated customer's profile came from (a corpus dialogue id or file:line)")
+    case_index: int = Field(0, description="the customer's position in the run's plan")
+
+
+class Salesman(Protocol):
     """The agent under test: given the call so far, say the next thing (one or more messages)."""
 
     name: str
 
-    def respond(self, history: list[Turn], *, domain: str, seed: int) -> str | list[str]: ...
+    async def respond(self, call: CallContext) -> list[str]: ...
+
+
+class SalesmanDone(GiveUp):
+    """The agent has nothing more to say: the call ends as `salesman_ended` (replay scripts run out)."""
+
+
+class AgentReplyError(GiveUp):
+    """The agent answered, but with something that is not a message (no retry can fix it)."""
+
+
+def normalise_reply(reply: Any) -> list[str]:
+    """A string, a message dict ({"text"} / {"content"}), an object with `.content`, or a list of those."""
+    items = reply if isinstance(reply, (list, tuple)) else [reply]
+    texts: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("text", item.get("content")), str):
+            texts.append(item.get("text", item.get("content")))
+        elif isinstance(getattr(item, "content", None), str):
+            texts.append(item.content)
+        else:
+            raise AgentReplyError(f"the agent returned {type(item).__name__}; expected a string, a message dict, or a list of them")
+    return texts
+
+
+class SyncSalesman:
+    """Wraps a blocking `respond(call)` once: it runs in a worker thread, the loop stays free."""
+
+    def __init__(self, name: str, respond: Callable[[CallContext], Any]) -> None:
+        self.name = name
+        self._respond = respond
+
+    async def respond(self, call: CallContext) -> list[str]:
+        return normalise_reply(await asyncio.to_thread(self._respond, call))
 
 
 def is_goodbye(text: str) -> bool:
@@ -68,7 +120,7 @@ def example_calls(domain: str, seed: int) -> list[list[Turn]]:
 
 
 class ChatModelSalesman:
-    """A chat model reading a product script; transcript-prompted when the model supports it."""
+    """A chat model reading a product script: the demo's stand-in for an agent under test."""
 
     def __init__(self, model: BaseChatModel, name: str = "chat-model", retries: int = 2, use_examples: bool = True) -> None:
         self.model = model
@@ -77,19 +129,16 @@ class ChatModelSalesman:
         self.use_examples = use_examples
 
     def messages(self, history: list[Turn], domain: str, seed: int = 0) -> tuple[list[BaseMessage], dict[str, Any]]:
+        """The prompt in the form the model declares, and the call options that go with it."""
         product = product_for(domain)
         cfg = prompt("salesman")
-        if getattr(self.model, "supports_raw_prompt", False):
+        if prompt_form_of(self.model) is PromptForm.transcript:
             blocks = [cfg["transcript_header"].format(**product)]
             examples = example_calls(domain, seed) if self.use_examples else []
             for n, call in enumerate(examples, start=1):
-                lines = [cfg["example_heading"].format(n=n)]
-                lines += [f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in call[:EXAMPLE_TURNS]]
-                blocks.append("\n".join(lines))
+                blocks.append("\n".join([cfg["example_heading"].format(n=n), *transcript_lines(call[:EXAMPLE_TURNS])]))
             lines = [cfg["current_heading"].format(n=len(examples) + 1), cfg["script_note"].format(script=product["script"])]
-            lines += [f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in history]
-            lines.append("Salesman:")
-            blocks.append("\n".join(lines))
+            blocks.append("\n".join([*lines, *transcript_lines(history), "Salesman:"]))
             return [HumanMessage(content="\n\n".join(blocks))], {"raw_prompt": True, "stop": ["\n"]}
         messages: list[BaseMessage] = [SystemMessage(content=cfg["chat_system"].format(**product))]
         for t in history:
@@ -98,15 +147,17 @@ class ChatModelSalesman:
             messages.append(HumanMessage(content="(The customer picks up the phone.) Hello?"))
         return messages, {}
 
-    def respond(self, history: list[Turn], *, domain: str, seed: int) -> str | list[str]:
+    def say(self, history: list[Turn], domain: str, seed: int) -> str:
         if not history:
             # A fixed, script-true opener: every run starts the call the same way, as real campaigns do.
             return _OPENERS.get(domain, "Hello, this is Alex from {company}, do you have a moment?").format(**product_for(domain))
         messages, kwargs = self.messages(history, domain, seed)
-        text = ""
         for attempt in range(self.retries + 1):
             reply = self.model.invoke(messages, seed=seed + attempt, **kwargs)
             text = _clean(str(reply.content))
             if text:
                 return text
         return "Sorry, I didn't catch that. Could you say that again?"
+
+    async def respond(self, call: CallContext) -> list[str]:
+        return [await asyncio.to_thread(self.say, call.history, call.domain, call.seed)]

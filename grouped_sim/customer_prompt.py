@@ -1,9 +1,9 @@
 """How the customer model is prompted: one renderer used by the simulator AND by the training data.
 
 Training the customer model (D_sim) on exactly the text it will see in simulation is what makes a
-small fine-tuned model useful, so both sides call these functions. Two forms (see data/prompts/customer.yaml):
-a transcript the model continues after "Customer:" (small local models) and a chat conversation
-with a system persona (instruction-following models).
+small fine-tuned model useful, so both sides call these functions. Two forms (see
+data/prompts/customer.yaml): a transcript the model continues after "Customer:" (small local
+models) and a chat conversation with a system persona (instruction-following models).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Profile, Turn
+from grouped_sim.transcript import transcript_lines
 
 MAX_EXAMPLE_CALLS = 2
 MAX_EXAMPLE_STEPS = 5
@@ -21,11 +22,7 @@ MAX_EXAMPLE_STEPS = 5
 ExampleCall = Sequence[tuple[str, str]]  # (salesman move, customer reply) pairs of one real call
 
 
-def speaker(role: str) -> str:
-    return "Salesman" if role == "salesman" else "Customer"
-
-
-def transcript_text(
+def transcript_prompt(
     profile: Profile,
     domain: str,
     history: Sequence[Turn],
@@ -47,7 +44,7 @@ def transcript_text(
     current = [cfg["current_heading"].format(n=len(shown) + 1), cfg["persona_note"].format(profile=profile.summary)]
     if guidance:
         current.append(cfg["guidance_note"].format(guidance=guidance))
-    current += [f"{speaker(t.role)}: {t.text}" for t in history]
+    current += transcript_lines(history)
     current.append("Customer:")
     blocks.append("\n".join(current))
     return "\n\n".join(blocks)

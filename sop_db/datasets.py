@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grouped_sim.corpus import write_json_atomic
-from grouped_sim.customer_prompt import chat_messages, transcript_text
+from grouped_sim.customer_prompt import chat_messages, transcript_prompt
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Dialogue, Profile, Turn
 from grouped_sim.sop_db.store import derive_profile_text
@@ -77,7 +77,7 @@ def d_sim_records(dialogue: Dialogue) -> Iterator[dict[str, Any]]:
             "sop_stage": turn.sop_stage,
             "outcome": dialogue.outcome.value,
             "profile": profile.as_text(),
-            "prompt": transcript_text(profile, dialogue.domain, history),
+            "prompt": transcript_prompt(profile, dialogue.domain, history),
             "completion": " " + turn.text,
             "messages": messages,
             "context": context_text(history),

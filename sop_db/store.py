@@ -87,6 +87,23 @@ class BehaviourChain(BaseModel):
     def customer_lines_at(self, stage: str) -> list[str]:
         return [s.customer for s in self.steps if s.stage == stage and s.customer]
 
+    def exchanges_at(self, stage: str) -> list[Exchange]:
+        """The steps of this chain at `stage` that a customer answered, with their ids."""
+        return [
+            Exchange(id=f"{self.id}:{i}", salesman=s.salesman, customer=s.customer, stage=s.stage)
+            for i, s in enumerate(self.steps)
+            if s.stage == stage and s.customer
+        ]
+
+
+class Exchange(BaseModel):
+    """One real exchange: a salesman move, the customer's reply, its stage, and where it came from."""
+
+    id: str = Field(description="dialogue id and step index, 'DIALOGUE:STEP'")
+    salesman: str
+    customer: str
+    stage: str | None = None
+
 
 class StageVote(BaseModel):
     """The tagger's answer: the winning stage, its share of the vote, and the neighbours behind it."""
@@ -94,7 +111,12 @@ class StageVote(BaseModel):
     stage: str
     confidence: float = Field(ge=0.0, le=1.0)
     neighbours: list[str] = Field(default_factory=list)
-    replies: list[str] = Field(default_factory=list, description="what real customers answered to those moves")
+    matches: list[Exchange] = Field(default_factory=list, description="neighbours at the winning stage that a real customer answered")
+
+    @property
+    def replies(self) -> list[str]:
+        """What real customers answered to the matching moves."""
+        return [m.customer for m in self.matches]
 
 
 def derive_profile_text(dialogue: Dialogue) -> str:
@@ -289,8 +311,12 @@ class SOPStore:
         for meta, dist in zip(metas, result["distances"][0]):
             weights[str(meta["stage"])] += max(1e-6, 1.0 - float(dist))
         stage, top = weights.most_common(1)[0]
-        replies = [str(m["customer"]) for m in metas if m["stage"] == stage and m.get("customer")]
-        return StageVote(stage=stage, confidence=top / sum(weights.values()), neighbours=list(result["ids"][0]), replies=replies)
+        matches = [
+            Exchange(id=str(tid), salesman=str(doc), customer=str(m["customer"]), stage=stage)
+            for tid, doc, m in zip(result["ids"][0], result["documents"][0], metas)
+            if m["stage"] == stage and m.get("customer")
+        ]
+        return StageVote(stage=stage, confidence=top / sum(weights.values()), neighbours=list(result["ids"][0]), matches=matches)
 
     def tag_stages(self, texts: Iterable[str], k: int = 5) -> list[StageVote]:
         return [self.tag_stage(t, k) for t in texts]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,10 +12,31 @@ from grouped_sim.errors import InputError
 from grouped_sim.resources import load_resource, load_user_yaml
 
 
+class StageKind(StrEnum):
+    """What a stage means for the customer's decision, whatever a team calls it."""
+
+    opening = "opening"
+    permission = "permission"
+    discovery = "discovery"
+    pitch = "pitch"
+    question = "question"
+    objection = "objection"
+    closing = "closing"  # the salesman asks for a commitment
+    follow_up = "follow_up"  # a callback or information is arranged
+    goodbye = "goodbye"  # the call is ending
+    other = "other"
+
+
+PUSH_KINDS = frozenset({StageKind.pitch, StageKind.closing})
+DECISION_KINDS = frozenset({StageKind.closing, StageKind.follow_up})
+
+
 class Stage(BaseModel):
     id: str = Field(..., pattern=r"^[a-z_]+$")
     name: str
     description: str
+    kind: StageKind = StageKind.other
+    objection: str | None = Field(None, description="for objection stages: the objection it opens (price, trust, ...)")
     examples: list[str] = Field(default_factory=list)
 
 
@@ -24,6 +46,23 @@ class Taxonomy(BaseModel):
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self.stages]
+
+    def kind_of(self, stage_id: str | None) -> StageKind:
+        """The kind of a stage id (`other` for an id the taxonomy does not know, or none)."""
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage.kind
+        return StageKind.other
+
+    def objection_of(self, stage_id: str) -> str | None:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage.objection
+        return None
+
+    def first_of(self, kind: StageKind) -> str | None:
+        """The first stage of a kind (the taxonomy's order), or None when it has none."""
+        return next((s.id for s in self.stages if s.kind is kind), None)
 
     def __len__(self) -> int:
         return len(self.stages)

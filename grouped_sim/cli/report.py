@@ -155,10 +155,9 @@ def report(
 
 def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Generate every customer turn of `reference` from its real history with the customer model."""
-    from grouped_sim.graphs.customer import generate_reply
-    from grouped_sim.graphs.runner import dialogue_seed
-
     from grouped_sim.config import SimulationConfig
+    from grouped_sim.graphs.customer import CustomerPrompt, generate_reply
+    from grouped_sim.graphs.plan import dialogue_seed
     from grouped_sim.models import build_chat_model
     from grouped_sim.report.teacher import replay_targets, teacher_forced_pairs
     from grouped_sim.schemas import CustomerAction, Profile
@@ -169,19 +168,8 @@ def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_d
     fallback_profile = Profile(summary="A customer who has just picked up an unexpected sales call.")
 
     def generate(dialogue: Any, index: int) -> str:
-        reply = generate_reply(
-            model,
-            profile=dialogue.profile or fallback_profile,
-            domain=dialogue.domain,
-            history=dialogue.turns[:index],
-            guidance="",
-            planned=CustomerAction.speak,
-            chains=[],
-            examples=[],
-            seed=dialogue_seed(config.seed, index),
-            retries=config.role_guard_retries,
-        )
-        return reply.text
+        inputs = CustomerPrompt(profile=dialogue.profile or fallback_profile, domain=dialogue.domain, history=dialogue.turns[:index])
+        return generate_reply(model, inputs, CustomerAction.speak, dialogue_seed(config.seed, index), config.role_guard_retries).text
 
     with progress() as bar:
         task = bar.add_task("teacher-forced turns", total=len(replay_targets(reference)))

@@ -33,9 +33,11 @@ def serve(
     replies as role 'assistant'. The answer is the customer's next line; `finish_reason` is
     'end_call' when the customer hangs up, agrees, refuses or asks for a callback.
     """
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.app.serve import CustomerService, create_app, load_served_profiles
     from grouped_sim.config import SimulatorMode, load_config
-    from grouped_sim.graphs.runner import RunSettings
-    from grouped_sim.graphs.serve import CustomerService, create_app, load_served_profiles
+    from grouped_sim.graphs.plan import RunSettings
+    from grouped_sim.graphs.salesman import SyncSalesman
 
     config = load_config(config_file)
     try:
@@ -48,7 +50,8 @@ def serve(
         console.print("[yellow]warning:[/yellow] serving beyond loopback without an API key")
     settings = RunSettings(customer=customer, manager=manager, sop_db=sop_db)
     console.print(f"loading the customer model ({customer}) ...")
-    service = CustomerService(items, settings, config)
+    caller = SyncSalesman("caller", lambda call: [])  # the client is the salesman: the graph's own never speaks
+    service = CustomerService(items, build_deps(settings, config, salesman=caller))
     import uvicorn
 
     console.print(f"serving {len(items)} profile(s) at http://{host}:{port}/v1 (models: {', '.join(service.model_ids())})")

@@ -57,9 +57,11 @@ def simulate(
     Rerunning the same command into the same --out finishes the run instead of repeating it;
     --resume DIR does the same from the folder alone (plan.json holds the profiles, models and config).
     """
+    from grouped_sim.app.build import build_deps, check_run_specs
     from grouped_sim.config import SimulatorMode, load_config
     from grouped_sim.corpus import read_corpus
-    from grouped_sim.graphs.runner import RunSettings, load_plan, load_profiles_file, run_simulation, sample_profiles
+    from grouped_sim.graphs.batch import load_plan, run_simulation
+    from grouped_sim.graphs.plan import RunSettings, load_profiles_file, sample_profiles
 
     if resume is not None:
         if out_dir is not None and out_dir.resolve() != resume.resolve():
@@ -95,10 +97,13 @@ def simulate(
         if sop_db is not None and not sop_db.startswith(("http://", "https://")):
             sop_db = str(Path(sop_db).resolve())  # plan.json must still find it when resumed from elsewhere
         settings = RunSettings(salesman=salesman, customer=customer, manager=manager, sop_db=sop_db)
+    check_run_specs(settings)
     console.print(f"loading models (salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager}) ...")
     with progress() as bar:
         task = bar.add_task("dialogues", total=len(items))
-        summary = run_simulation(items, settings, config, out_dir, on_progress=lambda d: bar.advance(task), resume=resume is not None)
+        summary = run_simulation(
+            items, settings, config, out_dir, deps=lambda: build_deps(settings, config), on_progress=lambda d: bar.advance(task), resume=resume is not None
+        )
     kept = (summary.get("resumed") or {}).get("kept", 0)
     note = f" ({kept} kept from before)" if kept else ""
     out.print(f"{summary['dialogues']} dialogues in {out_dir / 'dialogues.jsonl'}{note}; outcomes: {summary['outcomes']}")

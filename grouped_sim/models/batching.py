@@ -9,7 +9,7 @@ Two pieces, both here so `local.py` stays a thin chat-model shell:
   the only thing batching changes is left-padding numerics (logits differ in the last float bits,
   which can flip a near-tie), see docs/scale.md.
 - `GenerateBatcher` is a small request queue in front of one set of loaded weights. Dialogues
-  running concurrently (in threads, see graphs/runner.py) submit single requests; a worker thread
+  running concurrently (in threads, see graphs/batch.py) submit single requests; a worker thread
   drains the queue and runs what arrived together as one batch. On 2 CPU cores SmolLM2-135M
   generates about 2.5x the tokens per second as a batch of 8 than one prompt at a time.
 

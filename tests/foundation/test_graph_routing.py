@@ -8,26 +8,30 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+import asyncio
+
 from grouped_sim.config import SimulationConfig, SimulatorMode
-from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason, Turn
-from grouped_sim.graphs.builder import GraphDeps, build_graph, initial_state
+from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.manager import ManagerUpdate
+from grouped_sim.graphs.plan import SimProfile
+from grouped_sim.graphs.salesman import CallContext, SyncSalesman
+from grouped_sim.graphs.simulation import start_state
+from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason
 
 PROFILE = Profile(summary="owner of a cafe", archetype="status-quo", buy_propensity=0.2)
 
 
-class ScriptedSalesman:
-    name = "scripted"
+def ScriptedSalesman(lines: list[str] | None = None, fail: bool = False) -> SyncSalesman:
+    """A sync agent (wrapped once, as every sync agent is) that reads a fixed script."""
+    lines = lines or ["Hello, this is Sam from Linkwave.", "We have a fibre offer.", "Shall I book it?"]
 
-    def __init__(self, lines: list[str] | None = None, fail: bool = False) -> None:
-        self.lines = lines or ["Hello, this is Sam from Linkwave.", "We have a fibre offer.", "Shall I book it?"]
-        self.fail = fail
-
-    def respond(self, history: list[Turn], *, domain: str, seed: int) -> str | list[str]:
-        if self.fail:
+    def respond(call: CallContext) -> str:
+        if fail:
             raise ConnectionError("agent endpoint down")
-        said = sum(1 for t in history if t.role == "salesman")
-        return self.lines[min(said, len(self.lines) - 1)]
+        said = sum(1 for t in call.history if t.role == "salesman")
+        return lines[min(said, len(lines) - 1)]
+
+    return SyncSalesman("scripted", respond)
 
 
 class ScriptedManager:
@@ -56,10 +60,9 @@ def customer_model(*replies: str) -> GenericFakeChatModel:
 def run(salesman=None, manager=None, customer=None, max_turns: int = 3, mode: SimulatorMode = SimulatorMode.no_sop) -> dict:
     config = SimulationConfig(max_turns=max_turns, mode=mode, role_guard_retries=1)
     manager = manager if manager is not None else ScriptedManager()
-    deps = GraphDeps(salesman=salesman or ScriptedSalesman(), customer_model=customer or customer_model(), manager=manager, config=config)
-    graph = build_graph(deps)
-    state = initial_state("d-1", PROFILE, "broadband", [], seed=5, manager=manager if mode is not SimulatorMode.prompt_only else None)
-    return graph.invoke(state)
+    deps = SimDeps(salesman=salesman or ScriptedSalesman(), customer=customer or customer_model(), manager=manager, store=None, config=config)
+    state = start_state(SimProfile(profile=PROFILE, domain="broadband"), seed=5, dialogue_id="d-1", index=0)
+    return asyncio.run(build_graph().ainvoke(state, context=deps))
 
 
 def roles(final: dict) -> list[str]:
@@ -132,9 +135,7 @@ def test_seller_talk_is_regenerated_then_replaced() -> None:
 
 def test_prompt_only_mode_has_no_manager_state_or_guidance() -> None:
     manager = ScriptedManager({1: CustomerAction.hang_up})
-    config = SimulationConfig(max_turns=2, mode=SimulatorMode.prompt_only)
-    deps = GraphDeps(salesman=ScriptedSalesman(), customer_model=customer_model(), manager=manager, config=config)
-    final = build_graph(deps).invoke(initial_state("d-2", PROFILE, "broadband", [], seed=1, manager=None))
+    final = run(manager=manager, max_turns=2, mode=SimulatorMode.prompt_only)
     assert manager.calls == 0
     assert final["termination"] == TerminationReason.max_turns
     customer_turns = [t for t in final["history"] if t["role"] == "customer"]

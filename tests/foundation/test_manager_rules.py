@@ -6,8 +6,9 @@ import random
 
 from grouped_sim.config import ManagerParams
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile
-from grouped_sim.graphs.manager import LightManager, compose_guidance, intent_of, pick_examples
-from grouped_sim.sop_db.store import BehaviourChain, ChainStep, StageVote
+from grouped_sim.graphs.manager import LightManager, compose_guidance, intent_of, pick_references
+from grouped_sim.sop_db.taxonomy import load_taxonomy
+from grouped_sim.sop_db.store import BehaviourChain, ChainStep, Exchange, StageVote
 
 MANAGER = LightManager(store=None, params=ManagerParams())
 
@@ -113,9 +114,10 @@ def test_examples_come_from_the_profiles_own_chains_first() -> None:
         id="c1", domain="insurance", outcome="refused", profile_text="x",
         steps=[ChainStep(salesman="it's 300 a year", customer="too dear", stage="price_objection")],
     )
-    vote = StageVote(stage="price_objection", confidence=1.0, replies=["how much?", "too dear"])
-    lines, used = pick_examples("price_objection", [chain], vote)
-    assert lines == ["too dear", "how much?"] and used == ["c1"]
+    vote = StageVote(stage="price_objection", confidence=1.0, matches=[Exchange(id="d-9:1", salesman="It is 18 percent.", customer="how much?"), Exchange(id="d-9:3", salesman="Fees are low.", customer="too dear")])
+    picked = pick_references("price_objection", [chain], vote, load_taxonomy())
+    assert [r.customer for r in picked] == ["too dear", "how much?"]
+    assert [r.id for r in picked] == ["c1:0", "d-9:1"]  # exactly the exchanges shown, by dialogue and step
 
 
 def test_ending_examples_come_from_calls_that_ended_that_way() -> None:
@@ -128,8 +130,11 @@ def test_ending_examples_come_from_calls_that_ended_that_way() -> None:
         steps=[ChainStep(salesman="shall I renew it?", customer="go on then", stage="closing_ask"),
                ChainStep(salesman="thanks, bye", customer="bye now", stage="goodbye")],
     )
-    assert pick_examples("pitch", [agreed, refused], None, action=CustomerAction.hang_up) == (["no. bye."], ["r"])
-    assert pick_examples("pitch", [agreed, refused], None, action=CustomerAction.agree) == (["go on then"], ["a"])
+    taxonomy = load_taxonomy()
+    hung_up = pick_references("pitch", [agreed, refused], None, taxonomy, action=CustomerAction.hang_up)
+    assert [(r.id, r.customer) for r in hung_up] == [("r:0", "no. bye.")]
+    agreeing = pick_references("pitch", [agreed, refused], None, taxonomy, action=CustomerAction.agree)
+    assert [(r.id, r.customer) for r in agreeing] == [("a:0", "go on then")]
 
 
 def test_an_unsure_decision_tag_does_not_end_the_call() -> None:

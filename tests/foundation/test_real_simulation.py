@@ -8,7 +8,9 @@ from pathlib import Path
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, SimulationConfig
 from grouped_sim.corpus import read_corpus
 from grouped_sim.schemas import Dialogue, TerminationReason
-from grouped_sim.graphs.runner import RunSettings, run_simulation, sample_profiles
+from grouped_sim.app.build import build_deps
+from grouped_sim.graphs.batch import run_simulation
+from grouped_sim.graphs.plan import RunSettings, sample_profiles
 from grouped_sim.sop_db.taxonomy import load_taxonomy
 
 
@@ -16,7 +18,7 @@ def test_short_real_simulation_writes_dialogues_and_run_summary(tmp_path: Path, 
     items = sample_profiles(corpus, 2, seed=3)
     config = SimulationConfig(max_turns=2, seed=3)
     settings = RunSettings(sop_db=str(store_dir))
-    summary = run_simulation(items, settings, config, tmp_path)
+    summary = run_simulation(items, settings, config, tmp_path, deps=lambda: build_deps(settings, config))
 
     dialogues = read_corpus(tmp_path / "dialogues.jsonl")
     assert len(dialogues) == 2 == summary["dialogues"]

@@ -53,7 +53,7 @@ def sub_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def items(corpus):
-    from grouped_sim.graphs.runner import sample_profiles
+    from grouped_sim.graphs.plan import sample_profiles
 
     return sample_profiles(corpus, 4, seed=3)
 

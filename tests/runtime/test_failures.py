@@ -39,14 +39,15 @@ def _read(run: Path) -> list[dict]:
 
 
 def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: Path, fast_config, items, embedded_chat) -> None:
-    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.graphs.batch import run_simulation
+    from grouped_sim.graphs.plan import RunSettings
 
     config = fast_config.model_copy(update={"runtime": fast_config.runtime.model_copy(update={"retries": 2})})
     chosen = items[:3]
     flaky = DownForOneProfile(inner=embedded_chat.model_copy(update={"max_new_tokens": 8}), marker=chosen[0].profile.summary[:40])
     settings = RunSettings(salesman=SCRIPTED)
-    sim = Simulator(settings, config, customer_model=flaky)
-    summary = run_simulation(chosen, settings, config, tmp_path / "run", simulator=sim)
+    summary = run_simulation(chosen, settings, config, tmp_path / "run", deps=build_deps(settings, config, customer=flaky))
     dialogues = _read(tmp_path / "run")
     assert len(dialogues) == 3
     failed = [d for d in dialogues if d["termination_reason"] == "error"]
@@ -61,13 +62,15 @@ def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: 
 def test_failing_salesman_is_blamed_on_the_salesman(tmp_path: Path, fast_config, items) -> None:
     import sys
 
-    from grouped_sim.graphs.runner import RunSettings, Simulator, run_simulation
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.graphs.batch import run_simulation
+    from grouped_sim.graphs.plan import RunSettings
 
     settings = RunSettings(salesman=f"python:{HERE / 'agents.py'}:broken")
-    sim = Simulator(settings, fast_config)
-    agents = sys.modules[sim.salesman.fn.__module__]  # the module the python: adapter loaded
+    deps = build_deps(settings, fast_config)
+    agents = sys.modules[deps.salesman.fn.__module__]  # the module the python: adapter loaded
     before = agents.CALLS["n"]
-    summary = run_simulation(items[:2], settings, fast_config, tmp_path / "run", simulator=sim)
+    summary = run_simulation(items[:2], settings, fast_config, tmp_path / "run", deps=deps)
     dialogues = _read(tmp_path / "run")
     assert [d["error"]["who"] for d in dialogues] == ["salesman", "salesman"]
     assert all(d["error"]["type"] == "ConnectionError" and d["outcome"] == "unknown" for d in dialogues)

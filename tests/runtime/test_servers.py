@@ -47,14 +47,15 @@ def serving(app) -> Iterator[str]:
 def test_served_customer_answers_an_openai_client(store_dir: Path, corpus, fast_config) -> None:
     import openai
 
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.app.serve import CustomerService, create_app, load_served_profiles
     from grouped_sim.config import SimulatorMode
-    from grouped_sim.graphs.runner import RunSettings
-    from grouped_sim.graphs.serve import CustomerService, create_app, load_served_profiles
+    from grouped_sim.graphs.plan import RunSettings
 
     profile_file = store_dir.parent / "profile.json"
     profile_file.write_text(next(d for d in corpus if d.profile).profile.model_dump_json(indent=2), encoding="utf-8")
     config = fast_config.model_copy(update={"mode": SimulatorMode.full})
-    service = CustomerService(load_served_profiles(profile_file, "food-delivery"), RunSettings(sop_db=str(store_dir)), config)
+    service = CustomerService(load_served_profiles(profile_file, "food-delivery"), build_deps(RunSettings(salesman=SCRIPTED, sop_db=str(store_dir)), config))
     with serving(create_app(service, api_key="s3cret")) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
         assert [m.id for m in client.models.list().data] == ["customer-0"]
@@ -93,9 +94,12 @@ def _agent_app(seen: list[dict]):
 
 
 def _run(items, salesman: str, config, out: Path):
-    from grouped_sim.graphs.runner import RunSettings, run_simulation
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.graphs.batch import run_simulation
+    from grouped_sim.graphs.plan import RunSettings
 
-    run_simulation(items, RunSettings(salesman=salesman), config, out)
+    settings = RunSettings(salesman=salesman)
+    run_simulation(items, settings, config, out, deps=lambda: build_deps(settings, config))
     from grouped_sim.corpus import read_corpus
 
     return read_corpus(out / "dialogues.jsonl")
@@ -150,8 +154,13 @@ def chroma_server(store_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subpro
 
 
 def test_sop_store_on_a_chroma_server(chroma_server, store, items, fast_config) -> None:
+    import asyncio
+
+    from grouped_sim.app.build import build_deps
     from grouped_sim.config import SimulatorMode
-    from grouped_sim.graphs.runner import RunSettings, Simulator
+    from grouped_sim.graphs.graph import build_graph, retrieve_chains
+    from grouped_sim.graphs.plan import RunSettings
+    from grouped_sim.graphs.simulation import run_dialogue
     from grouped_sim.sop_db.store import SOPStore
 
     url, proc = chroma_server
@@ -162,9 +171,10 @@ def test_sop_store_on_a_chroma_server(chroma_server, store, items, fast_config) 
     assert remote.tag_stage("We charge less commission than the big apps.").stage == store.tag_stage("We charge less commission than the big apps.").stage
 
     config = fast_config.model_copy(update={"mode": SimulatorMode.full})
-    sim = Simulator(RunSettings(salesman=SCRIPTED, sop_db=url), config)
-    assert sim.retrieve(items[0])  # K_p comes from the server
+    deps = build_deps(RunSettings(salesman=SCRIPTED, sop_db=url), config)
+    assert retrieve_chains(deps, items[0].profile, items[0].domain, items[0].source)  # K_p comes from the server
     proc.terminate()
     proc.wait(timeout=20)
-    down = sim.run_one(items[0], seed=1)  # the server is gone: that dialogue fails, blamed on the store
+    # The server is gone: that dialogue fails, blamed on the store.
+    down = asyncio.run(run_dialogue(build_graph(), deps, items[0], seed=1, dialogue_id="d-down", index=0, meta={}))
     assert down.termination_reason.value == "error" and down.error["who"] == "store"

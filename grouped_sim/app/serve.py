@@ -9,11 +9,13 @@ the assistant:
 - `system` messages are ignored: who the customer is comes from the served profile.
 
 The endpoint is stateless: the manager's latent state is rebuilt from the history on every request
-(deterministically, from the request's `seed` or a hash of the conversation), so any number of
-calls can be in flight and a restarted server answers the same way. Each profile is one model id
+by replaying the manager over the earlier moves, with the seeds the simulation graph uses (the
+request's `seed` plays the dialogue seed), and the last move is answered by the same per-turn
+function the graph calls (grouped_sim.graphs.graph.respond). So a restarted server answers the
+same way, and a served customer says what a simulated one would. Each profile is one model id
 (`customer-0`, `customer-1`, ...); `/v1/models` lists them. The reply carries the customer's action
-(hang up, agree, ...) and state in an extra `grouped_sim` field, and `finish_reason` is
-`"stop"` or, when the customer ends the call, `"end_call"`.
+(hang up, agree, ...) and state in an extra `grouped_sim` field, and `finish_reason` is `"stop"`
+or, when the customer ends the call, `"end_call"`.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ import json
 import secrets
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from grouped_sim.config import SimulationConfig, SimulatorMode
+from grouped_sim.errors import InputError
+from grouped_sim.graphs.adapters import salesman_moves
+from grouped_sim.graphs.graph import SimDeps, TurnResult, manager_step, respond, retrieve_chains, turn_seed
+from grouped_sim.graphs.plan import SimProfile, load_profiles_file
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, Turn
-from grouped_sim.graphs.customer import generate_reply
-from grouped_sim.graphs.manager import ManagerUpdate, compose_guidance
-from grouped_sim.graphs.runner import RunSettings, SimProfile, Simulator
+from grouped_sim.sop_db.store import BehaviourChain
 
 ENDING_ACTIONS = {CustomerAction.hang_up, CustomerAction.agree, CustomerAction.refuse, CustomerAction.callback}
 
@@ -66,90 +70,84 @@ def to_turns(messages: list[ChatMessage]) -> list[Turn]:
     return turns
 
 
-class CustomerService:
-    """One simulator, many profiles; `reply` answers one request."""
+def split_last_move(history: list[Turn]) -> tuple[list[Turn], list[Turn]]:
+    """(the call before the salesman's last move, that move)."""
+    start = len(history)
+    while start > 0 and history[start - 1].role == "salesman":
+        start -= 1
+    return history[:start], history[start:]
 
-    def __init__(self, items: list[SimProfile], settings: RunSettings, config: SimulationConfig, simulator: Simulator | None = None) -> None:
+
+def replay_manager(deps: SimDeps, profile: Profile, earlier: list[Turn], chains: list[BehaviourChain], seed: int) -> tuple[list[Turn], CustomerState]:
+    """The earlier moves tagged and S_t after them, as the graph would have left them."""
+    state = deps.manager.initial_state(profile) if deps.use_manager else CustomerState()  # type: ignore[union-attr]
+    tagged: list[Turn] = []
+    pending: list[Turn] = []
+    for turn in earlier + [Turn(role="customer", text="")]:
+        if turn.role == "salesman":
+            pending.append(turn)
+            continue
+        if pending:
+            update = manager_step(deps, profile, tagged + pending, state, chains, turn_seed(seed, len(salesman_moves(tagged)) + 1, "manager"))
+            pending = [t.model_copy(update={"sop_stage": update.stage}) for t in pending] if deps.use_manager else pending
+            tagged, state, pending = tagged + pending, update.state, []
+        if turn.text:
+            tagged.append(turn)
+    return tagged, state
+
+
+class CustomerService:
+    """One set of participants, many profiles; `reply` answers one request."""
+
+    def __init__(self, items: list[SimProfile], deps: SimDeps) -> None:
         self.items = items
-        self.config = config
-        self.sim = simulator or Simulator(settings, config, salesman=_NoSalesman())
-        self.chains = {}
+        self.deps = deps
+        self.chains: dict[int, list[BehaviourChain]] = {}
         self._lock = threading.Lock()
 
     def model_ids(self) -> list[str]:
         return [f"customer-{i}" for i in range(len(self.items))]
 
-    def item_for(self, model: str) -> SimProfile | None:
+    def index_of(self, model: str) -> int | None:
         ids = self.model_ids()
         if model in ids:
-            return self.items[ids.index(model)]
-        return self.items[0] if len(self.items) == 1 else None
+            return ids.index(model)
+        return 0 if len(self.items) == 1 else None
 
-    def _chains(self, index: int) -> list[Any]:
+    def _chains(self, index: int) -> list[BehaviourChain]:
         with self._lock:
             if index not in self.chains:
-                self.chains[index] = self.sim.retrieve(self.items[index])
+                item = self.items[index]
+                self.chains[index] = retrieve_chains(self.deps, item.profile, item.domain, item.source)
             return self.chains[index]
 
+    def answer(self, index: int, history: list[Turn], seed: int) -> TurnResult:
+        """The customer's reply to the last salesman move of `history` (the graph's per-turn function)."""
+        item = self.items[index]
+        chains = self._chains(index)
+        earlier, move = split_last_move(history)
+        tagged, state = replay_manager(self.deps, item.profile, earlier, chains, seed)
+        turn_index = len(salesman_moves(history))
+        return respond(self.deps, profile=item.profile, domain=item.domain, history=tagged, move=move, state=state, chains=chains, seed=seed, turn_index=turn_index)
+
     def reply(self, model: str, messages: list[ChatMessage], seed: int | None) -> dict[str, Any]:
-        item = self.item_for(model)
-        if item is None:
+        index = self.index_of(model)
+        if index is None:
             raise KeyError(model)
-        index = self.items.index(item)
         history = to_turns(messages)
         if not history or history[-1].role != "salesman":
             raise ValueError("the last message must be the salesman's (role 'user')")
         if seed is None:
             blob = json.dumps([model] + [t.text for t in history])
             seed = int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
-        chains = self._chains(index)
-        use_manager = self.config.mode is not SimulatorMode.prompt_only and self.sim.manager is not None
-        use_sop = self.config.mode is SimulatorMode.full
-        profile = item.profile
-        state = self.sim.manager.initial_state(profile) if use_manager else CustomerState()  # type: ignore[union-attr]
-        update = ManagerUpdate(stage="", state=state, guidance=compose_guidance(state, CustomerAction.speak, "opening") if use_manager else "", source="none")
-        # Replay the manager over every salesman move: its state after the last one is S_t.
-        for position, turn in enumerate(history):
-            ends_move = turn.role == "salesman" and (position + 1 == len(history) or history[position + 1].role != "salesman")
-            if not ends_move or not use_manager:
-                continue
-            update = self.sim.manager.step(  # type: ignore[union-attr]
-                profile=profile,
-                history=history[: position + 1],
-                state=state,
-                chains=chains if use_sop else [],
-                seed=seed + position,
-                use_sop=use_sop,
-            )
-            state = update.state
-        reply = generate_reply(
-            self.sim.customer_model,
-            profile=profile,
-            domain=item.domain,
-            history=history,
-            guidance=update.guidance if use_manager else "",
-            planned=update.action,
-            chains=chains if use_sop else [],
-            examples=update.examples,
-            seed=seed + len(history),
-            retries=self.config.role_guard_retries,
-        )
+        result = self.answer(index, history, seed)
         return {
-            "text": reply.text,
-            "action": reply.action.value,
-            "stage": update.stage or None,
-            "state": state.model_dump(mode="json") if use_manager else None,
-            "ends_call": reply.action in ENDING_ACTIONS,
+            "text": result.customer.text,
+            "action": (result.customer.action or CustomerAction.speak).value,
+            "stage": result.update.stage or None,
+            "state": result.state.model_dump(mode="json") if self.deps.use_manager else None,
+            "ends_call": result.customer.action in ENDING_ACTIONS,
         }
-
-
-class _NoSalesman:
-    """The served customer has no salesman of its own: the caller is the salesman."""
-
-    name = "caller"
-
-    def respond(self, history: list[Turn], *, domain: str, seed: int) -> str:
-        raise RuntimeError("the served customer never calls a salesman")
 
 
 def create_app(service: CustomerService, api_key: str | None = None) -> Any:
@@ -173,10 +171,8 @@ def create_app(service: CustomerService, api_key: str | None = None) -> Any:
     @app.get("/v1/models")
     def models(authorization: str | None = Header(default=None)) -> dict[str, Any]:
         check_key(authorization)
-        return {
-            "object": "list",
-            "data": [{"id": mid, "object": "model", "created": 0, "owned_by": "grouped-sim", "summary": item.profile.summary} for mid, item in zip(service.model_ids(), service.items)],
-        }
+        data = [{"id": mid, "object": "model", "created": 0, "owned_by": "grouped-sim", "summary": item.profile.summary} for mid, item in zip(service.model_ids(), service.items)]
+        return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
     async def chat(request: ChatRequest, authorization: str | None = Header(default=None)) -> dict[str, Any]:
@@ -189,18 +185,14 @@ def create_app(service: CustomerService, api_key: str | None = None) -> Any:
             raise HTTPException(status_code=404, detail={"error": {"message": f"unknown model {request.model!r}; GET /v1/models lists the profiles", "type": "invalid_request_error"}}) from None
         except ValueError as exc:
             raise HTTPException(status_code=400, detail={"error": {"message": str(exc), "type": "invalid_request_error"}}) from None
+        message = {"role": "assistant", "content": answer["text"]}
+        choice = {"index": 0, "message": message, "finish_reason": "end_call" if answer["ends_call"] else "stop"}
         return {
             "id": "chatcmpl-" + secrets.token_hex(8),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer["text"]},
-                    "finish_reason": "end_call" if answer["ends_call"] else "stop",
-                }
-            ],
+            "choices": [choice],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "grouped_sim": {k: answer[k] for k in ("action", "stage", "state", "ends_call")},
         }
@@ -208,26 +200,18 @@ def create_app(service: CustomerService, api_key: str | None = None) -> Any:
     return app
 
 
-def load_served_profiles(path: Any, domain: str | None = None) -> list[SimProfile]:
+def load_served_profiles(path: Path | str, domain: str | None = None) -> list[SimProfile]:
     """A JSON file with one profile (pretty-printed is fine) or a JSONL file of profiles."""
-    from pathlib import Path
-
-    from grouped_sim.errors import InputError
-    from grouped_sim.graphs.runner import load_profiles_file
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: profile file not found")
-    text = path.read_text(encoding="utf-8")
     try:
-        raw = json.loads(text)
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         items = load_profiles_file(path, default_domain=domain or "food-delivery")
     else:
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a JSON object (one profile) or JSONL (one profile per line)")
-        from pydantic import ValidationError
-
         try:
             profile = Profile.model_validate(raw.get("profile", raw))
         except ValidationError as exc:

@@ -1,0 +1,235 @@
+"""The batch layer around one dialogue: a plan in, dialogues appended to the run folder as they finish.
+
+It adds what running one dialogue (graphs/simulation.py) leaves out: concurrency, batching of
+local generation, LangGraph SQLite checkpoints, the run folder (plan.json, dialogues.jsonl,
+run.json) and resume. A run folder that holds the same plan is finished, not redone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from grouped_sim.config import SimulationConfig
+from grouped_sim.corpus import JsonlAppender, parse_line, write_json_atomic
+from grouped_sim.errors import InputError
+from grouped_sim.graphs.graph import SimDeps, build_graph
+from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, dialogue_seed
+from grouped_sim.graphs.simulation import graph_config, run_dialogue, to_dialogue
+from grouped_sim.prompts import prompt_version
+from grouped_sim.runfolder import RunFolder
+from grouped_sim.schemas import Dialogue
+
+DepsSource = SimDeps | Callable[[], SimDeps]
+
+
+def dialogue_meta(settings: RunSettings, config: SimulationConfig) -> dict[str, Any]:
+    """Run-level metadata every dialogue carries: what made it."""
+    return {
+        "mode": config.mode.value,
+        "salesman": settings.salesman,
+        "customer": settings.customer,
+        "manager": settings.manager,
+        "config_digest": config.digest(),
+        "prompt_version": prompt_version(),
+    }
+
+
+def summarise(dialogues: list[Dialogue]) -> dict[str, Any]:
+    customer_turns = [t for d in dialogues for t in d.customer_turns()]
+    return {
+        "dialogues": len(dialogues),
+        "outcomes": dict(Counter(d.outcome.value for d in dialogues)),
+        "terminations": dict(Counter(d.termination_reason.value for d in dialogues if d.termination_reason)),
+        "customer_turns": len(customer_turns),
+        "role_guard": {
+            "regenerated_turns": sum(1 for t in customer_turns if t.meta.get("attempts", 1) > 1),
+            "fallback_turns": sum(1 for t in customer_turns if t.meta.get("fallback")),
+            "rejected_replies": sum(len(t.meta.get("rejected", [])) for t in customer_turns),
+        },
+        "errors": dict(Counter(d.error["who"] for d in dialogues if d.error)),
+    }
+
+
+def load_plan(run_dir: Path | str) -> RunPlan:
+    """The plan of an earlier run, or a clear error when the folder is not a run folder."""
+    folder = RunFolder(Path(run_dir))
+    if not folder.root.is_dir():
+        raise InputError(f"{run_dir}: no such run folder to resume")
+    if not folder.plan.is_file():
+        raise InputError(f"{run_dir}: not a run folder ({folder.plan.name} missing); start a run with grouped-sim simulate --out {run_dir}")
+    try:
+        return RunPlan.model_validate_json(folder.plan.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{folder.plan}: field '{field}': {first['msg']}") from exc
+
+
+def repair_and_read(path: Path) -> list[Dialogue]:
+    """Dialogues already written; a last line cut short by a killed process is dropped from the file.
+
+    Only the final line can be partial (each record is one flushed write), so anything wrong
+    before it is real corruption and an error, not something to skip.
+    """
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with path.open("r+b") as handle:
+            handle.truncate(cut)
+        data = data[:cut]
+    return [parse_line(line, path, n) for n, line in enumerate(data.decode("utf-8").splitlines(), start=1) if line.strip()]
+
+
+def check_folder(folder: RunFolder, plan: RunPlan, resume: bool) -> None:
+    """Refuse a folder that holds another run; refuse `--resume` of a folder that is no run."""
+    if folder.root.exists() and not folder.root.is_dir():
+        raise InputError(f"{folder.root}: the run folder is a file")
+    if folder.plan.is_file():
+        if load_plan(folder.root).ids() != plan.ids():
+            raise InputError(
+                f"{folder.root}: holds a different run (other profiles, models, seed or config); "
+                f"use a new --out folder, or --resume {folder.root} to finish that run"
+            )
+    elif resume:
+        load_plan(folder.root)  # raises the clear not-a-run-folder error
+    elif folder.dialogues.is_file() and folder.dialogues.stat().st_size:
+        raise InputError(f"{folder.root}: already has {folder.dialogues.name} from another run; use a new --out folder")
+
+
+def run_simulation(
+    items: list[SimProfile],
+    settings: RunSettings,
+    config: SimulationConfig,
+    out_dir: Path | str,
+    deps: DepsSource,
+    on_progress: Callable[[Dialogue], None] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Simulate every profile, appending each dialogue to dialogues.jsonl as it finishes; write run.json.
+
+    `deps` is the run's participants, or a function that builds them: it is called only when
+    something is left to simulate, so finishing a finished run loads no model.
+    """
+    folder = RunFolder(Path(out_dir))
+    plan = RunPlan(settings=settings, config=config, items=items)
+    check_folder(folder, plan, resume)
+    started = time.time()
+    written = repair_and_read(folder.dialogues) if folder.plan.is_file() else []
+    done_ids = {d.id for d in written}
+    ids = plan.ids()
+    todo = [(i, item, did) for i, (item, did) in enumerate(zip(items, ids)) if did not in done_ids]
+    built = (deps if isinstance(deps, SimDeps) else deps()) if todo else None
+    load_seconds = time.time() - started
+    folder.root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder.plan, plan.model_dump(mode="json"))
+    for d in written:
+        if on_progress and d.id in set(ids):
+            on_progress(d)
+    new = asyncio.run(_run_all(built, todo, settings, config, folder, on_progress)) if built is not None else []
+    summary = {
+        "models": settings.model_dump(),
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+        "config_digest": config.digest(),
+        "prompt_version": prompt_version(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_seconds": round(time.time() - started, 1),
+        "load_seconds": round(load_seconds, 1),
+        "resumed": {"kept": len(written), "ran": len(new)} if written else None,
+        "concurrency": config.runtime.concurrency,
+        **summarise(written + new),
+    }
+    write_json_atomic(folder.summary, summary)
+    return summary
+
+
+async def resume_or_run(graph: Any, deps: SimDeps, item: SimProfile, seed: int, did: str, index: int, meta: dict[str, Any]) -> Dialogue:
+    """Continue a dialogue from its last checkpoint when an interrupted run left one, else run it."""
+    thread = did
+    if graph.checkpointer is not None:
+        cfg = graph_config(did, deps.config.max_turns)
+        try:
+            saved = await graph.aget_state(cfg)
+            if saved is not None and saved.values.get("dialogue_id") == did:
+                final = saved.values if not saved.next else await graph.ainvoke(None, config=cfg, context=deps)
+                if final.get("termination"):
+                    return to_dialogue(final, item, meta)
+                # A checkpoint taken at the wrong instant of a kill can leave a thread that does not
+                # run on to an end. Start the call again on a fresh thread: seeds are per dialogue
+                # and turn, so the restarted call says exactly what an uninterrupted one would.
+                thread = f"{did}#restart-{uuid.uuid4().hex[:8]}"
+        except Exception:  # an unreadable checkpoint is no reason to lose the dialogue: start over
+            thread = f"{did}#restart-{uuid.uuid4().hex[:8]}"
+    return await run_dialogue(graph, deps, item, seed, did, index, meta, thread_id=thread)
+
+
+async def _run_all(
+    deps: SimDeps, todo: list[tuple[int, SimProfile, str]], settings: RunSettings, config: SimulationConfig, folder: RunFolder, on_progress: Callable[[Dialogue], None] | None
+) -> list[Dialogue]:
+    runtime = config.runtime
+    # Sync nodes run in the loop's default executor: give every dialogue in flight a thread.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=runtime.concurrency + 4, thread_name_prefix="gs-node"))
+    gate = asyncio.Semaphore(runtime.concurrency)
+    meta = dialogue_meta(settings, config)
+    new: list[Dialogue] = []
+    with _batched(deps, config):
+        async with _checkpointer(folder, runtime.checkpoint) as saver:
+            graph = build_graph(checkpointer=saver)
+            with JsonlAppender(folder.dialogues) as sink:
+
+                async def one(index: int, item: SimProfile, did: str) -> None:
+                    async with gate:
+                        dialogue = await resume_or_run(graph, deps, item, dialogue_seed(config.seed, index), did, index, meta)
+                        sink.write_dialogue(dialogue)  # one flushed line: the dialogue is safe from here
+                        new.append(dialogue)
+                        if saver is not None:
+                            await saver.adelete_thread(dialogue.id)
+                        if on_progress:
+                            on_progress(dialogue)
+
+                await asyncio.gather(*(one(i, item, did) for i, item, did in todo))
+    return new
+
+
+class _batched:
+    """Merge concurrent local generate calls into padded batches while the run is in flight."""
+
+    def __init__(self, deps: SimDeps, config: SimulationConfig) -> None:
+        self.weights = list(deps.local_weights) if config.runtime.concurrency > 1 and config.runtime.batch_local else []
+        self.max_batch = config.runtime.max_batch
+
+    def __enter__(self) -> None:
+        from grouped_sim.models.batching import enable_batching
+
+        for weights in self.weights:
+            enable_batching(weights, max_batch=self.max_batch)
+
+    def __exit__(self, *exc: object) -> None:
+        from grouped_sim.models.batching import disable_batching
+
+        for weights in self.weights:
+            disable_batching(weights)
+
+
+@asynccontextmanager
+async def _checkpointer(folder: RunFolder, enabled: bool) -> AsyncIterator[Any]:
+    """LangGraph's async SQLite checkpointer in the run folder (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(str(folder.checkpoints)) as saver:
+        yield saver

@@ -1,0 +1,127 @@
+"""What a run simulates: plan items, the models and store of the run, and content ids.
+
+A dialogue's id is a hash of everything that shapes it (profile, domain, seed, model specs, config,
+prompt version), so the same job names the same dialogues: a rerun or `--resume` skips what is
+written, and two runs of different agents on the same plan pair their dialogues by customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from grouped_sim.config import DEFAULT_CHAT_SPEC, DEFAULT_CUSTOMER_SPEC, SimulationConfig
+from grouped_sim.errors import InputError
+from grouped_sim.prompts import prompt_version
+from grouped_sim.schemas import Dialogue, Profile
+
+
+class SimProfile(BaseModel):
+    """A profile to simulate, the domain of the call, and where it came from."""
+
+    profile: Profile
+    domain: str
+    source: str = Field("", description="corpus dialogue id or file:line the profile came from")
+
+
+class RunSettings(BaseModel):
+    """The models and store of a run (recorded in run.json)."""
+
+    salesman: str = DEFAULT_CHAT_SPEC
+    customer: str = DEFAULT_CUSTOMER_SPEC
+    manager: str = "light"
+    sop_db: str | None = None
+
+
+def sample_profiles(corpus: list[Dialogue], n: int, seed: int) -> list[SimProfile]:
+    """N profiles from a corpus's real customers, archetypes in turn so a small N still covers them."""
+    with_profile = [d for d in corpus if d.profile is not None]
+    if not with_profile:
+        raise InputError("the corpus has no dialogue with a profile to simulate; pass --profiles-file")
+    rng = random.Random(seed)
+    by_archetype: dict[str, list[Dialogue]] = {}
+    for d in with_profile:
+        by_archetype.setdefault(d.profile.archetype or "", []).append(d)  # type: ignore[union-attr]
+    for group in by_archetype.values():
+        rng.shuffle(group)
+    order = sorted(by_archetype)
+    picked: list[SimProfile] = []
+    i = 0
+    while len(picked) < n:
+        group = by_archetype[order[i % len(order)]]
+        d = group[(i // len(order)) % len(group)]
+        picked.append(SimProfile(profile=d.profile, domain=d.domain, source=d.id))  # type: ignore[arg-type]
+        i += 1
+    return picked
+
+
+def load_profiles_file(path: Path | str, default_domain: str = "food-delivery") -> list[SimProfile]:
+    """JSONL, one profile per line: a Profile object, or {"profile": {...}, "domain": "..."}."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: profiles file not found")
+    out: list[SimProfile] = []
+    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{line_no}: field '<json>': not valid JSON ({exc.msg})") from exc
+        try:
+            if isinstance(raw, dict) and "profile" in raw:
+                profile = Profile.model_validate(raw["profile"])
+                domain = raw.get("domain") or profile.domain or default_domain
+            else:
+                profile = Profile.model_validate(raw)
+                domain = profile.domain or default_domain
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InputError(f"{path}:{line_no}: field '{field}': {first['msg']}") from exc
+        out.append(SimProfile(profile=profile, domain=domain, source=f"{path.name}:{line_no}"))
+    if not out:
+        raise InputError(f"{path}: no profiles in file")
+    return out
+
+
+def dialogue_seed(run_seed: int, index: int) -> int:
+    """The seed of the index-th dialogue of a run: every sampling call of that call derives from it."""
+    return int(hashlib.sha256(f"{run_seed}:{index}".encode()).hexdigest()[:8], 16)
+
+
+def dialogue_id(item: SimProfile, seed: int, settings: RunSettings, config: SimulationConfig) -> str:
+    """Content id: same profile, seed, models, config and prompts give the same id."""
+    blob = json.dumps(
+        {
+            "profile": item.profile.model_dump(mode="json"),
+            "domain": item.domain,
+            "seed": seed,
+            "salesman": settings.salesman,
+            "customer": settings.customer,
+            "manager": settings.manager,
+            "config": config.digest(),
+            "prompts": prompt_version(),
+        },
+        sort_keys=True,
+    )
+    return "sim-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class RunPlan(BaseModel):
+    """What a run simulates, written to plan.json before the first dialogue: `--resume DIR` needs
+    nothing else. `config.runtime` may differ on resume (it never changes dialogue ids)."""
+
+    settings: RunSettings
+    config: SimulationConfig
+    items: list[SimProfile]
+
+    def seeds(self) -> list[int]:
+        return [dialogue_seed(self.config.seed, i) for i in range(len(self.items))]
+
+    def ids(self) -> list[str]:
+        return [dialogue_id(item, seed, self.settings, self.config) for item, seed in zip(self.items, self.seeds())]

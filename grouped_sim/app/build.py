@@ -1,0 +1,168 @@
+"""The one place that turns spec strings into participants and stores.
+
+Salesman specs (`--salesman`): a model spec reading the demo product script (hf:smollm2,
+openai:MODEL@URL, vllm:MODEL) or an adapter (endpoint:MODEL@URL, webhook:URL,
+python:MODULE:FUNCTION, replay:CORPUS.jsonl; see grouped_sim/graphs/adapters.py). Customer and
+manager specs are model specs (grouped_sim/models/spec.py); the manager may also be `light`.
+Every spec is checked before anything is loaded or written, so a typo fails in a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
+from grouped_sim.errors import InputError
+from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, ReplaySalesman, WebhookSalesman
+from grouped_sim.graphs.graph import SimDeps
+from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
+from grouped_sim.graphs.plan import RunSettings
+from grouped_sim.models.limits import LimitedChatModel, limit_model
+from grouped_sim.graphs.salesman import ChatModelSalesman, Salesman
+from grouped_sim.models import api_key_from_env, build_chat_model, parse_spec
+from grouped_sim.models.local import TransformersChatModel
+from grouped_sim.sop_db.store import SOPStore
+
+ADAPTER_PREFIXES = ("endpoint:", "webhook:", "python:", "replay:")
+SALESMAN_SPEC_HELP = (
+    "a model spec (hf:smollm2, openai:MODEL@URL, vllm:MODEL) or an adapter "
+    "(endpoint:MODEL@URL, webhook:URL, python:MODULE:FUNCTION, replay:CORPUS.jsonl)"
+)
+
+
+def is_model_spec(spec: str) -> bool:
+    return not spec.startswith(ADAPTER_PREFIXES)
+
+
+def load_callable(target: str) -> Callable[..., Any]:
+    """`module:function` (module importable, or a path to a .py file) → the function."""
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise InputError(f"python:{target}: expected python:MODULE:FUNCTION, e.g. python:my_agent:respond")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise InputError(f"python:{target}: file {path} not found")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(module_name)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"python:{target}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise InputError(f"python:{target}: {module_name!r} has no callable {attr!r}")
+    return fn
+
+
+def check_salesman_spec(spec: str) -> None:
+    """Validate a salesman spec without loading a model (bad specs fail before any output)."""
+    if is_model_spec(spec):
+        parse_spec(spec)
+        return
+    kind, _, rest = spec.partition(":")
+    if not rest:
+        raise InputError(f"--salesman {spec!r}: nothing after '{kind}:'; expected {SALESMAN_SPEC_HELP}")
+    if kind == "endpoint":
+        model, sep, url = rest.partition("@")
+        if not sep or not model or not url.startswith(("http://", "https://")):
+            raise InputError(f"--salesman {spec!r}: expected endpoint:MODEL@http(s)://HOST/v1")
+    elif kind == "webhook":
+        if not rest.startswith(("http://", "https://")):
+            raise InputError(f"--salesman {spec!r}: expected webhook:http(s)://HOST/PATH")
+    elif kind == "python":
+        load_callable(rest)
+    elif kind == "replay" and not Path(rest).is_file():
+        raise InputError(f"--salesman {spec!r}: corpus {rest} not found")
+
+
+def backend_key(spec: str) -> str:
+    """Calls to one backend share one in-flight limit: a server URL, or the local model's name."""
+    parsed = parse_spec(spec)
+    return parsed.base_url or f"{parsed.backend}:{parsed.model}"
+
+
+def limited(model: BaseChatModel, spec: str, runtime: RuntimeParams) -> BaseChatModel:
+    return limit_model(model, backend_key(spec), runtime)
+
+
+def build_salesman(spec: str, config: SimulationConfig) -> Salesman:
+    """The Salesman a spec names (see the module docstring for the forms)."""
+    check_salesman_spec(spec)
+    kind, _, rest = spec.partition(":")
+    runtime = config.runtime
+    if is_model_spec(spec):
+        return ChatModelSalesman(limited(build_chat_model(spec, config.salesman), spec, runtime), name=spec)
+    if kind == "endpoint":
+        model, _, url = rest.partition("@")
+        key = api_key_from_env()
+        return EndpointSalesman(model, url, api_key=None if key == "not-needed" else key, timeout=runtime.timeout_seconds)
+    if kind == "webhook":
+        return WebhookSalesman(rest, timeout=runtime.timeout_seconds)
+    if kind == "python":
+        return CallableSalesman(load_callable(rest), name=spec)
+    return ReplaySalesman(rest)
+
+
+def build_customer(spec: str, config: SimulationConfig) -> BaseChatModel:
+    return limited(build_chat_model(spec, config.customer), spec, config.runtime)
+
+
+def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig) -> Manager | None:
+    """The light manager, an LLM manager for a model spec, or none in prompt-only mode."""
+    if config.mode is SimulatorMode.prompt_only:
+        return None
+    if spec == "light":
+        return LightManager(store, config.manager)
+    params = config.salesman.model_copy(update={"temperature": 0.1, "top_p": 0.2, "max_new_tokens": 256})
+    return LLMManager(limited(build_chat_model(spec, params), spec, config.runtime), store, config.manager)
+
+
+def open_store(location: str | None, config: SimulationConfig) -> SOPStore | None:
+    """The SOP store a run reads, or a clear error when its mode needs one and none was given."""
+    if location is None:
+        if config.mode is not SimulatorMode.prompt_only:
+            raise InputError(f"mode '{config.mode.value}' needs an SOP store: pass --sop-db DIR (build it with grouped-sim sop build)")
+        return None
+    return SOPStore(location)
+
+
+def local_weights(*models: Any) -> tuple[Any, ...]:
+    """The distinct local (hf:) weights behind some chat models: what batching hooks onto."""
+    found: dict[int, Any] = {}
+    for model in models:
+        inner = model.inner if isinstance(model, LimitedChatModel) else model
+        if isinstance(inner, TransformersChatModel):
+            found[id(inner.loaded)] = inner.loaded
+    return tuple(found.values())
+
+
+def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None:
+    """Every spec of a run, checked before anything loads."""
+    if not salesman_given:
+        check_salesman_spec(settings.salesman)
+    for spec in (settings.customer,) + (() if settings.manager == "light" else (settings.manager,)):
+        parse_spec(spec)
+
+
+def build_deps(settings: RunSettings, config: SimulationConfig, salesman: Salesman | None = None, customer: BaseChatModel | None = None) -> SimDeps:
+    """The participants and store of a run. Pass `salesman`/`customer` to plug in objects directly."""
+    check_run_specs(settings, salesman_given=salesman is not None)
+    store = open_store(settings.sop_db, config)
+    manager = build_manager(settings.manager, store, config)
+    customer = customer if customer is not None else build_customer(settings.customer, config)
+    salesman = salesman if salesman is not None else build_salesman(settings.salesman, config)
+    models = [customer, *(m.model for m in (salesman, manager) if isinstance(m, (ChatModelSalesman, LLMManager)))]
+    return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, local_weights=local_weights(*models))

@@ -1,0 +1,29 @@
+"""The one transcript renderer: a call as "Salesman: ..." / "Customer: ..." lines.
+
+Simulation prompts, training data (D_sim, discriminator pairs), mining prompts, the LLM manager,
+the judge and the metrics all show a call this way; rendering it in one place keeps what a model
+is trained on identical to what it is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from grouped_sim.schemas import Role, Turn
+
+SPEAKERS: dict[str, str] = {"salesman": "Salesman", "customer": "Customer"}
+
+
+def speaker(role: Role | str) -> str:
+    """The label a role speaks under in a transcript."""
+    return SPEAKERS[role]
+
+
+def transcript_lines(turns: Iterable[Turn]) -> list[str]:
+    """One "Speaker: text" line per turn."""
+    return [f"{speaker(t.role)}: {t.text}" for t in turns]
+
+
+def transcript_text(turns: Iterable[Turn]) -> str:
+    """The call as lines joined by newlines (empty for an empty call)."""
+    return "\n".join(transcript_lines(turns))
