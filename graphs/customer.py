@@ -19,7 +19,7 @@ from grouped_sim.models.base import PromptForm, prompt_form_of
 from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
-from grouped_sim.sop_db.store import BehaviourChain
+from grouped_sim.sop_db.store import Exchange
 
 MAX_REPLY_WORDS = 60
 
@@ -52,8 +52,11 @@ class CustomerPrompt(BaseModel):
     domain: str
     history: list[Turn]
     guidance: str = ""
-    example_lines: list[str] = Field(default_factory=list, description="what real customers said at this stage")
-    chains: list[BehaviourChain] = Field(default_factory=list, description="K_p, shown as worked example calls in the transcript form")
+    references: list[Exchange] = Field(default_factory=list, description="real exchanges at this stage, picked by the manager")
+
+    @property
+    def example_lines(self) -> list[str]:
+        return [r.customer for r in self.references]
 
 
 def action_mismatch(action: CustomerAction, text: str) -> str | None:
@@ -93,9 +96,13 @@ def clean_reply(text: str) -> str:
 
 
 def render(model: BaseChatModel, inputs: CustomerPrompt) -> tuple[list[BaseMessage], dict[str, Any]]:
-    """The prompt in the form the model's backend declares, and the call options that go with it."""
+    """The prompt in the form the model's backend declares, and the call options that go with it.
+
+    Both forms show the same references: as short example calls in a transcript, as quoted lines
+    in a chat persona.
+    """
     if prompt_form_of(model) is PromptForm.transcript:
-        examples = [[(step.salesman, step.customer) for step in chain.steps] for chain in inputs.chains]
+        examples = [[(r.salesman, r.customer)] for r in inputs.references]
         text = transcript_prompt(inputs.profile, inputs.domain, inputs.history, inputs.guidance, examples)
         return [HumanMessage(content=text)], {"raw_prompt": True, "stop": ["\n"]}
     return chat_messages(inputs.profile, inputs.history, inputs.guidance, inputs.example_lines), {}

@@ -161,10 +161,8 @@ def respond(
     except Exception as exc:
         raise TurnFailed("manager", exc, move) from exc
     tagged = [t.model_copy(update={"sop_stage": update.stage}) for t in move] if deps.use_manager else move
-    inputs = CustomerPrompt(
-        profile=profile, domain=domain, history=history + tagged, guidance=update.guidance if deps.use_manager else "",
-        example_lines=update.example_lines, chains=chains if deps.use_sop else [],
-    )
+    guidance = update.guidance if deps.use_manager else ""
+    inputs = CustomerPrompt(profile=profile, domain=domain, history=history + tagged, guidance=guidance, references=update.references)
     try:
         turn = customer_turn(deps, inputs, update, turn_seed(seed, turn_index, "customer"))
     except Exception as exc:

@@ -16,9 +16,6 @@ from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Profile, Turn
 from grouped_sim.transcript import transcript_lines
 
-MAX_EXAMPLE_CALLS = 2
-MAX_EXAMPLE_STEPS = 5
-
 ExampleCall = Sequence[tuple[str, str]]  # (salesman move, customer reply) pairs of one real call
 
 
@@ -29,13 +26,17 @@ def transcript_prompt(
     guidance: str = "",
     examples: Sequence[ExampleCall] = (),
 ) -> str:
-    """A plain-text prompt ending in 'Customer:', with real calls as worked examples."""
+    """A plain-text prompt ending in 'Customer:', with real calls as worked examples.
+
+    Every example given is shown, whole: what to show is the manager's choice, and a turn's
+    `retrieved` must list exactly what the model saw.
+    """
     cfg = prompt("customer")
     blocks = [cfg["transcript_header"].format(domain=domain)]
-    shown = list(examples)[:MAX_EXAMPLE_CALLS]
+    shown = list(examples)
     for n, call in enumerate(shown, start=1):
         lines = [cfg["example_heading"].format(n=n)]
-        for salesman, customer in list(call)[:MAX_EXAMPLE_STEPS]:
+        for salesman, customer in call:
             if salesman:
                 lines.append(f"Salesman: {salesman}")
             if customer:

@@ -11,12 +11,14 @@ from langchain_core.messages import AIMessage
 import asyncio
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
+from grouped_sim.graphs.customer import CustomerPrompt, render
 from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.manager import ManagerUpdate
 from grouped_sim.graphs.plan import SimProfile
 from grouped_sim.graphs.salesman import CallContext, SyncSalesman
 from grouped_sim.graphs.simulation import start_state
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, TerminationReason
+from grouped_sim.sop_db.store import Exchange
 
 PROFILE = Profile(summary="owner of a cafe", archetype="status-quo", buy_propensity=0.2)
 
@@ -149,3 +151,41 @@ def test_a_reply_that_contradicts_the_ending_is_regenerated() -> None:
     assert final["termination"] == TerminationReason.customer_hung_up
     assert reply["text"] == "no. leave me alone."
     assert reply["meta"]["rejected"][0].startswith("action: asks a question")
+
+
+class CapturingModel(GenericFakeChatModel):
+    """A scripted customer model that keeps every prompt it was sent."""
+
+    seen: list = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(messages)
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+REFERENCES = [
+    Exchange(id="d-7:2", salesman="It's 29 a month for 18 months.", customer="29? I pay 22 now."),
+    Exchange(id="d-9:1", salesman="The fibre is 500 megabits.", customer="don't need that much"),
+]
+
+
+def test_the_customer_sees_the_managers_references_and_retrieved_names_them() -> None:
+    class ReferencingManager(ScriptedManager):
+        def step(self, **kwargs) -> ManagerUpdate:
+            return super().step(**kwargs).model_copy(update={"references": REFERENCES})
+
+    model = CapturingModel(messages=cycle([AIMessage(content="hm. go on")]), seen=[])
+    final = run(manager=ReferencingManager(), customer=model, max_turns=1)
+    system = str(model.seen[0][0].content)
+    assert "29? I pay 22 now." in system and "don't need that much" in system  # chat form: the real lines, quoted
+    assert final["history"][1]["retrieved"] == ["d-7:2", "d-9:1"]
+
+
+def test_the_transcript_form_shows_each_reference_as_a_real_exchange(embedded_chat) -> None:
+    inputs = CustomerPrompt(profile=PROFILE, domain="broadband", history=[], guidance="be brief", references=REFERENCES)
+    messages, options = render(embedded_chat, inputs)
+    text = str(messages[0].content)
+    assert options["raw_prompt"] is True and text.endswith("Customer:")
+    for ref in REFERENCES:
+        assert f"Salesman: {ref.salesman}\nCustomer: {ref.customer}" in text
+    assert text.count("Call ") == len(REFERENCES) + 1  # one short call per reference, then this call
