@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,6 +17,26 @@ def default_corpus() -> Path:
     from grouped_sim.data import sample_corpus_path
 
     return sample_corpus_path()
+
+
+def run_config(config_file: Path | None, mode: str, **overrides: Any) -> Any:
+    """The run's SimulationConfig: the --config file, then --mode, then the flags the user gave.
+
+    `overrides` name SimulationConfig fields (None: not given); `concurrency` goes to `runtime`.
+    """
+    from grouped_sim.config import SimulatorMode, load_config
+    from grouped_sim.errors import InputError
+
+    config = load_config(config_file)
+    try:
+        updates: dict[str, Any] = {"mode": SimulatorMode(mode)}
+    except ValueError as exc:
+        raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
+    concurrency = overrides.pop("concurrency", None)
+    if concurrency is not None:
+        updates["runtime"] = config.runtime.model_copy(update={"concurrency": concurrency})
+    updates.update({k: v for k, v in overrides.items() if v is not None})
+    return config.model_copy(update=updates)
 
 
 def progress() -> Progress:

@@ -8,9 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console
+from grouped_sim.cli.common import console, run_config
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
-from grouped_sim.errors import InputError
 
 
 def serve(
@@ -35,15 +34,10 @@ def serve(
     """
     from grouped_sim.app.build import build_deps
     from grouped_sim.app.serve import CustomerService, create_app, load_served_profiles
-    from grouped_sim.config import SimulatorMode, load_config
     from grouped_sim.graphs.plan import RunSettings
     from grouped_sim.graphs.salesman import SyncSalesman
 
-    config = load_config(config_file)
-    try:
-        config = config.model_copy(update={"mode": SimulatorMode(mode)})
-    except ValueError as exc:
-        raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
+    config = run_config(config_file, mode)
     items = load_served_profiles(profile, domain)
     key = api_key or os.environ.get("GROUPED_SIM_SERVE_KEY") or None
     if host not in ("127.0.0.1", "localhost", "::1") and key is None:

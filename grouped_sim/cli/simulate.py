@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, default_corpus, out, progress
+from grouped_sim.cli.common import console, default_corpus, out, progress, run_config
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
 
@@ -58,7 +58,7 @@ def simulate(
     --resume DIR does the same from the folder alone (plan.json holds the profiles, models and config).
     """
     from grouped_sim.app.build import build_deps, check_run_specs
-    from grouped_sim.config import SimulatorMode, load_config
+    from grouped_sim.config import load_config
     from grouped_sim.corpus import read_corpus
     from grouped_sim.graphs.batch import load_plan, run_simulation
     from grouped_sim.graphs.plan import RunSettings, load_profiles_file, sample_profiles
@@ -77,19 +77,7 @@ def simulate(
     else:
         if out_dir is None:
             raise InputError("--out DIR is required (or --resume DIR to finish an earlier run)")
-        config = load_config(config_file)
-        updates: dict[str, object] = {}
-        try:
-            updates["mode"] = SimulatorMode(mode)
-        except ValueError as exc:
-            raise InputError(f"--mode {mode!r}: expected one of full, no-sop, prompt-only") from exc
-        if max_turns is not None:
-            updates["max_turns"] = max_turns
-        if seed is not None:
-            updates["seed"] = seed
-        if concurrency is not None:
-            updates["runtime"] = config.runtime.model_copy(update={"concurrency": concurrency})
-        config = config.model_copy(update=updates)
+        config = run_config(config_file, mode, max_turns=max_turns, seed=seed, concurrency=concurrency)
         if profiles_file is not None:
             items = load_profiles_file(profiles_file)
         else:

@@ -28,6 +28,7 @@ import numpy as np
 from grouped_sim.metrics._common import cues, gap, mean, word_count, words
 from grouped_sim.role_guard import looks_like_salesman
 from grouped_sim.schemas import Dialogue, Outcome, Turn
+from grouped_sim.transcript import transcript_text
 
 WALK_AWAY = (Outcome.hung_up, Outcome.refused)
 Scorer = Callable[[list[str], list[str]], list[float]]
@@ -173,14 +174,9 @@ def compare_lengths(simulated: Sequence[Dialogue], reference: Sequence[Dialogue]
 # --------------------------------------------------------------------------- role inversion
 
 
-def transcript(turns: Sequence[Turn]) -> str:
-    """Turns as 'Salesman: ...' / 'Customer: ...' lines: the context format for judges and scorers."""
-    return "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in turns)
-
-
 def customer_contexts(dialogue: Dialogue) -> list[tuple[str, str]]:
     """(history before the reply, reply) for every customer turn."""
-    return [(transcript(dialogue.turns[:i]), t.text) for i, t in enumerate(dialogue.turns) if t.role == "customer"]
+    return [(transcript_text(dialogue.turns[:i]), t.text) for i, t in enumerate(dialogue.turns) if t.role == "customer"]
 
 
 def role_inversion(dialogues: Sequence[Dialogue], judge: TurnJudge | None = None, judge_all: bool = False) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field
 from grouped_sim.corpus import JsonlAppender
 from grouped_sim.metrics._common import mean
 from grouped_sim.prompts import prompt, prompt_version
-from grouped_sim.metrics.fidelity import TurnJudge, transcript
+from grouped_sim.metrics.fidelity import TurnJudge
+from grouped_sim.transcript import transcript_text
 from grouped_sim.schemas import Dialogue
 
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
@@ -51,7 +52,7 @@ def judge_messages(dimension: str, dialogue: Dialogue) -> list[BaseMessage]:
     dim = dimensions()[dimension]
     profile = dialogue.profile.as_text() if dialogue.profile else "(no persona given)"
     archetype = (dialogue.profile.archetype if dialogue.profile else None) or "unspecified"
-    lines = [cfg["context"].format(profile=profile, archetype=archetype, transcript=transcript(dialogue.turns)), ""]
+    lines = [cfg["context"].format(profile=profile, archetype=archetype, transcript=transcript_text(dialogue.turns)), ""]
     lines.append(f"Grade {dim['title']} on these criteria:")
     for name, text in dim["criteria"].items():
         lines.append(f"- {name}: {text}")
