@@ -1,0 +1,142 @@
+"""Intervals and noise floors: when a gap between simulated and real calls is a gap.
+
+Every figure is computed over dialogues, so its uncertainty comes from resampling dialogues:
+a percentile bootstrap (dialogues drawn with replacement, `resamples` times, seeded). A gap is
+only a gap when it is larger than the same figure between two random halves of the real calls
+(the human-vs-human noise floor, averaged over `splits` random halvings).
+
+A statistic here is any function from a list of units (usually dialogues, or precomputed
+per-dialogue values) to a number or None; a distance is a function of two such lists.
+Units are kept whole, so a dialogue's turns are never split across a resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+U = TypeVar("U")
+Stat = Callable[[Sequence[Any]], float | None]
+Distance = Callable[[Sequence[Any], Sequence[Any]], float | None]
+
+RESAMPLES = 1000
+SPLITS = 200
+LEVEL = 0.95
+
+
+class Figure(BaseModel):
+    """One figure, simulated vs real, with its uncertainty and the noise floor it must clear."""
+
+    sim: float | None
+    real: float | None
+    gap: float | None = Field(description="sim - real (for a distance: the distance itself)")
+    ci: list[float] | None = Field(None, description="95 % bootstrap interval of the gap")
+    sim_ci: list[float] | None = None
+    real_ci: list[float] | None = None
+    noise_floor: float | None = Field(None, description="mean |figure(half A) - figure(half B)| over random halves of the real calls")
+    n_sim: int = 0
+    n_real: int = 0
+    beyond_noise: bool | None = Field(None, description="the gap's interval excludes 0 and |gap| exceeds the noise floor")
+
+
+def _resample(units: Sequence[U], rng: np.random.Generator) -> list[U]:
+    return [units[i] for i in rng.integers(0, len(units), len(units))]
+
+
+def _percentiles(values: list[float], level: float = LEVEL) -> list[float] | None:
+    if not values:
+        return None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def bootstrap_ci(units: Sequence[Any], stat: Stat, resamples: int = RESAMPLES, seed: int = 0) -> list[float] | None:
+    """95 % percentile interval of `stat` over units drawn with replacement (None: no data)."""
+    if len(units) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [v for v in (stat(_resample(units, rng)) for _ in range(resamples)) if v is not None]
+    return _percentiles(values)
+
+
+def paired_ci(pairs: Sequence[Any], stat: Stat, resamples: int = RESAMPLES, seed: int = 0) -> list[float] | None:
+    """Interval for a statistic of matched pairs: pairs are resampled together, never split."""
+    return bootstrap_ci(pairs, stat, resamples, seed)
+
+
+def halves(units: Sequence[U], rng: np.random.Generator) -> tuple[list[U], list[U]]:
+    order = rng.permutation(len(units))
+    cut = len(units) // 2
+    return [units[i] for i in order[:cut]], [units[i] for i in order[cut:]]
+
+
+def noise_floor(real: Sequence[Any], figure_of: Distance, splits: int = SPLITS, seed: int = 0) -> float | None:
+    """Mean |figure| between two random halves of the real units (`figure_of(a, b)` gives the gap)."""
+    if len(real) < 4:
+        return None
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(splits):
+        a, b = halves(real, rng)
+        value = figure_of(a, b)
+        if value is not None:
+            gaps.append(abs(value))
+    return round(float(np.mean(gaps)), 4) if gaps else None
+
+
+def _difference(stat: Stat) -> Distance:
+    def gap(a: Sequence[Any], b: Sequence[Any]) -> float | None:
+        sa, sb = stat(a), stat(b)
+        return None if sa is None or sb is None else sa - sb
+
+    return gap
+
+
+def _beyond(ci: list[float] | None, gap: float | None, floor: float | None) -> bool | None:
+    if ci is None or gap is None:
+        return None
+    excludes_zero = ci[0] > 0 or ci[1] < 0
+    return bool(excludes_zero and (floor is None or abs(gap) > floor))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def compare_stat(sim: Sequence[Any], real: Sequence[Any], stat: Stat, resamples: int = RESAMPLES, seed: int = 0) -> Figure:
+    """A per-set statistic (a rate, a mean) for two independent sets of dialogues."""
+    s, r = stat(sim), stat(real)
+    gap = None if s is None or r is None else s - r
+    rng = np.random.default_rng(seed)
+    gaps = []
+    if len(sim) and len(real):
+        for _ in range(resamples):
+            g = _difference(stat)(_resample(sim, rng), _resample(real, rng))
+            if g is not None:
+                gaps.append(g)
+    ci = _percentiles(gaps)
+    floor = noise_floor(real, _difference(stat), seed=seed)
+    return Figure(
+        sim=_round(s), real=_round(r), gap=_round(gap), ci=ci, sim_ci=bootstrap_ci(sim, stat, resamples, seed), real_ci=bootstrap_ci(real, stat, resamples, seed),
+        noise_floor=floor, n_sim=len(sim), n_real=len(real), beyond_noise=_beyond(ci, gap, floor),
+    )
+
+
+def compare_distance(sim: Sequence[Any], real: Sequence[Any], distance: Distance, resamples: int = RESAMPLES, seed: int = 0) -> Figure:
+    """A distance between the two sets (e.g. Wasserstein of reply lengths); `real` is 0 by definition."""
+    d = distance(sim, real) if len(sim) and len(real) else None
+    rng = np.random.default_rng(seed)
+    values = []
+    if d is not None:
+        for _ in range(resamples):
+            v = distance(_resample(sim, rng), _resample(real, rng))
+            if v is not None:
+                values.append(v)
+    ci = _percentiles(values)
+    floor = noise_floor(real, distance, seed=seed)
+    beyond = None if d is None or floor is None or ci is None else bool(ci[0] > floor)
+    return Figure(sim=_round(d), real=0.0, gap=_round(d), ci=ci, noise_floor=floor, n_sim=len(sim), n_real=len(real), beyond_noise=beyond)
