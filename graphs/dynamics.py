@@ -6,11 +6,14 @@ read them are in graphs/manager.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grouped_sim.resources import load_resource
+from grouped_sim.schemas import Turn
+from grouped_sim.sop_db.taxonomy import PUSH_KINDS, StageKind, Taxonomy
 
 
 class StartState(BaseModel):
@@ -52,3 +55,108 @@ class Dynamics(BaseModel):
 def prior_dynamics() -> Dynamics:
     """The hand-set dynamics shipped with grouped-sim."""
     return Dynamics.model_validate(load_resource("grouped_sim.graphs", "data/dynamics.yaml"))
+
+
+# ---- decision dynamics fitted from a team's calls ------------------------------------------------
+
+DECISIONS: tuple[str, ...] = ("agreed", "refused", "hung_up", "callback")
+CONTINUE = "continue"
+HAZARD_ESTIMATOR = "discrete-time competing-risks hazard: multinomial logistic regression over salesman moves (L2, C chosen by dialogue-grouped cross-validation)"
+
+
+class MoveFeatures(BaseModel):
+    """What the hazard model sees at one salesman move; computed the same way from a real call
+    (graphs/fitting.py) and in simulation (the manager), so what was fitted is what runs."""
+
+    turn: int = Field(ge=1, description="1-based index of this salesman move")
+    stage: str = Field(description="the stage tag of this move")
+    archetype: str | None = None
+    propensity: float = Field(ge=0.0, le=1.0, description="share of the customer's K_p neighbours whose call ended agreed")
+    pushes_in_row: int = Field(0, ge=0, description="pitch/closing moves in a row, this one included")
+    objections: int = Field(0, ge=0, description="distinct objections raised so far")
+
+
+def move_stages(turns: Sequence[Turn]) -> list[str]:
+    """The stage of each salesman move (consecutive salesman turns are one move; its first tag counts)."""
+    stages: list[str] = []
+    previous = None
+    for turn in turns:
+        if turn.role == "salesman" and previous != "salesman":
+            stages.append(turn.sop_stage or "")
+        previous = turn.role
+    return stages
+
+
+def propensity_of(outcomes: Sequence[str], base_rates: dict[str, float]) -> float:
+    """The share of a customer's K_p neighbours whose call ended agreed (the base rate without any)."""
+    known = [o for o in outcomes if o in DECISIONS]
+    if not known:
+        return base_rates.get("agreed", 0.0)
+    return sum(o == "agreed" for o in known) / len(known)
+
+
+def move_features(taxonomy: Taxonomy, stages: list[str], archetype: str | None, propensity: float) -> MoveFeatures:
+    """The features of the last move of `stages` (the stage of every salesman move so far)."""
+    pushes = 0
+    for stage in reversed(stages):
+        if taxonomy.kind_of(stage) not in PUSH_KINDS:
+            break
+        pushes += 1
+    raised = {taxonomy.objection_of(s) for s in stages if taxonomy.kind_of(s) is StageKind.objection}
+    return MoveFeatures(turn=len(stages), stage=stages[-1], archetype=archetype, propensity=propensity, pushes_in_row=pushes, objections=len(raised - {None}))
+
+
+class HazardModel(BaseModel):
+    """P(the customer continues, or ends the call with each outcome, at this move | features)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classes: list[str]
+    stages: list[str] = Field(description="stage ids with their own coefficient (others share none)")
+    archetypes: list[str]
+    coef: list[list[float]] = Field(description="one row per class, one column per feature (see feature_names)")
+    intercept: list[float]
+
+    def feature_names(self) -> list[str]:
+        return ["log_turn", "propensity", "pushes_in_row", "objections", *(f"stage={s}" for s in self.stages), *(f"archetype={a}" for a in self.archetypes)]
+
+    def vector(self, f: MoveFeatures) -> list[float]:
+        import math
+
+        head = [math.log1p(f.turn), f.propensity, float(f.pushes_in_row), float(f.objections)]
+        return head + [float(f.stage == s) for s in self.stages] + [float(f.archetype == a) for a in self.archetypes]
+
+    def probabilities(self, f: MoveFeatures) -> dict[str, float]:
+        import numpy as np
+
+        logits = np.asarray(self.coef) @ np.asarray(self.vector(f)) + np.asarray(self.intercept)
+        if len(self.classes) == 2:  # scikit-learn keeps one row for a binary model: the second class's logit
+            logits = np.array([0.0, logits[0]]) if logits.shape[0] == 1 else logits
+        weights = np.exp(logits - logits.max())
+        return {c: float(w) for c, w in zip(self.classes, weights / weights.sum())}
+
+
+class FitStatistics(BaseModel):
+    dialogues: int
+    moves: int
+    events: dict[str, int]
+    censored: int = Field(description="training calls whose outcome is unknown: no decision event, moves kept as 'continue'")
+    C: float | None = None
+    log_likelihood: float | None = None
+    null_log_likelihood: float | None = None
+    mcfadden_r2: float | None = None
+    cv_log_loss: float | None = Field(None, description="mean held-out log loss per move, dialogue-grouped folds")
+    cv_null_log_loss: float | None = Field(None, description="the same for the class-frequency model")
+
+
+class FittedDynamics(BaseModel):
+    """The decision dynamics `fit` writes (DIR/dynamics.json): fitted, or the prior and why."""
+
+    version: int = 1
+    fitted: bool
+    estimator: str
+    reason: str | None = Field(None, description="why the prior was kept, when fitted is false")
+    hazard: HazardModel | None = None
+    base_rates: dict[str, float] = Field(default_factory=dict, description="outcome shares of the training calls (the propensity of a customer with no neighbours)")
+    statistics: FitStatistics | None = None
+    prior: Dynamics = Field(default_factory=lambda: prior_dynamics())

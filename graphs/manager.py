@@ -33,7 +33,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
-from grouped_sim.graphs.dynamics import Dynamics, prior_dynamics
+from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_features, move_stages, prior_dynamics, propensity_of
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain, Exchange, SOPStore, StageVote
@@ -42,6 +42,12 @@ from grouped_sim.transcript import transcript_text
 
 LONG_MOVE_WORDS = 45
 REFERENCE_LIMIT = 3
+OUTCOME_ACTIONS: dict[str, CustomerAction] = {
+    "agreed": CustomerAction.agree,
+    "refused": CustomerAction.refuse,
+    "hung_up": CustomerAction.hang_up,
+    "callback": CustomerAction.callback,
+}
 
 
 class ManagerUpdate(BaseModel):
@@ -155,22 +161,77 @@ def pick_references(
 
 
 class LightManager:
-    """Rule-based manager: embedding stage tagging plus explicit state updates."""
+    """The manager without a language model: embedding stage tagging plus explicit state updates.
 
-    def __init__(self, store: SOPStore | None, params: ManagerParams | None = None, taxonomy: Taxonomy | None = None, dynamics: Dynamics | None = None) -> None:
+    With `fitted` dynamics (from `grouped-sim fit`), the customer's decisions come from the hazard
+    model fitted to the team's calls: at each move a draw from P(continue, or end the call with
+    each outcome | the move's features); patience is then the modelled chance of not having walked
+    away so far, and interest the share of good outcomes among the ways this customer would end
+    the call now. Trust and open objections follow the prior rules either way.
+    """
+
+    def __init__(
+        self, store: SOPStore | None, params: ManagerParams | None = None, taxonomy: Taxonomy | None = None, dynamics: Dynamics | None = None, fitted: FittedDynamics | None = None
+    ) -> None:
         self.store = store
         self.params = params or ManagerParams()
         self.taxonomy = taxonomy or (store.taxonomy if store else load_taxonomy())
-        self.dynamics = dynamics or prior_dynamics()
+        self.dynamics = dynamics or (fitted.prior if fitted is not None else prior_dynamics())
+        self.fitted = fitted if fitted is not None and fitted.fitted and fitted.hazard is not None else None
 
     def initial_state(self, profile: Profile) -> CustomerState:
         start = self.dynamics.start_for(profile.archetype)
         interest = start.interest
         if profile.buy_propensity is not None:
             interest = _clip(0.5 * interest + 0.5 * profile.buy_propensity)
-        state = CustomerState(interest=interest, trust=start.trust, patience=start.patience)
+        state = CustomerState(interest=interest, trust=start.trust, patience=1.0 if self.fitted else start.patience)
         state.intent = intent_of(state, CustomerAction.speak)
         return state
+
+    def outcome_odds(self, profile: Profile, history: list[Turn], stage: str, chains: list[BehaviourChain]) -> dict[str, float]:
+        """P(continue, or each outcome, at this move) under the fitted hazard model."""
+        assert self.fitted is not None and self.fitted.hazard is not None
+        stages = move_stages(history)[:-1] + [stage]
+        propensity = propensity_of([c.outcome for c in chains], self.fitted.base_rates)
+        return self.fitted.hazard.probabilities(move_features(self.taxonomy, stages, profile.archetype, propensity))
+
+    def fitted_decision(self, odds: dict[str, float], before: CustomerState, ruled: CustomerState, rng: random.Random) -> tuple[CustomerState, CustomerAction]:
+        """Draw the customer's move from the fitted odds; patience and interest follow from them."""
+        draw, acc, picked = rng.random(), 0.0, "continue"
+        for outcome in sorted(odds):
+            acc += odds[outcome]
+            if draw < acc:
+                picked = outcome
+                break
+        leaving = 1.0 - odds.get("continue", 0.0)
+        good = odds.get("agreed", 0.0) + odds.get("callback", 0.0)
+        interest = good / leaving if leaving > 1e-9 else ruled.interest
+        walked = odds.get("hung_up", 0.0) + odds.get("refused", 0.0)
+        state = ruled.model_copy(update={"interest": _clip(interest), "patience": _clip(before.patience * (1.0 - walked))})
+        action = OUTCOME_ACTIONS.get(picked, CustomerAction.speak)
+        state.intent = intent_of(state, action)
+        return state, action
+
+    def final_decision(self, *, profile: Profile, history: list[Turn], state: CustomerState, chains: list[BehaviourChain], seed: int) -> CustomerAction:
+        """The customer's decision when the call stops without one (a probe's script ran out):
+        what they would answer to a last ask, from the fitted odds or, without a fit, from the rules."""
+        rng = random.Random(seed)
+        if self.fitted is not None:
+            stages = move_stages(history)
+            odds = self.outcome_odds(profile, history, stages[-1] if stages else self.taxonomy.ids[0], chains)
+            ending = {o: odds.get(o, 0.0) for o in DECISIONS}
+            total = sum(ending.values())
+            draw, acc = rng.random() * total, 0.0
+            for outcome in sorted(ending):
+                acc += ending[outcome]
+                if draw < acc:
+                    return OUTCOME_ACTIONS[outcome]
+        p = self.params
+        if state.interest >= p.agree_above and state.trust >= p.agree_above - 0.25 and not state.open_objections:
+            return CustomerAction.agree
+        if state.interest >= 0.45:
+            return CustomerAction.callback
+        return CustomerAction.hang_up if state.patience < 0.35 else CustomerAction.refuse
 
     def tag(self, salesman_text: str) -> StageVote:
         """Tagging: the stage of a salesman move, by a vote of the store's nearest annotated moves."""
@@ -184,7 +245,10 @@ class LightManager:
         move = history[-1].text if history and history[-1].role == "salesman" else ""
         previous_stages = [t.sop_stage for t in history[:-1] if t.role == "salesman" and t.sop_stage]
         vote = self.settle(self.tag(move), previous_stages)
-        new_state, action = self.apply_rules(profile, state, vote.stage, move, previous_stages, random.Random(seed))
+        rng = random.Random(seed)
+        new_state, action = self.apply_rules(profile, state, vote.stage, move, previous_stages, rng)
+        if self.fitted is not None:
+            new_state, action = self.fitted_decision(self.outcome_odds(profile, history, vote.stage, chains), state, new_state, rng)
         references = pick_references(vote.stage, chains, vote, self.taxonomy, action=action) if use_sop else []
         return ManagerUpdate(
             stage=vote.stage,
