@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from grouped_sim.discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
+    from grouped_sim.training.customer import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
     from grouped_sim.discriminator.model import DiscriminatorScorer
     from grouped_sim.corpus import read_corpus, write_json_atomic
     from grouped_sim.data import sample_corpus_path
