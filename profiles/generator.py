@@ -33,7 +33,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.embeddings import embed
-from grouped_sim.errors import InputError
+from grouped_sim.errors import InputError, validation_detail, validation_field
+from grouped_sim.io import LineError, iter_jsonl
 from grouped_sim.schemas import Profile
 from grouped_sim.prompts import prompt
 from grouped_sim.profiles.presets import Presets, load_presets
@@ -79,17 +80,14 @@ def load_examples(path: Path | str | None = None) -> list[Profile]:
     if not path.is_file():
         raise InputError(f"{path}: examples file not found")
     out: list[Profile] = []
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
+    for line_no, raw in iter_jsonl(path):
+        if raw.get("profile") is None:
+            raise LineError(path, line_no, "profile", "no 'profile' object (expected a D_gen record or a corpus line with a profile)")
         try:
-            raw = json.loads(text)
-            data = raw.get("profile") if isinstance(raw, dict) and "profile" in raw else None
-            if data is None:
-                raise ValueError("no 'profile' object (expected a D_gen record or a corpus line with a profile)")
-            out.append(Profile.model_validate(data))
-        except (json.JSONDecodeError, ValueError, ValidationError) as exc:
-            raise InputError(f"{path}:{line_no}: field 'profile': {exc}") from exc
+            out.append(Profile.model_validate(raw["profile"]))
+        except ValidationError as exc:
+            field, message = validation_field(exc, whole="")
+            raise LineError(path, line_no, f"profile.{field}".rstrip("."), message) from exc
     if not out:
         raise InputError(f"{path}: no profiles to use as examples")
     return out
@@ -272,8 +270,7 @@ def build_profile(fields: dict[str, Any], constraints: ProfileConstraints, prese
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
+        raise ValueError(validation_detail(exc, whole="<profile>")) from exc
 
 
 def check_profile(profile: Profile, constraints: ProfileConstraints, presets: Presets | None = None) -> list[str]:

@@ -9,15 +9,14 @@ peft and TRL need ordinary weights.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grouped_sim.corpus import write_json_atomic
 from grouped_sim.errors import InputError
+from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
 
 
 class ProfileSFTConfig(BaseModel):
@@ -42,17 +41,11 @@ def load_d_gen(path: Path | str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: D_gen not found; build it with `grouped-sim sop mine --out DIR`")
     rows = []
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{line_no}: field '<json>': not valid JSON ({exc.msg})") from exc
+    for line_no, row in iter_jsonl(path):
         for column in ("prompt", "completion"):
             value = row.get(column)
             if not (isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)):
-                raise InputError(f"{path}:{line_no}: field '{column}': expected a list of chat messages")
+                raise LineError(path, line_no, column, "expected a list of chat messages")
         rows.append({"prompt": row["prompt"], "completion": row["completion"]})
     if not rows:
         raise InputError(f"{path}: no training rows")

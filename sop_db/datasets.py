@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from grouped_sim.corpus import write_json_atomic
+from grouped_sim.io import write_json_atomic, write_jsonl
 from grouped_sim.customer_prompt import chat_messages, transcript_text
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import Dialogue, Profile, Turn
@@ -120,20 +120,6 @@ def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
         "prompt": [{"role": "user", "content": instruction}],
         "completion": [{"role": "assistant", "content": completion}],
     }
-
-
-def write_jsonl(path: Path | str, records: Iterable[dict[str, Any]]) -> int:
-    """Write records atomically; returns how many."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
 
 
 def write_datasets(dialogues: list[Dialogue], out_dir: Path | str) -> dict[str, int]:

@@ -22,8 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from grouped_sim.corpus import CorpusError, JsonlAppender, parse_line, write_corpus, write_json_atomic
-from grouped_sim.errors import InputError
+from grouped_sim.corpus import CorpusError, dialogue_from, write_corpus
+from grouped_sim.errors import InputError, validation_detail
+from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
 from grouped_sim.schemas import Dialogue, Profile
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
@@ -35,18 +36,6 @@ PIPELINE_VERSION = "mine-1"
 
 
 # ---- input --------------------------------------------------------------------------------
-
-
-class LineError(BaseModel):
-    """One input line that could not be used, reported as file:line: field: message."""
-
-    path: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
 
 
 class InputLine(BaseModel):
@@ -63,20 +52,18 @@ def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
     good: list[InputLine] = []
     bad: list[LineError] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                dialogue = parse_line(text, path, line_no)
-            except CorpusError as exc:
-                bad.append(LineError(path=str(path), line=line_no, field=exc.field, message=exc.detail))
-                continue
-            if dialogue.id in seen:
-                bad.append(LineError(path=str(path), line=line_no, field="id", message=f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})"))
-                continue
-            seen[dialogue.id] = line_no
-            good.append(InputLine(line=line_no, dialogue=dialogue, digest=hashlib.sha256(text.strip().encode()).hexdigest()[:16]))
+    for line_no, raw in iter_jsonl(path, bad=bad, error=CorpusError):
+        try:
+            dialogue = dialogue_from(raw, path, line_no)
+        except CorpusError as exc:
+            bad.append(exc)
+            continue
+        if dialogue.id in seen:
+            bad.append(CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})"))
+            continue
+        seen[dialogue.id] = line_no
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        good.append(InputLine(line=line_no, dialogue=dialogue, digest=digest))
     return good, bad
 
 
@@ -170,8 +157,7 @@ def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[st
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
+        raise ValueError(validation_detail(exc, whole="<profile>")) from exc
 
 
 def copies_example(summary: str) -> bool:
@@ -264,13 +250,11 @@ def load_done(path: Path) -> dict[str, MinedRecord]:
     done: dict[str, MinedRecord] = {}
     if not path.is_file():
         return done
-    for text in path.read_text(encoding="utf-8").splitlines():
-        if not text.strip():
-            continue
+    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
         try:
-            record = MinedRecord.model_validate_json(text)
+            record = MinedRecord.model_validate(raw)
         except ValidationError:
-            continue
+            continue  # written by another pipeline version: redone
         done[record.key] = record
     return done
 

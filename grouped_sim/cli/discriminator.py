@@ -93,7 +93,8 @@ def discriminator_score(
     import json
 
     from grouped_sim.discriminator.model import DiscriminatorScorer
-    from grouped_sim.corpus import JsonlAppender, read_corpus
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import JsonlAppender
     from grouped_sim.sop_db.datasets import context_text
 
     scorer = DiscriminatorScorer(model)

@@ -40,7 +40,7 @@ def profiles_generate(
     import json
 
     from grouped_sim.config import GenerationParams
-    from grouped_sim.corpus import JsonlAppender, write_json_atomic
+    from grouped_sim.io import JsonlAppender, write_json_atomic
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.profiles.generator import Judge, ProfileGenerator, load_examples
     from grouped_sim.profiles.presets import load_presets

@@ -27,7 +27,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from grouped_sim.corpus import JsonlAppender
+from grouped_sim.io import JsonlAppender, iter_jsonl
 from grouped_sim.metrics._common import mean
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.metrics.fidelity import TurnJudge, transcript
@@ -218,11 +218,11 @@ def load_cache(path: Path | str, judge_name: str) -> dict[str, JudgeRecord]:
     done: dict[str, JudgeRecord] = {}
     if not path.is_file():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
         try:
-            record = JudgeRecord.model_validate_json(line)
+            record = JudgeRecord.model_validate(raw)
         except ValueError:
-            continue
+            continue  # a record of another shape (an older version): judged again
         if record.judge == judge_name and record.rubric_version == prompt_version("judge"):
             done[record.dialogue_id] = record
     return done

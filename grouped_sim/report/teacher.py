@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from grouped_sim.corpus import JsonlAppender
+from grouped_sim.io import JsonlAppender, iter_jsonl
 from grouped_sim.schemas import Dialogue
 
 Generate = Callable[[Dialogue, int], str]
@@ -28,12 +28,8 @@ def _load(cache: Path, model: str) -> dict[tuple[str, int], str]:
     done: dict[tuple[str, int], str] = {}
     if not cache.is_file():
         return done
-    for line in cache.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a kill
-        if isinstance(row, dict) and row.get("model") == model:
+    for _line_no, row in iter_jsonl(cache, torn_tail_ok=True):  # a line torn by a kill is redone
+        if row.get("model") == model:
             done[(str(row["dialogue_id"]), int(row["turn_index"]))] = str(row["generated"])
     return done
 

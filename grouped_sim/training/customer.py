@@ -22,8 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from grouped_sim.discriminator.rewards import RewardConfig
-from grouped_sim.corpus import JsonlAppender, write_json_atomic
 from grouped_sim.errors import InputError
+from grouped_sim.io import JsonlAppender, LineError, iter_jsonl, write_json_atomic
 
 TRAINING_FILE = "training.json"
 LOG_FILE = "train_log.jsonl"
@@ -110,20 +110,13 @@ def load_d_sim(path: Path | str, columns: Sequence[str] = REQUIRED_COLUMNS, limi
     if not path.is_file():
         raise InputError(f"{path}: D_sim not found; build it with `grouped-sim sop mine` (or grouped_sim.sop_db.datasets.write_datasets)")
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: field '<json>': not valid JSON ({exc.msg})") from exc
-            for column in columns:
-                if not isinstance(row.get(column), str):
-                    raise InputError(f"{path}:{line_no}: field '{column}': missing or not a string")
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+    for line_no, row in iter_jsonl(path):
+        for column in columns:
+            if not isinstance(row.get(column), str):
+                raise LineError(path, line_no, column, "missing or not a string")
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
     if not rows:
         raise InputError(f"{path}: no training rows")
     return rows

@@ -20,7 +20,8 @@ from grouped_sim.cli.app import app
 @pytest.fixture(scope="session")
 def d_sim_dir(tmp_path_factory, corpus) -> Path:
     """D_sim of the sample corpus, the two shortest prompts first (keeps CPU steps cheap)."""
-    from grouped_sim.sop_db.datasets import d_sim_records, write_jsonl
+    from grouped_sim.io import write_jsonl
+    from grouped_sim.sop_db.datasets import d_sim_records
 
     rows = sorted((r for d in corpus for r in d_sim_records(d)), key=lambda r: len(r["prompt"]))
     out = tmp_path_factory.mktemp("dsim")
