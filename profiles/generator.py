@@ -226,7 +226,7 @@ class ChatPrompter:
     def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        from grouped_sim.sop_db.mine import parse_json_object
+        from grouped_sim.jsontext import parse_json_object
 
         out = []
         for constraints, seed in jobs:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.corpus import CorpusError, dialogue_from, write_corpus
 from grouped_sim.errors import InputError, validation_detail
 from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
+from grouped_sim.jsontext import parse_json_object
 from grouped_sim.schemas import Dialogue, Profile
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
@@ -82,46 +83,6 @@ class ExtractionResult(BaseModel):
 
 def call_text(dialogue: Dialogue, max_turns: int = 16) -> str:
     return "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[:max_turns])
-
-
-_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
-
-
-def parse_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in a model's answer; tolerates code fences, prose around it and trailing commas."""
-    cleaned = re.sub(r"```(?:json)?", "", text)
-    start = cleaned.find("{")
-    if start == -1:
-        raise ValueError("no JSON object in the answer")
-    depth = 0
-    in_string = False
-    escape = False
-    for i in range(start, len(cleaned)):
-        ch = cleaned[i]
-        if in_string:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                candidate = re.sub(r",\s*([}\]])", r"\1", cleaned[start : i + 1])
-                try:
-                    value = json.loads(candidate)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-                if not isinstance(value, dict):
-                    raise ValueError("the JSON is not an object")
-                return value
-    raise ValueError("unterminated JSON object (the answer was cut off)")
 
 
 def normalise_archetype(value: Any, allowed: dict[str, str]) -> str | None:

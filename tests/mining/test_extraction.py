@@ -7,7 +7,8 @@ import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from grouped_sim.schemas import Dialogue
-from grouped_sim.sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor, parse_json_object
+from grouped_sim.jsontext import parse_json_object
+from grouped_sim.sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor
 
 GOOD = json.dumps(
     {
