@@ -121,6 +121,17 @@ def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[st
         raise ValueError(validation_detail(exc, whole="<profile>")) from exc
 
 
+def archetype_briefs() -> dict[str, str]:
+    """Archetype id -> its one-line description, from the presets (the one place archetypes are defined)."""
+    from grouped_sim.profiles.presets import load_presets
+
+    return {a.id: a.brief for a in load_presets().archetypes.values()}
+
+
+def archetype_lines(archetypes: dict[str, str]) -> str:
+    return "\n".join(f"- {k}: {v}" for k, v in archetypes.items())
+
+
 def copies_example(summary: str) -> bool:
     """A small model often echoes the prompt's worked example; that is not this customer's profile."""
     from difflib import SequenceMatcher
@@ -136,14 +147,14 @@ class ProfileExtractor:
         self.model = model
         self.retries = retries
         self.max_new_tokens = max_new_tokens
-        self.archetypes: dict[str, str] = dict(prompt("mining")["archetypes"])
+        self.archetypes: dict[str, str] = archetype_briefs()
 
     def messages(self, dialogue: Dialogue, error: str | None = None) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         cfg = prompt("mining")["extraction"]
         user = cfg["user"].format(
-            archetypes=", ".join(f"{k} ({v})" for k, v in self.archetypes.items()),
+            archetypes=archetype_lines(self.archetypes),
             domain=dialogue.domain,
             example_call=cfg["example_call"].strip(),
             example_profile=cfg["example_profile"].strip(),
@@ -185,7 +196,9 @@ class MineSettings(BaseModel):
     k: int = Field(3, ge=1, le=50)
 
     def key(self) -> str:
-        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": prompt_version("mining")}, sort_keys=True)
+        # The archetype list shown to the extractor comes from the presets: part of the prompt too.
+        shown = archetype_lines(archetype_briefs())
+        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": prompt_version("mining"), "archetypes": shown}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
