@@ -98,12 +98,11 @@ def _clean(text: str) -> str:
 
 
 def generate_negatives(model: Any, records: Sequence[dict[str, Any]], params: NegativeParams) -> list[str]:
-    """One model reply per record, in chat form; local transformers models run as one padded batch."""
-    from grouped_sim.models.local import TransformersChatModel
+    """One model reply per record, in chat form; our own backends (hf:, vllm:) run them as one batch."""
+    from grouped_sim.models.base import LocalChatModel
 
-    if isinstance(model, TransformersChatModel):
-        prompts = [model.render_prompt(_chat_messages(r)) for r in records]
-        texts = model.generate_texts(prompts, stop=None, seed=params.seed, max_new_tokens=params.max_new_tokens)
+    if isinstance(model, LocalChatModel):
+        texts = model.generate_chats([_chat_messages(r) for r in records], stop=None, seed=params.seed, max_new_tokens=params.max_new_tokens)
     else:
         texts = [str(model.invoke(_chat_messages(r)).content) for r in records]
     return [_clean(t) for t in texts]

@@ -29,7 +29,8 @@ from grouped_sim.prompts import prompt_version
 from grouped_sim.schemas import TERMINATION_TO_OUTCOME, Dialogue, Profile, TerminationReason, Turn
 from grouped_sim.graphs.builder import GraphDeps, build_graph, failure, initial_state
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
-from grouped_sim.graphs.resilience import limit_model, retry_call
+from grouped_sim.graphs.resilience import retry_call
+from grouped_sim.models.limits import limit_model
 from grouped_sim.graphs.salesman import ChatModelSalesman, SalesmanAgent
 from grouped_sim.graphs.state import SimState
 from grouped_sim.sop_db.store import BehaviourChain, SOPStore

@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 from grouped_sim.embeddings import embed
 from grouped_sim.errors import InputError, validation_detail, validation_field
 from grouped_sim.io import LineError, iter_jsonl
+from grouped_sim.models.base import LocalChatModel, PromptForm, prompt_form_of
 from grouped_sim.schemas import Profile
 from grouped_sim.prompts import prompt
 from grouped_sim.profiles.presets import Presets, load_presets
@@ -170,7 +171,7 @@ def clean_line(text: str) -> str:
 class CardPrompter:
     """Fills a profile card line by line with a local model's raw continuation (batched over profiles)."""
 
-    def __init__(self, model: Any, presets: Presets, examples: Sequence[Profile], shots: int = 2) -> None:
+    def __init__(self, model: LocalChatModel, presets: Presets, examples: Sequence[Profile], shots: int = 2) -> None:
         self.model = model
         self.presets = presets
         self.examples = list(examples)
@@ -381,8 +382,8 @@ class ProfileGenerator:
         self.examples = list(examples)
         if not self.examples:
             raise InputError("the profile generator needs at least one real profile as an example")
-        raw = getattr(model, "supports_raw_prompt", False) and hasattr(model, "generate_texts")
-        self.prompter: Any = (CardPrompter if raw else ChatPrompter)(model, self.presets, self.examples, shots)
+        transcript = prompt_form_of(model) is PromptForm.transcript
+        self.prompter: Any = (CardPrompter if transcript else ChatPrompter)(model, self.presets, self.examples, shots)
         self.judge = judge
         self.store = store
         self.top_k = top_k

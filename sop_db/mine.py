@@ -26,6 +26,7 @@ from grouped_sim.corpus import CorpusError, dialogue_from, write_corpus
 from grouped_sim.errors import InputError, validation_detail
 from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
 from grouped_sim.jsontext import parse_json_object
+from grouped_sim.models.base import LocalChatModel
 from grouped_sim.schemas import Dialogue, Profile
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
@@ -169,8 +170,8 @@ class ProfileExtractor:
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                # Only our local models take a per-call token budget; API clients would send it on as an unknown field.
-                extra = {"max_new_tokens": self.max_new_tokens} if getattr(self.model, "supports_raw_prompt", False) else {}
+                # Only our own models take a per-call token budget; API clients would send it on as an unknown field.
+                extra = {"max_new_tokens": self.max_new_tokens} if isinstance(self.model, LocalChatModel) else {}
                 answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, **extra)
                 raw = parse_json_object(str(answer.content))
                 profile = validate_extracted(raw, dialogue, self.archetypes)
