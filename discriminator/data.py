@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.io import JsonlAppender, iter_jsonl, write_json_atomic
+from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, write_json_atomic
 from grouped_sim.schemas import Dialogue
 
 PAIRS_FILE = "pairs.jsonl"
@@ -80,9 +80,7 @@ def read_pairs(path: Path | str) -> list[dict[str, Any]]:
 
 def _done_ids(path: Path) -> set[str]:
     """Ids already written; a line torn by a killed run is redone (the appender cuts it first)."""
-    if not path.is_file():
-        return set()
-    return {str(raw["id"]) for _line_no, raw in iter_jsonl(path, torn_tail_ok=True) if "id" in raw}
+    return {pair.id for pair in iter_cache(path, Pair)}
 
 
 def _chat_messages(record: dict[str, Any]) -> list[Any]:

@@ -9,6 +9,7 @@ the file and the line: invalid JSON, something other than an object, or bytes th
   every bad line of an input instead of stopping at the first (mining a corpus);
 - `torn_tail_ok=True`: a last line without its newline that does not parse is skipped, for the
   append-only caches a killed run may leave half-written. Any other bad line is still an error.
+  `iter_cache` reads such a cache as pydantic records, skipping lines of another shape too.
 
 Writing: `JsonlAppender` appends one flushed line per record (and first repairs a torn last line,
 so a resumed run never glues its first record onto half a line); `write_jsonl` and
@@ -22,11 +23,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from grouped_sim.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class LineError(InputError):
@@ -99,6 +102,22 @@ def iter_jsonl(
             bad.append(exc)
             continue
         yield number, value
+
+
+def iter_cache(path: Path | str, record: type[M]) -> Iterator[M]:
+    """The records of an append-only cache (a JSONL file a JsonlAppender writes) that validate as `record`.
+
+    No file yet: nothing. A last line torn by a kill, and a line of another shape (written by
+    another version), are skipped: the caller simply does that work again. Other damage is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
+        try:
+            yield record.model_validate(raw)
+        except ValidationError:
+            continue
 
 
 def to_json_line(record: Any) -> str:

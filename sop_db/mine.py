@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.corpus import CorpusError, dialogue_from, write_corpus
 from grouped_sim.errors import InputError, validation_detail
-from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
+from grouped_sim.io import LineError, iter_cache, iter_jsonl, write_json_atomic
 from grouped_sim.jsontext import parse_json_object
 from grouped_sim.models.base import LocalChatModel
 from grouped_sim.schemas import Dialogue, Profile
@@ -222,16 +222,7 @@ def record_key(item: InputLine, settings: MineSettings) -> str:
 
 def load_done(path: Path) -> dict[str, MinedRecord]:
     """Finished records of earlier runs; a torn last line (a killed run) is ignored and redone."""
-    done: dict[str, MinedRecord] = {}
-    if not path.is_file():
-        return done
-    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
-        try:
-            record = MinedRecord.model_validate(raw)
-        except ValidationError:
-            continue  # written by another pipeline version: redone
-        done[record.key] = record
-    return done
+    return {record.key: record for record in iter_cache(path, MinedRecord)}
 
 
 class Miner:

@@ -54,7 +54,8 @@ def customer_sft(
     "Customer:", loss on the real reply only). Prints the spec that loads the result, e.g.
     `simulate --customer hf:smollm2+OUT`.
     """
-    from grouped_sim.training.customer import CustomerSFTConfig, LoraParams, load_d_sim, num_layers, train_sft
+    from grouped_sim.models.finetune import LoraParams, num_layers
+    from grouped_sim.training.customer import CustomerSFTConfig, load_d_sim, train_sft
 
     rows = load_d_sim(data, limit=limit)
     layers = None

@@ -26,7 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from grouped_sim.io import JsonlAppender, iter_jsonl
+from grouped_sim.io import JsonlAppender, iter_cache
 from grouped_sim.jsontext import json_objects, strip_fences
 from grouped_sim.metrics._common import mean
 from grouped_sim.prompts import prompt, prompt_version
@@ -164,15 +164,8 @@ def judge_dialogue(model: BaseChatModel, dialogue: Dialogue, judge_name: str, re
 
 def load_cache(path: Path | str, judge_name: str) -> dict[str, JudgeRecord]:
     """Finished records for this judge and rubric version (a torn last line is ignored)."""
-    path = Path(path)
     done: dict[str, JudgeRecord] = {}
-    if not path.is_file():
-        return done
-    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
-        try:
-            record = JudgeRecord.model_validate(raw)
-        except ValueError:
-            continue  # a record of another shape (an older version): judged again
+    for record in iter_cache(path, JudgeRecord):
         if record.judge == judge_name and record.rubric_version == prompt_version("judge"):
             done[record.dialogue_id] = record
     return done

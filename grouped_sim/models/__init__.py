@@ -30,14 +30,8 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "hf":
         from grouped_sim.models.local import TransformersChatModel
 
-        return TransformersChatModel(
-            model_name=parsed.model,
-            adapter=parsed.adapter,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            repetition_penalty=params.repetition_penalty,
-            max_new_tokens=params.max_new_tokens,
-        )
+        # Our backends take the role's sampling settings (GenerationParams) field for field.
+        return TransformersChatModel(model_name=parsed.model, adapter=parsed.adapter, **params.model_dump())
     if parsed.backend == "openai":
         try:
             from langchain_openai import ChatOpenAI
@@ -56,11 +50,5 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "vllm":
         from grouped_sim.models.vllm_engine import VLLMChatModel
 
-        return VLLMChatModel(
-            model_name=parsed.model,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            repetition_penalty=params.repetition_penalty,
-            max_new_tokens=params.max_new_tokens,
-        )
+        return VLLMChatModel(model_name=parsed.model, **params.model_dump())
     raise ModelSpecError(f"unknown backend {parsed.backend!r}")  # pragma: no cover - parse_spec guards this

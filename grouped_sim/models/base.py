@@ -86,13 +86,7 @@ class LocalChatModel(BaseChatModel):
             return self.generate_texts([joined_text(messages)], stop, seed, max_new_tokens)[0]
         return self.generate_chats([messages], stop, seed, max_new_tokens)[0]
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         form = PromptForm.transcript if kwargs.get("raw_prompt") else PromptForm.chat
         return chat_result(self._generate_one(messages, form, stop, kwargs.get("seed"), kwargs.get("max_new_tokens")))
 

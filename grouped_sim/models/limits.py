@@ -90,13 +90,7 @@ class LimitedChatModel(LocalChatModel):
     def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
         return self._own().generate_chats(conversations, stop, seed, max_new_tokens)
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         if not isinstance(self.inner, LocalChatModel):
             kwargs = {k: v for k, v in kwargs.items() if k not in _OWN_OPTIONS}
         pool = backend_pool(self.backend_key, self.max_in_flight)
