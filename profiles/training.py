@@ -2,13 +2,16 @@
 
 D_gen records carry the instruction as a chat `prompt` and the profile JSON as the chat
 `completion`, so TRL's SFTTrainer trains on the completion only, in the model's chat template.
-The result is an adapter folder: `profiles generate --model hf:BASE+OUT` uses it. The trainer
-setup (base materialisation, LoRA, tokenizer, TRL arguments, train_log.jsonl) is the one every
-fine-tuning run shares, `grouped_sim.models.finetune`; the D_gen loading is this module's own.
+The result is an adapter folder for `profiles generate --model hf:BASE+OUT`. Its training.json
+records that it learnt the D_gen instruction (`"prompt": "d_gen_instruction"` and the profile
+prompt file's version), so the generator serves it that instruction (`trained_prompt`). The
+trainer setup (base materialisation, LoRA, tokenizer, TRL arguments, train_log.jsonl) is the one
+every fine-tuning run shares, `grouped_sim.models.finetune`; the D_gen loading is this module's own.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ from pydantic import Field
 from grouped_sim.errors import InputError
 from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
 from grouped_sim.models.finetune import TRAINING_FILE, LoraParams, SFTParams, TrainLog, base_weights, finish, load_policy, sft_args, train
+from grouped_sim.profile_prompt import D_GEN_PROMPT
+from grouped_sim.prompts import prompt_version
 
 
 class ProfileSFTConfig(SFTParams):
@@ -69,7 +74,24 @@ def train_profile_sft(data: Path | str, out_dir: Path | str, config: ProfileSFTC
         "base_folder": str(base.folder),
         "examples": len(rows),
         **done,
+        # What the adapter learnt to answer: the generator serves it exactly this prompt (trained_prompt).
+        "prompt": D_GEN_PROMPT,
+        "prompt_version": prompt_version("profile"),
         "config": config.model_dump(),
     }
     write_json_atomic(out / TRAINING_FILE, summary)
     return summary
+
+
+def trained_prompt(adapter_dir: Path | str) -> dict[str, Any] | None:
+    """{"prompt", "prompt_version"} when `adapter_dir` holds a profile-sft adapter trained on D_gen, else None."""
+    path = Path(adapter_dir).expanduser() / TRAINING_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable training summary ({exc})") from exc
+    if not isinstance(info, dict) or info.get("prompt") != D_GEN_PROMPT:
+        return None
+    return {"prompt": D_GEN_PROMPT, "prompt_version": info.get("prompt_version")}

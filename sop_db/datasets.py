@@ -18,7 +18,7 @@ from typing import Any
 
 from grouped_sim.io import write_json_atomic, write_jsonl
 from grouped_sim.customer_prompt import chat_messages, transcript_text
-from grouped_sim.prompts import prompt
+from grouped_sim.profile_prompt import d_gen_instruction
 from grouped_sim.schemas import Dialogue, Profile, Turn
 from grouped_sim.sop_db.store import derive_profile_text
 
@@ -85,23 +85,6 @@ def d_sim_records(dialogue: Dialogue) -> Iterator[dict[str, Any]]:
         }
 
 
-def age_band(age: int | None) -> str | None:
-    if age is None:
-        return None
-    low = (age // 10) * 10
-    return f"{low}-{low + 9}"
-
-
-def constraints_of(profile: Profile, domain: str) -> str:
-    parts = [f"archetype {profile.archetype}" if profile.archetype else None, f"domain {domain}"]
-    band = age_band(profile.age)
-    if band:
-        parts.append(f"age {band}")
-    if profile.role:
-        parts.append(f"role: {profile.role}")
-    return "; ".join(p for p in parts if p)
-
-
 def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
     """The (instruction, profile) pair of a profiled dialogue; None when it has no profile."""
     if dialogue.profile is None:
@@ -109,7 +92,7 @@ def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
     profile = dialogue.profile
     target = {k: getattr(profile, k) for k in PROFILE_KEYS}
     target["domain"] = target["domain"] or dialogue.domain
-    instruction = prompt("profile")["instruction"].format(domain=dialogue.domain, constraints=constraints_of(profile, dialogue.domain))
+    instruction = d_gen_instruction(dialogue.domain, profile.archetype, profile.age, profile.role)
     completion = json.dumps(target, ensure_ascii=False)
     return {
         "id": dialogue.id,
