@@ -125,3 +125,13 @@ def test_the_local_model_declares_transcript_and_batches_chats_through_its_templ
     chats = embedded_chat.generate_chats([conversation], seed=7, max_new_tokens=6)
     assert chats == embedded_chat.generate_texts([rendered], seed=7, max_new_tokens=6)
     assert embedded_chat.invoke(conversation, seed=7, max_new_tokens=6).content == chats[0]
+
+
+def test_a_vllm_spec_builds_the_backend_with_the_roles_sampling_settings(vllm_model) -> None:
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.models import build_chat_model
+
+    model = build_chat_model("vllm:some/model", GenerationParams(temperature=0.3, top_p=0.8, repetition_penalty=1.2, max_new_tokens=12))
+    assert (model.model_name, model.temperature, model.top_p, model.repetition_penalty, model.max_new_tokens) == ("some/model", 0.3, 0.8, 1.2, 12)
+    model.generate_texts(["x"], seed=0)
+    assert model.engine.calls[0][2][0].max_tokens == 12
