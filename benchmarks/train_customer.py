@@ -81,9 +81,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from grouped_sim.discriminator.customer_training import CustomerGRPOConfig, CustomerSFTConfig, LoraParams, num_layers, split_holdout, train_grpo, train_sft
+    from grouped_sim.models.finetune import LoraParams, num_layers
+    from grouped_sim.training.customer import CustomerGRPOConfig, CustomerSFTConfig, split_holdout, train_grpo, train_sft
     from grouped_sim.discriminator.model import DiscriminatorScorer
-    from grouped_sim.corpus import read_corpus, write_json_atomic
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import write_json_atomic
     from grouped_sim.data import sample_corpus_path
     from grouped_sim.sop_db.datasets import d_sim_records
 

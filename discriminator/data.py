@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grouped_sim.corpus import JsonlAppender, write_json_atomic
 from grouped_sim.errors import InputError
+from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, write_json_atomic
 from grouped_sim.schemas import Dialogue
 
 PAIRS_FILE = "pairs.jsonl"
@@ -70,39 +70,17 @@ def read_pairs(path: Path | str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: no discriminator pairs here; make them with `grouped-sim discriminator data`")
     pairs = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                pairs.append(Pair.model_validate_json(text).model_dump())
-            except ValueError as exc:
-                raise InputError(f"{path}:{line_no}: not a discriminator pair: {str(exc).splitlines()[0]}") from exc
+    for line_no, raw in iter_jsonl(path):
+        try:
+            pairs.append(Pair.model_validate(raw).model_dump())
+        except ValidationError as exc:
+            raise InputError.from_validation(exc, f"{path}:{line_no}") from exc
     return pairs
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a half-written last line (a killed run) so appended records start on a line of their own."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with path.open("r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
-
-
 def _done_ids(path: Path) -> set[str]:
-    _drop_torn_tail(path)
-    if not path.is_file():
-        return set()
-    done = set()
-    with path.open(encoding="utf-8") as handle:
-        for text in handle:
-            try:
-                done.add(json.loads(text)["id"])
-            except (ValueError, KeyError):
-                continue  # an unreadable line is redone; read_pairs will still name it
-    return done
+    """Ids already written; a line torn by a killed run is redone (the appender cuts it first)."""
+    return {pair.id for pair in iter_cache(path, Pair)}
 
 
 def _chat_messages(record: dict[str, Any]) -> list[Any]:
@@ -118,12 +96,11 @@ def _clean(text: str) -> str:
 
 
 def generate_negatives(model: Any, records: Sequence[dict[str, Any]], params: NegativeParams) -> list[str]:
-    """One model reply per record, in chat form; local transformers models run as one padded batch."""
-    from grouped_sim.models.local import TransformersChatModel
+    """One model reply per record, in chat form; our own backends (hf:, vllm:) run them as one batch."""
+    from grouped_sim.models.base import LocalChatModel
 
-    if isinstance(model, TransformersChatModel):
-        prompts = [model.render_prompt(_chat_messages(r)) for r in records]
-        texts = model.generate_texts(prompts, stop=None, seed=params.seed, max_new_tokens=params.max_new_tokens)
+    if isinstance(model, LocalChatModel):
+        texts = model.generate_chats([_chat_messages(r) for r in records], stop=None, seed=params.seed, max_new_tokens=params.max_new_tokens)
     else:
         texts = [str(model.invoke(_chat_messages(r)).content) for r in records]
     return [_clean(t) for t in texts]

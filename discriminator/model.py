@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grouped_sim.corpus import write_json_atomic
+from grouped_sim.io import write_json_atomic
 from grouped_sim.errors import InputError
 
 CONFIG_FILE = "discriminator.json"

@@ -20,8 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from grouped_sim.config import SimulationConfig
-from grouped_sim.corpus import JsonlAppender, parse_line, write_json_atomic
+from grouped_sim.corpus import DialogueAppender, iter_corpus_lines
 from grouped_sim.errors import InputError
+from grouped_sim.io import write_json_atomic
 from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, dialogue_seed
 from grouped_sim.graphs.simulation import graph_config, run_dialogue, to_dialogue
@@ -70,9 +71,7 @@ def load_plan(run_dir: Path | str) -> RunPlan:
     try:
         return RunPlan.model_validate_json(folder.plan.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{folder.plan}: field '{field}': {first['msg']}") from exc
+        raise InputError.from_validation(exc, str(folder.plan)) from exc
 
 
 def repair_and_read(path: Path) -> list[Dialogue]:
@@ -83,13 +82,9 @@ def repair_and_read(path: Path) -> list[Dialogue]:
     """
     if not path.is_file():
         return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with path.open("r+b") as handle:
-            handle.truncate(cut)
-        data = data[:cut]
-    return [parse_line(line, path, n) for n, line in enumerate(data.decode("utf-8").splitlines(), start=1) if line.strip()]
+    with DialogueAppender(path):  # opening repairs a torn last line
+        pass
+    return [dialogue for _, dialogue in iter_corpus_lines(path)]
 
 
 def check_folder(folder: RunFolder, plan: RunPlan, resume: bool) -> None:
@@ -187,7 +182,7 @@ async def _run_all(
     with _batched(deps, config):
         async with _checkpointer(folder, runtime.checkpoint) as saver:
             graph = build_graph(checkpointer=saver)
-            with JsonlAppender(folder.dialogues) as sink:
+            with DialogueAppender(folder.dialogues) as sink:
 
                 async def one(index: int, item: SimProfile, did: str) -> None:
                     async with gate:

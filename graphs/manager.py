@@ -23,9 +23,7 @@ Small seeded noise on every delta keeps two customers with the same profile apar
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -33,6 +31,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
+from grouped_sim.jsontext import parse_json_object
 from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_features, move_stages, prior_dynamics, propensity_of
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
@@ -339,15 +338,9 @@ class LLMManagerAnswer(BaseModel):
     guidance: str = ""
 
 
-_JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
-
-
 def parse_manager_answer(text: str, taxonomy: Taxonomy) -> LLMManagerAnswer:
     """Pull the first JSON object out of a model answer and validate it against the taxonomy."""
-    match = _JSON_RE.search(text)
-    if not match:
-        raise ValueError("no JSON object in the manager's answer")
-    answer = LLMManagerAnswer.model_validate(json.loads(match.group(0)))
+    answer = LLMManagerAnswer.model_validate(parse_json_object(text))
     if answer.stage not in taxonomy.ids:
         raise ValueError(f"unknown stage {answer.stage!r}")
     return answer

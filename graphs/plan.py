@@ -12,10 +12,13 @@ import json
 import random
 from pathlib import Path
 
+from typing import Any
+
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import DEFAULT_CHAT_SPEC, DEFAULT_CUSTOMER_SPEC, SimulationConfig
 from grouped_sim.errors import InputError
+from grouped_sim.io import iter_jsonl
 from grouped_sim.prompts import prompt_version
 from grouped_sim.schemas import Dialogue, Profile
 
@@ -59,31 +62,27 @@ def sample_profiles(corpus: list[Dialogue], n: int, seed: int) -> list[SimProfil
     return picked
 
 
+def profile_item(raw: dict[str, Any], where: str, default_domain: str, source: str) -> SimProfile:
+    """A plan item from a profile object, or from {"profile": {...}, "domain": "..."}."""
+    nested = raw.get("profile")
+    try:
+        profile = Profile.model_validate(nested if "profile" in raw else raw)
+    except ValidationError as exc:
+        raise InputError.from_validation(exc, where) from exc
+    domain = (raw.get("domain") if "profile" in raw else None) or profile.domain or default_domain
+    if not isinstance(domain, str):
+        raise InputError(f"{where}: field 'domain': expected a string, got {type(domain).__name__}")
+    return SimProfile(profile=profile, domain=domain, source=source)
+
+
 def load_profiles_file(path: Path | str, default_domain: str = "food-delivery") -> list[SimProfile]:
     """JSONL, one profile per line: a Profile object, or {"profile": {...}, "domain": "..."}."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: profiles file not found")
     out: list[SimProfile] = []
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{line_no}: field '<json>': not valid JSON ({exc.msg})") from exc
-        try:
-            if isinstance(raw, dict) and "profile" in raw:
-                profile = Profile.model_validate(raw["profile"])
-                domain = raw.get("domain") or profile.domain or default_domain
-            else:
-                profile = Profile.model_validate(raw)
-                domain = profile.domain or default_domain
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{path}:{line_no}: field '{field}': {first['msg']}") from exc
-        out.append(SimProfile(profile=profile, domain=domain, source=f"{path.name}:{line_no}"))
+    for line_no, raw in iter_jsonl(path):
+        out.append(profile_item(raw, f"{path}:{line_no}", default_domain, source=f"{path.name}:{line_no}"))
     if not out:
         raise InputError(f"{path}: no profiles in file")
     return out

@@ -115,6 +115,4 @@ def load_config(path: Path | str | None) -> SimulationConfig:
     try:
         return SimulationConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{path}: field '{field}': {first['msg']}") from exc
+        raise InputError.from_validation(exc, str(path), whole="<config>") from exc

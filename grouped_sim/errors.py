@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class GroupedSimError(Exception):
     """Base for errors a user can act on; the CLI prints the message without a traceback."""
@@ -9,10 +14,27 @@ class GroupedSimError(Exception):
     exit_code = 1
 
 
+def validation_field(exc: ValidationError, whole: str = "<line>") -> tuple[str, str]:
+    """(dotted field, message) of a validation error's first problem; `whole` names a record-level one."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first.get("loc", ())) or whole, first["msg"]
+
+
+def validation_detail(exc: ValidationError, whole: str = "<line>") -> str:
+    """"field 'a.b': message" for the first problem of a validation error."""
+    field, message = validation_field(exc, whole)
+    return f"field '{field}': {message}"
+
+
 class InputError(GroupedSimError):
     """Bad input from the user: a file, a line, a field, a flag. Exit code 2, nothing written."""
 
     exit_code = 2
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, where: str, whole: str = "<line>") -> InputError:
+        """"WHERE: field 'a.b': message" (WHERE is e.g. FILE:LINE or a flag); raise it `from exc`."""
+        return cls(f"{where}: {validation_detail(exc, whole)}")
 
 
 class ModelSpecError(InputError):

@@ -8,7 +8,9 @@ How one profile is made, and why:
 2. The profile model writes the free text (role when not fixed, business context, pain points,
    decision factors, speaking style, summary). A small local model is prompted with real profile
    cards from D_gen and fills the new card one line at a time (a newline stops each line, so a
-   135M model cannot wander off the format); an instruction-following model is asked for JSON.
+   135M model cannot wander off the format); an instruction-following model is asked for JSON;
+   a profile model trained by `train profile-sft` is sent exactly the D_gen instruction it learnt
+   (grouped_sim.profile_prompt), in chat form, and answers with the profile as JSON.
 3. Parse leniently, validate strictly: the result must be a valid `Profile`, pass the rule check
    against its constraints (`check_profile`, including that the text actually shows the
    archetype's focus) and, with a judge model, the judge's robustness test. A candidate that
@@ -33,7 +35,11 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.embeddings import embed
-from grouped_sim.errors import InputError
+from grouped_sim.errors import InputError, validation_detail, validation_field
+from grouped_sim.io import LineError, iter_jsonl
+from grouped_sim.jsontext import parse_json_object
+from grouped_sim.models.base import LocalChatModel, PromptForm, SamplingChatModel, prompt_form_of
+from grouped_sim.profile_prompt import D_GEN_PROMPT, d_gen_instruction
 from grouped_sim.schemas import Profile
 from grouped_sim.prompts import prompt
 from grouped_sim.profiles.presets import Presets, load_presets
@@ -41,6 +47,8 @@ from grouped_sim.profiles.spec import ProfileConstraints
 
 FREE_FIELDS = ("role", "business_context", "pain_points", "decision_factors", "communication_style", "summary")
 MAX_TOKENS = {"role": 16, "business_context": 32, "pain_points": 32, "decision_factors": 28, "communication_style": 20, "summary": 56}
+MAX_PROFILE_TOKENS = 320  # a whole profile as JSON (the D_gen answer)
+DEFAULT_DOMAIN = "food-delivery"
 
 
 class Candidate(BaseModel):
@@ -79,17 +87,14 @@ def load_examples(path: Path | str | None = None) -> list[Profile]:
     if not path.is_file():
         raise InputError(f"{path}: examples file not found")
     out: list[Profile] = []
-    for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
+    for line_no, raw in iter_jsonl(path):
+        if raw.get("profile") is None:
+            raise LineError(path, line_no, "profile", "no 'profile' object (expected a D_gen record or a corpus line with a profile)")
         try:
-            raw = json.loads(text)
-            data = raw.get("profile") if isinstance(raw, dict) and "profile" in raw else None
-            if data is None:
-                raise ValueError("no 'profile' object (expected a D_gen record or a corpus line with a profile)")
-            out.append(Profile.model_validate(data))
-        except (json.JSONDecodeError, ValueError, ValidationError) as exc:
-            raise InputError(f"{path}:{line_no}: field 'profile': {exc}") from exc
+            out.append(Profile.model_validate(raw["profile"]))
+        except ValidationError as exc:
+            field, message = validation_field(exc, whole="")
+            raise LineError(path, line_no, f"profile.{field}".rstrip("."), message) from exc
     if not out:
         raise InputError(f"{path}: no profiles to use as examples")
     return out
@@ -169,8 +174,10 @@ def clean_line(text: str) -> str:
     return line.strip(" \"'`*")
 
 
-class CardPrompter:
-    """Fills a profile card line by line with a local model's raw continuation (batched over profiles)."""
+class Prompter:
+    """One way of asking a profile model for the free fields of profiles, batched over (constraints, seed) jobs."""
+
+    name = "?"
 
     def __init__(self, model: Any, presets: Presets, examples: Sequence[Profile], shots: int = 2) -> None:
         self.model = model
@@ -178,6 +185,22 @@ class CardPrompter:
         self.examples = list(examples)
         self.shots = shots
         self.cfg = prompt("profile")["generation"]
+
+    def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
+        """For each (constraints, seed): the model-written fields (or {"_error": why}) and the examples it was shown."""
+        raise NotImplementedError
+
+
+def batch_seed(jobs: list[tuple[ProfileConstraints, int]]) -> int:
+    """One seed for a batched call, from the jobs' seeds (row i then samples with it + i)."""
+    return int(hashlib.sha256(json.dumps([s for _, s in jobs]).encode()).hexdigest()[:8], 16)
+
+
+class CardPrompter(Prompter):
+    """Fills a profile card line by line with a local model's raw continuation (batched over profiles)."""
+
+    name = "card"
+    model: LocalChatModel
 
     def base_prompt(self, constraints: ProfileConstraints, seed: int) -> tuple[str, list[Profile]]:
         shots = pick_examples(self.examples, constraints, self.shots, seed)
@@ -187,7 +210,6 @@ class CardPrompter:
         return "\n\n".join(blocks) + "\n\n" + self.cfg["card_heading"].format(n=len(shots) + 1), shots
 
     def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
-        """For each (constraints, seed): the model-written fields and the examples it was shown."""
         labels = self.cfg["fields"]
         prompts: list[str] = []
         shown: list[list[Profile]] = []
@@ -201,13 +223,13 @@ class CardPrompter:
             prompts.append(prompt)
             shown.append(shots)
             written.append({})
-        batch_seed = int(hashlib.sha256(json.dumps([s for _, s in jobs]).encode()).hexdigest()[:8], 16)
+        seed = batch_seed(jobs)
         for key in FREE_FIELDS:
             todo = [i for i, (c, _) in enumerate(jobs) if not (key == "role" and c.role)]
             if not todo:
                 continue
             asks = [prompts[i] + f"\n{labels[key]}:" for i in todo]
-            texts = self.model.generate_texts(asks, stop=["\n"], seed=batch_seed, max_new_tokens=MAX_TOKENS[key])
+            texts = self.model.generate_texts(asks, stop=["\n"], seed=seed, max_new_tokens=MAX_TOKENS[key])
             for i, text in zip(todo, texts):
                 value = clean_line(text)
                 written[i][key] = value
@@ -215,20 +237,13 @@ class CardPrompter:
         return list(zip(written, shown))
 
 
-class ChatPrompter:
+class ChatPrompter(Prompter):
     """Asks an instruction-following chat model for the free fields as JSON."""
 
-    def __init__(self, model: Any, presets: Presets, examples: Sequence[Profile], shots: int = 2) -> None:
-        self.model = model
-        self.presets = presets
-        self.examples = list(examples)
-        self.shots = shots
-        self.cfg = prompt("profile")["generation"]
+    name = "chat"
 
     def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
         from langchain_core.messages import HumanMessage, SystemMessage
-
-        from grouped_sim.sop_db.mine import parse_json_object
 
         out = []
         for constraints, seed in jobs:
@@ -246,6 +261,54 @@ class ChatPrompter:
                 fields = {"_error": str(exc)}
             out.append((fields, shots))
         return out
+
+
+class DGenPrompter(Prompter):
+    """Serves a `train profile-sft` adapter exactly the prompt it learnt: the D_gen instruction, in chat form.
+
+    The instruction is built from the constraints by the function D_gen itself uses; the answer is
+    the profile as JSON. No few-shot examples: D_gen had none. The fixed fields are still taken
+    from the constraints afterwards (`build_profile`), whatever the JSON says.
+    """
+
+    name = D_GEN_PROMPT
+    model: LocalChatModel
+
+    def instruction(self, constraints: ProfileConstraints) -> str:
+        return d_gen_instruction(constraints.domain or DEFAULT_DOMAIN, constraints.archetype, constraints.age, constraints.role)
+
+    def fill(self, jobs: list[tuple[ProfileConstraints, int]]) -> list[tuple[dict[str, Any], list[Profile]]]:
+        from langchain_core.messages import HumanMessage
+
+        asks = [[HumanMessage(content=self.instruction(c))] for c, _ in jobs]
+        answers = self.model.generate_chats(asks, seed=batch_seed(jobs), max_new_tokens=MAX_PROFILE_TOKENS)
+        out: list[tuple[dict[str, Any], list[Profile]]] = []
+        for answer in answers:
+            try:
+                out.append((parse_json_object(answer), []))
+            except ValueError as exc:
+                out.append(({"_error": str(exc)}, []))
+        return out
+
+
+def adapter_prompt(model: Any) -> dict[str, Any] | None:
+    """What a `train profile-sft` adapter under `model` was trained on (its training.json), or None.
+
+    None for an untuned model, an API model, or an adapter trained on something else (a customer
+    adapter): those keep the card or chat prompt.
+    """
+    if not isinstance(model, SamplingChatModel) or not model.adapter:
+        return None
+    from grouped_sim.profiles.training import trained_prompt
+
+    return trained_prompt(model.adapter)
+
+
+def prompter_for(model: Any) -> type[Prompter]:
+    """The D_gen prompt for a profile-sft adapter, the card for other transcript-form models, else chat."""
+    if adapter_prompt(model) is not None:
+        return DGenPrompter
+    return CardPrompter if prompt_form_of(model) is PromptForm.transcript else ChatPrompter
 
 
 # ---- checks -------------------------------------------------------------------------------
@@ -272,8 +335,7 @@ def build_profile(fields: dict[str, Any], constraints: ProfileConstraints, prese
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
+        raise ValueError(validation_detail(exc, whole="<profile>")) from exc
 
 
 def check_profile(profile: Profile, constraints: ProfileConstraints, presets: Presets | None = None) -> list[str]:
@@ -384,8 +446,7 @@ class ProfileGenerator:
         self.examples = list(examples)
         if not self.examples:
             raise InputError("the profile generator needs at least one real profile as an example")
-        raw = getattr(model, "supports_raw_prompt", False) and hasattr(model, "generate_texts")
-        self.prompter: Any = (CardPrompter if raw else ChatPrompter)(model, self.presets, self.examples, shots)
+        self.prompter: Prompter = prompter_for(model)(model, self.presets, self.examples, shots)
         self.judge = judge
         self.store = store
         self.top_k = top_k
@@ -456,7 +517,7 @@ class ProfileGenerator:
                                 found = [f"near-duplicate of {dup}"]
                             else:
                                 accepted.append((vector, f"profile {i}"))
-                                item = GeneratedProfile(profile=profile, domain=profile.domain or c.domain or "food-delivery", constraints=c, attempts=attempts[i], judge=verdict, retrieved=self.retrieve(profile, profile.domain or ""))
+                                item = GeneratedProfile(profile=profile, domain=profile.domain or c.domain or DEFAULT_DOMAIN, constraints=c, attempts=attempts[i], judge=verdict, retrieved=self.retrieve(profile, profile.domain or ""))
                                 results[i] = item
                                 if on_profile:
                                     on_profile(item)

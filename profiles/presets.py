@@ -22,6 +22,13 @@ class Archetype(BaseModel):
     cues: list[str] = Field(..., min_length=1, description="words the model-written text must use at least one of")
     aliases: list[str] = Field(default_factory=list)
 
+    @property
+    def brief(self) -> str:
+        """The first sentence of the description: one line for prompts that list every archetype."""
+        text = " ".join(self.description.split())
+        end = re.search(r"[.!?](?:\s|$)", text)
+        return text[: end.start() + 1] if end else text
+
     def cue_hits(self, text: str) -> list[str]:
         """Which cue words occur in `text` (whole words, case-insensitive)."""
         lowered = text.lower()

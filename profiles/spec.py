@@ -287,7 +287,7 @@ def parse_constraints_text(text: str, presets: Presets | None = None) -> Populat
     try:
         return PopulationSpec.model_validate(spec).resolved(presets)
     except ValidationError as exc:
-        raise InputError(f"--constraints: {exc.errors()[0]['msg']}") from exc
+        raise InputError.from_validation(exc, "--constraints", whole="<constraints>") from exc
 
 
 def spec_for_archetype(name: str, presets: Presets | None = None) -> PopulationSpec:
@@ -314,7 +314,5 @@ def load_spec_file(path: Path | str, presets: Presets | None = None) -> Populati
     try:
         spec = PopulationSpec.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "<spec>"
-        raise InputError(f"{path}: field '{field}': {first['msg']}") from exc
+        raise InputError.from_validation(exc, str(path), whole="<spec>") from exc
     return spec.resolved(presets)

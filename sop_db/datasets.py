@@ -12,14 +12,15 @@ Records are flat JSON, so `datasets.load_dataset("json", data_files=...)` reads 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grouped_sim.corpus import write_json_atomic
 from grouped_sim.customer_prompt import chat_messages, transcript_prompt
-from grouped_sim.prompts import prompt
-from grouped_sim.schemas import Dialogue, Profile, Turn
+from grouped_sim.io import write_json_atomic, write_jsonl
+from grouped_sim.profile_prompt import d_gen_instruction
+from grouped_sim.schemas import Dialogue, Profile
+from grouped_sim.transcript import transcript_text
 from grouped_sim.sop_db.store import derive_profile_text
 
 PROFILE_KEYS = (
@@ -50,11 +51,6 @@ def archetype_of(dialogue: Dialogue) -> str | None:
     return str(value) if value else None
 
 
-def context_text(history: Iterable[Turn]) -> str:
-    """The call so far as plain lines: the discriminator's context c."""
-    return "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in history)
-
-
 def _message_dicts(messages: list[Any]) -> list[dict[str, str]]:
     roles = {"system": "system", "human": "user", "ai": "assistant"}
     return [{"role": roles[m.type], "content": str(m.content)} for m in messages]
@@ -80,26 +76,9 @@ def d_sim_records(dialogue: Dialogue) -> Iterator[dict[str, Any]]:
             "prompt": transcript_prompt(profile, dialogue.domain, history),
             "completion": " " + turn.text,
             "messages": messages,
-            "context": context_text(history),
+            "context": transcript_text(history),
             "reference": turn.text,
         }
-
-
-def age_band(age: int | None) -> str | None:
-    if age is None:
-        return None
-    low = (age // 10) * 10
-    return f"{low}-{low + 9}"
-
-
-def constraints_of(profile: Profile, domain: str) -> str:
-    parts = [f"archetype {profile.archetype}" if profile.archetype else None, f"domain {domain}"]
-    band = age_band(profile.age)
-    if band:
-        parts.append(f"age {band}")
-    if profile.role:
-        parts.append(f"role: {profile.role}")
-    return "; ".join(p for p in parts if p)
 
 
 def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
@@ -109,7 +88,7 @@ def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
     profile = dialogue.profile
     target = {k: getattr(profile, k) for k in PROFILE_KEYS}
     target["domain"] = target["domain"] or dialogue.domain
-    instruction = prompt("profile")["instruction"].format(domain=dialogue.domain, constraints=constraints_of(profile, dialogue.domain))
+    instruction = d_gen_instruction(dialogue.domain, profile.archetype, profile.age, profile.role)
     completion = json.dumps(target, ensure_ascii=False)
     return {
         "id": dialogue.id,
@@ -120,20 +99,6 @@ def d_gen_record(dialogue: Dialogue) -> dict[str, Any] | None:
         "prompt": [{"role": "user", "content": instruction}],
         "completion": [{"role": "assistant", "content": completion}],
     }
-
-
-def write_jsonl(path: Path | str, records: Iterable[dict[str, Any]]) -> int:
-    """Write records atomically; returns how many."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
 
 
 def write_datasets(dialogues: list[Dialogue], out_dir: Path | str) -> dict[str, int]:

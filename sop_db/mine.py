@@ -22,8 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from grouped_sim.corpus import CorpusError, JsonlAppender, parse_line, write_corpus, write_json_atomic
-from grouped_sim.errors import InputError
+from grouped_sim.corpus import CorpusError, dialogue_from, write_corpus
+from grouped_sim.errors import InputError, validation_detail
+from grouped_sim.io import LineError, iter_cache, iter_jsonl, write_json_atomic
+from grouped_sim.jsontext import parse_json_object
+from grouped_sim.models.base import LocalChatModel
+from grouped_sim.transcript import transcript_text
 from grouped_sim.schemas import Dialogue, Profile
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
@@ -35,18 +39,6 @@ PIPELINE_VERSION = "mine-1"
 
 
 # ---- input --------------------------------------------------------------------------------
-
-
-class LineError(BaseModel):
-    """One input line that could not be used, reported as file:line: field: message."""
-
-    path: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
 
 
 class InputLine(BaseModel):
@@ -63,20 +55,18 @@ def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
     good: list[InputLine] = []
     bad: list[LineError] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                dialogue = parse_line(text, path, line_no)
-            except CorpusError as exc:
-                bad.append(LineError(path=str(path), line=line_no, field=exc.field, message=exc.detail))
-                continue
-            if dialogue.id in seen:
-                bad.append(LineError(path=str(path), line=line_no, field="id", message=f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})"))
-                continue
-            seen[dialogue.id] = line_no
-            good.append(InputLine(line=line_no, dialogue=dialogue, digest=hashlib.sha256(text.strip().encode()).hexdigest()[:16]))
+    for line_no, raw in iter_jsonl(path, bad=bad, error=CorpusError):
+        try:
+            dialogue = dialogue_from(raw, path, line_no)
+        except CorpusError as exc:
+            bad.append(exc)
+            continue
+        if dialogue.id in seen:
+            bad.append(CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})"))
+            continue
+        seen[dialogue.id] = line_no
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        good.append(InputLine(line=line_no, dialogue=dialogue, digest=digest))
     return good, bad
 
 
@@ -94,47 +84,7 @@ class ExtractionResult(BaseModel):
 
 
 def call_text(dialogue: Dialogue, max_turns: int = 16) -> str:
-    return "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[:max_turns])
-
-
-_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
-
-
-def parse_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in a model's answer; tolerates code fences, prose around it and trailing commas."""
-    cleaned = re.sub(r"```(?:json)?", "", text)
-    start = cleaned.find("{")
-    if start == -1:
-        raise ValueError("no JSON object in the answer")
-    depth = 0
-    in_string = False
-    escape = False
-    for i in range(start, len(cleaned)):
-        ch = cleaned[i]
-        if in_string:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                candidate = re.sub(r",\s*([}\]])", r"\1", cleaned[start : i + 1])
-                try:
-                    value = json.loads(candidate)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-                if not isinstance(value, dict):
-                    raise ValueError("the JSON is not an object")
-                return value
-    raise ValueError("unterminated JSON object (the answer was cut off)")
+    return transcript_text(dialogue.turns[:max_turns])
 
 
 def normalise_archetype(value: Any, allowed: dict[str, str]) -> str | None:
@@ -170,8 +120,18 @@ def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[st
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ValueError(f"field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
+        raise ValueError(validation_detail(exc, whole="<profile>")) from exc
+
+
+def archetype_briefs() -> dict[str, str]:
+    """Archetype id -> its one-line description, from the presets (the one place archetypes are defined)."""
+    from grouped_sim.profiles.presets import load_presets
+
+    return {a.id: a.brief for a in load_presets().archetypes.values()}
+
+
+def archetype_lines(archetypes: dict[str, str]) -> str:
+    return "\n".join(f"- {k}: {v}" for k, v in archetypes.items())
 
 
 def copies_example(summary: str) -> bool:
@@ -189,14 +149,14 @@ class ProfileExtractor:
         self.model = model
         self.retries = retries
         self.max_new_tokens = max_new_tokens
-        self.archetypes: dict[str, str] = dict(prompt("mining")["archetypes"])
+        self.archetypes: dict[str, str] = archetype_briefs()
 
     def messages(self, dialogue: Dialogue, error: str | None = None) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         cfg = prompt("mining")["extraction"]
         user = cfg["user"].format(
-            archetypes=", ".join(f"{k} ({v})" for k, v in self.archetypes.items()),
+            archetypes=archetype_lines(self.archetypes),
             domain=dialogue.domain,
             example_call=cfg["example_call"].strip(),
             example_profile=cfg["example_profile"].strip(),
@@ -211,8 +171,8 @@ class ProfileExtractor:
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                # Only our local models take a per-call token budget; API clients would send it on as an unknown field.
-                extra = {"max_new_tokens": self.max_new_tokens} if getattr(self.model, "supports_raw_prompt", False) else {}
+                # Only our own models take a per-call token budget; API clients would send it on as an unknown field.
+                extra = {"max_new_tokens": self.max_new_tokens} if isinstance(self.model, LocalChatModel) else {}
                 answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, **extra)
                 raw = parse_json_object(str(answer.content))
                 profile = validate_extracted(raw, dialogue, self.archetypes)
@@ -238,7 +198,9 @@ class MineSettings(BaseModel):
     k: int = Field(3, ge=1, le=50)
 
     def key(self) -> str:
-        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": prompt_version("mining")}, sort_keys=True)
+        # The archetype list shown to the extractor comes from the presets: part of the prompt too.
+        shown = archetype_lines(archetype_briefs())
+        blob = json.dumps({**self.model_dump(), "version": PIPELINE_VERSION, "prompts": prompt_version("mining"), "archetypes": shown}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -261,18 +223,7 @@ def record_key(item: InputLine, settings: MineSettings) -> str:
 
 def load_done(path: Path) -> dict[str, MinedRecord]:
     """Finished records of earlier runs; a torn last line (a killed run) is ignored and redone."""
-    done: dict[str, MinedRecord] = {}
-    if not path.is_file():
-        return done
-    for text in path.read_text(encoding="utf-8").splitlines():
-        if not text.strip():
-            continue
-        try:
-            record = MinedRecord.model_validate_json(text)
-        except ValidationError:
-            continue
-        done[record.key] = record
-    return done
+    return {record.key: record for record in iter_cache(path, MinedRecord)}
 
 
 class Miner:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import embed
 from grouped_sim.prompts import prompt
+from grouped_sim.transcript import transcript_text
 from grouped_sim.schemas import Dialogue, Turn
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
 
@@ -35,7 +36,7 @@ def turn_feature(turns: Sequence[Turn], index: int) -> str:
     """What is embedded for turn `index`: a customer reply is read together with the move it answers."""
     turn = turns[index]
     if turn.role == "customer" and index > 0 and turns[index - 1].role == "salesman":
-        return f"Salesman: {turns[index - 1].text}\nCustomer: {turn.text}"
+        return transcript_text(turns[index - 1 : index + 1])
     return turn.text
 
 
@@ -148,7 +149,7 @@ class LLMStageAnnotator:
         cfg = prompt("mining")["annotation"]
         stages = "\n".join(f"- {s.id}: {s.description}" for s in self.taxonomy.stages)
         lo = max(0, index - self.context_turns)
-        context = "\n".join(f"{'Salesman' if t.role == 'salesman' else 'Customer'}: {t.text}" for t in dialogue.turns[lo:index]) or "(start of call)"
+        context = transcript_text(dialogue.turns[lo:index]) or "(start of call)"
         turn = dialogue.turns[index]
         return [
             SystemMessage(content=cfg["system"].format(stages=stages)),

@@ -143,9 +143,9 @@ def local_weights(*models: Any) -> tuple[Any, ...]:
     """The distinct local (hf:) weights behind some chat models: what batching hooks onto."""
     found: dict[int, Any] = {}
     for model in models:
-        inner = model.inner if isinstance(model, LimitedChatModel) else model
-        if isinstance(inner, TransformersChatModel):
-            found[id(inner.loaded)] = inner.loaded
+        loaded = model.loaded if isinstance(model, (LimitedChatModel, TransformersChatModel)) else None
+        if loaded is not None:
+            found[id(loaded)] = loaded
     return tuple(found.values())
 
 

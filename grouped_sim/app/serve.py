@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.adapters import salesman_moves
 from grouped_sim.graphs.graph import SimDeps, TurnResult, manager_step, respond, retrieve_chains, turn_seed
-from grouped_sim.graphs.plan import SimProfile, load_profiles_file
+from grouped_sim.graphs.plan import SimProfile, load_profiles_file, profile_item
 from grouped_sim.schemas import CustomerAction, CustomerState, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain
 
@@ -207,17 +207,14 @@ def load_served_profiles(path: Path | str, domain: str | None = None) -> list[Si
         raise InputError(f"{path}: profile file not found")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte offset {exc.start})") from exc
     except json.JSONDecodeError:
         items = load_profiles_file(path, default_domain=domain or "food-delivery")
     else:
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a JSON object (one profile) or JSONL (one profile per line)")
-        try:
-            profile = Profile.model_validate(raw.get("profile", raw))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InputError(f"{path}: field '{'.'.join(str(p) for p in first['loc'])}': {first['msg']}") from exc
-        items = [SimProfile(profile=profile, domain=raw.get("domain") or profile.domain or domain or "food-delivery", source=path.name)]
+        items = [profile_item(raw, str(path), domain or "food-delivery", source=path.name)]
     if domain:
         items = [i.model_copy(update={"domain": domain}) for i in items]
     return items

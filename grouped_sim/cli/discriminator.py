@@ -93,15 +93,16 @@ def discriminator_score(
     import json
 
     from grouped_sim.discriminator.model import DiscriminatorScorer
-    from grouped_sim.corpus import JsonlAppender, read_corpus
-    from grouped_sim.sop_db.datasets import context_text
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import JsonlAppender
+    from grouped_sim.transcript import transcript_text
 
     scorer = DiscriminatorScorer(model)
     rows = []
     for dialogue in read_corpus(dialogues):
         for index, turn in enumerate(dialogue.turns):
             if turn.role == "customer" and index > 0:
-                rows.append((dialogue.id, index, context_text(dialogue.turns[:index]), turn.text))
+                rows.append((dialogue.id, index, transcript_text(dialogue.turns[:index]), turn.text))
     if not rows:
         out.print(f"{dialogues}: no customer turns to score")
         return

@@ -35,7 +35,8 @@ def sop_mine(
     exits with code 2 after writing them.
     """
     from grouped_sim.config import GenerationParams
-    from grouped_sim.corpus import JsonlAppender, read_corpus
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import JsonlAppender
     from grouped_sim.errors import InputError
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient

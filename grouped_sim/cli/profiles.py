@@ -40,9 +40,10 @@ def profiles_generate(
     import json
 
     from grouped_sim.config import GenerationParams
-    from grouped_sim.corpus import JsonlAppender, write_json_atomic
+    from grouped_sim.io import JsonlAppender, write_json_atomic
     from grouped_sim.models import build_chat_model, parse_spec
-    from grouped_sim.profiles.generator import Judge, ProfileGenerator, load_examples
+    from grouped_sim.profiles.generator import Judge, ProfileGenerator, adapter_prompt, load_examples
+    from grouped_sim.prompts import prompt_version
     from grouped_sim.profiles.presets import load_presets
     from grouped_sim.profiles.spec import load_spec_file, parse_constraints_text, spec_for_archetype
 
@@ -70,6 +71,11 @@ def profiles_generate(
     chat = build_chat_model(model, GenerationParams(temperature=0.8, top_p=0.9, max_new_tokens=200))
     judge_model = Judge(build_chat_model(judge, GenerationParams(temperature=0.0, max_new_tokens=48)), presets) if judge else None
     generator = ProfileGenerator(chat, few_shot, presets=presets, judge=judge_model, store=store, top_k=top_k, max_attempts=max_attempts, dedup_threshold=dedup, seed=seed)
+    trained = adapter_prompt(chat)
+    if trained is not None:
+        console.print(f"{model} was trained by `train profile-sft`: prompting it with the D_gen instruction it learnt")
+        if trained["prompt_version"] != prompt_version("profile"):
+            console.print(f"[yellow]warning:[/yellow] the profile prompts changed since this adapter was trained (version {trained['prompt_version']}, now {prompt_version('profile')}); retrain it for the current instruction")
     if out_file.exists():
         out_file.unlink()
     with JsonlAppender(out_file) as sink, progress() as bar:
@@ -81,7 +87,7 @@ def profiles_generate(
 
         _, report = generator.generate(plan, on_profile=emit, batch_size=batch_size)
     report.target = population.target_shares(presets)
-    payload = {**report.model_dump(), "rule_pass_rate": round(report.rule_pass_rate, 3), "model": model, "judge": judge, "seed": seed, "spec": population.model_dump()}
+    payload = {**report.model_dump(), "rule_pass_rate": round(report.rule_pass_rate, 3), "model": model, "prompt": generator.prompter.name, "judge": judge, "seed": seed, "spec": population.model_dump()}
     if report.judged:
         payload["judge_pass_rate"] = round((report.judged - report.judge_failures) / report.judged, 3)
     report_path = out_file.with_name(out_file.name + ".report.json")

@@ -95,7 +95,8 @@ def report(
 ) -> None:
     """Measure a run: diversity (TLV, IRS, SNR), fidelity to real dialogues, judge scores; write report.json + report.html."""
     from grouped_sim.config import GenerationParams
-    from grouped_sim.corpus import read_corpus, write_json_atomic
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import write_json_atomic
     from grouped_sim.metrics.judge import aggregate, judge_run, role_inversion_judge
     from grouped_sim.metrics.likeness import likeness as likeness_scores
     from grouped_sim.models import build_chat_model, parse_spec
@@ -192,7 +193,8 @@ def compare(
     A run's report.json (from `grouped-sim report`, with judge/realism/likeness figures) is reused
     when it was made against the same --reference; otherwise the cheap metrics are computed here.
     """
-    from grouped_sim.corpus import read_corpus, write_json_atomic
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.io import write_json_atomic
     from grouped_sim.report.compare import comparison, to_markdown
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 

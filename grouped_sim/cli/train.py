@@ -54,7 +54,8 @@ def customer_sft(
     "Customer:", loss on the real reply only). Prints the spec that loads the result, e.g.
     `simulate --customer hf:smollm2+OUT`.
     """
-    from grouped_sim.discriminator.customer_training import CustomerSFTConfig, LoraParams, load_d_sim, num_layers, train_sft
+    from grouped_sim.models.finetune import LoraParams, num_layers
+    from grouped_sim.training.customer import CustomerSFTConfig, load_d_sim, train_sft
 
     rows = load_d_sim(data, limit=limit)
     layers = None
@@ -106,7 +107,7 @@ def customer_grpo(
 
     Each reward's curve is logged to train_log.jsonl as training runs.
     """
-    from grouped_sim.discriminator.customer_training import CustomerGRPOConfig, load_d_sim, train_grpo
+    from grouped_sim.training.customer import CustomerGRPOConfig, load_d_sim, train_grpo
     from grouped_sim.discriminator.rewards import RewardConfig
 
     rows = load_d_sim(data, columns=("prompt", "reference", "context"), limit=limit)

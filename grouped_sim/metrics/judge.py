@@ -17,7 +17,6 @@ rubric version, appended as produced, so a long judging run can be stopped and r
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +26,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from grouped_sim.corpus import JsonlAppender
+from grouped_sim.io import JsonlAppender, iter_cache
+from grouped_sim.jsontext import json_objects, strip_fences
 from grouped_sim.metrics._common import mean
 from grouped_sim.prompts import prompt, prompt_version
 from grouped_sim.metrics.fidelity import TurnJudge
@@ -62,51 +62,6 @@ def judge_messages(dimension: str, dialogue: Dialogue) -> list[BaseMessage]:
 
 # --------------------------------------------------------------------------- parsing
 
-_FENCE_RE = re.compile(r"```(?:json)?", re.IGNORECASE)
-_TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
-
-
-def _balanced_objects(text: str) -> list[str]:
-    """Every top-level {...} span in `text`, brace-matched and aware of quoted strings."""
-    spans, depth, start, quote, escape = [], 0, -1, "", False
-    for i, ch in enumerate(text):
-        if quote:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'" and depth > 0:
-            # Apostrophes inside prose ("don't") only matter inside an object; a lone one there
-            # is rare, and a failed parse just falls through to the key/value scan below.
-            quote = ch
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
-
-
-def _loads_lenient(blob: str) -> Any:
-    for attempt in (blob, _TRAILING_COMMA_RE.sub(r"\1", blob)):
-        try:
-            return json.loads(attempt)
-        except json.JSONDecodeError:
-            pass
-    fixed = _TRAILING_COMMA_RE.sub(r"\1", blob).replace("'", '"')
-    fixed = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed)))
-    try:
-        return json.loads(fixed)
-    except json.JSONDecodeError:
-        return None
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
@@ -129,15 +84,12 @@ def _lookup(obj: dict[str, Any], key: str) -> Any:
 
 def parse_scores(text: str, keys: Sequence[str]) -> dict[str, float] | None:
     """The 0-10 score of every key from a judge's answer, or None when any is absent or out of range."""
-    cleaned = _FENCE_RE.sub("", text or "")
-    for blob in _balanced_objects(cleaned):
-        obj = _loads_lenient(blob)
-        if not isinstance(obj, dict):
-            continue
+    for obj in json_objects(text):
         got = {k: _number(_lookup(obj, k)) for k in keys}
         if all(v is not None for v in got.values()):
             return got if all(SCORE_MIN <= v <= SCORE_MAX for v in got.values()) else None  # type: ignore[operator]
     # Last resort: "key": 7 pairs in otherwise broken JSON or prose.
+    cleaned = strip_fences(text)
     got = {}
     for k in keys:
         m = re.search(rf"[\"']?{re.escape(k)}(?:_score)?[\"']?\s*[:=]\s*[\"']?(-?\d+(?:\.\d+)?)", cleaned)
@@ -149,12 +101,10 @@ def parse_scores(text: str, keys: Sequence[str]) -> dict[str, float] | None:
 
 def parse_verdict(text: str) -> bool | None:
     """The role-inversion judge's {"inverted": true|false}, or None when it cannot be read."""
-    cleaned = _FENCE_RE.sub("", text or "")
-    for blob in _balanced_objects(cleaned):
-        obj = _loads_lenient(blob)
-        if isinstance(obj, dict) and isinstance(obj.get("inverted"), bool):
+    for obj in json_objects(text):
+        if isinstance(obj.get("inverted"), bool):
             return obj["inverted"]
-    m = re.search(r"[\"']?inverted[\"']?\s*[:=]\s*[\"']?(true|false|yes|no)\b", cleaned, re.IGNORECASE)
+    m = re.search(r"[\"']?inverted[\"']?\s*[:=]\s*[\"']?(true|false|yes|no)\b", strip_fences(text), re.IGNORECASE)
     return None if not m else m.group(1).lower() in ("true", "yes")
 
 
@@ -215,15 +165,8 @@ def judge_dialogue(model: BaseChatModel, dialogue: Dialogue, judge_name: str, re
 
 def load_cache(path: Path | str, judge_name: str) -> dict[str, JudgeRecord]:
     """Finished records for this judge and rubric version (a torn last line is ignored)."""
-    path = Path(path)
     done: dict[str, JudgeRecord] = {}
-    if not path.is_file():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = JudgeRecord.model_validate_json(line)
-        except ValueError:
-            continue
+    for record in iter_cache(path, JudgeRecord):
         if record.judge == judge_name and record.rubric_version == prompt_version("judge"):
             done[record.dialogue_id] = record
     return done

@@ -27,17 +27,12 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     """A chat model for `spec`, configured with the role's sampling settings."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     params = params or GenerationParams()
+    sampling = params.model_dump(include=set(GenerationParams.model_fields))
     if parsed.backend == "hf":
         from grouped_sim.models.local import TransformersChatModel
 
-        return TransformersChatModel(
-            model_name=parsed.model,
-            adapter=parsed.adapter,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            repetition_penalty=params.repetition_penalty,
-            max_new_tokens=params.max_new_tokens,
-        )
+        # Our backends take the role's sampling settings (GenerationParams) field for field.
+        return TransformersChatModel(model_name=parsed.model, adapter=parsed.adapter, **sampling)
     if parsed.backend == "openai":
         try:
             from langchain_openai import ChatOpenAI
@@ -56,11 +51,5 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "vllm":
         from grouped_sim.models.vllm_engine import VLLMChatModel
 
-        return VLLMChatModel(
-            model_name=parsed.model,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            repetition_penalty=params.repetition_penalty,
-            max_new_tokens=params.max_new_tokens,
-        )
+        return VLLMChatModel(model_name=parsed.model, **sampling)
     raise ModelSpecError(f"unknown backend {parsed.backend!r}")  # pragma: no cover - parse_spec guards this

@@ -1,8 +1,11 @@
-"""Per-backend limits on model calls: calls in flight and a timeout, for every chat model of a run.
+"""Per-backend limits on chat-model calls: calls in flight and a timeout on each.
 
-A run makes thousands of model calls; hosted APIs rate-limit and time out, local servers restart.
-Every chat model is wrapped in `LimitedChatModel`, which caps the calls in flight per backend and
-enforces the timeout, and passes the wrapped model's prompt form and call options through.
+A simulation makes thousands of model calls; a rate-limited API must see at most N at once, and a
+hung call must not hang a dialogue. `limit_model` wraps any chat model in `LimitedChatModel`: one
+bounded thread pool per backend key caps the calls in flight, and each call gets the timeout. The
+wrapper is one of our own models (a LocalChatModel) that says what the wrapped model is: its
+prompt form, its batch API and its local weights pass through. Retries are the caller's
+(graphs/resilience.py).
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from grouped_sim.config import RuntimeParams
+from grouped_sim.models.base import LocalChatModel, prompt_form_of
 
 
 class CallTimeout(TimeoutError):
-    """A model or agent call ran past `runtime.timeout_seconds`."""
+    """A model call ran past `runtime.timeout_seconds`."""
 
 
 _POOLS: dict[str, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
+
+# Call options only grouped-sim's own models understand; an API client would send them on.
+_OWN_OPTIONS = ("raw_prompt", "max_new_tokens")
 
 
 def backend_pool(key: str, size: int) -> ThreadPoolExecutor:
@@ -39,11 +46,12 @@ def backend_pool(key: str, size: int) -> ThreadPoolExecutor:
         return pool
 
 
-class LimitedChatModel(BaseChatModel):
+class LimitedChatModel(LocalChatModel):
     """Wraps a chat model: at most `max_in_flight` calls at once per backend key, each under a timeout.
 
-    The wrapper is transparent to the graph: `supports_raw_prompt` and call kwargs (seed,
-    raw_prompt, stop) pass through to the wrapped model.
+    Its prompt form is the wrapped model's (`prompt_form_of(inner)`), and call options (seed,
+    raw_prompt, stop, max_new_tokens) pass through to it; the batch API passes through to a
+    wrapped model of ours without the limit (callers batch themselves).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -52,7 +60,13 @@ class LimitedChatModel(BaseChatModel):
     backend_key: str
     max_in_flight: int = 8
     timeout_seconds: float = 300.0
-    supports_raw_prompt: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _form_of_the_wrapped_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "prompt_form" not in data and isinstance(data.get("inner"), BaseChatModel):
+            data = {**data, "prompt_form": prompt_form_of(data["inner"])}
+        return data
 
     @property
     def _llm_type(self) -> str:
@@ -60,24 +74,25 @@ class LimitedChatModel(BaseChatModel):
 
     @property
     def loaded(self) -> Any:
-        """The local weights under the wrapper, if any (batching hooks onto them)."""
-        return getattr(self.inner, "loaded", None)
+        """The local transformers weights under the wrapper, if any (batching hooks onto them)."""
+        from grouped_sim.models.local import TransformersChatModel
 
-    def render_prompt(self, *args: Any, **kwargs: Any) -> str:
-        """Pass-through for code that inspects the wrapped local model's prompt."""
-        return self.inner.render_prompt(*args, **kwargs)
+        return self.inner.loaded if isinstance(self.inner, TransformersChatModel) else None
 
-    def generate_texts(self, *args: Any, **kwargs: Any) -> list[str]:
-        """Pass-through to a local model's batch generation (not limited: callers batch themselves)."""
-        return self.inner.generate_texts(*args, **kwargs)
+    def _own(self) -> LocalChatModel:
+        if not isinstance(self.inner, LocalChatModel):
+            raise TypeError(f"{type(self.inner).__name__} has no batch API: only grouped-sim's own backends (hf:, vllm:) have one")
+        return self.inner
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        return self._own().generate_texts(prompts, stop, seed, max_new_tokens)
+
+    def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        return self._own().generate_chats(conversations, stop, seed, max_new_tokens)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        if not isinstance(self.inner, LocalChatModel):
+            kwargs = {k: v for k, v in kwargs.items() if k not in _OWN_OPTIONS}
         pool = backend_pool(self.backend_key, self.max_in_flight)
         future = pool.submit(self.inner._generate, messages, stop, None, **kwargs)  # noqa: SLF001
         try:
@@ -91,10 +106,4 @@ def limit_model(model: BaseChatModel, backend_key: str, runtime: RuntimeParams) 
     """Wrap `model` unless it already is wrapped."""
     if isinstance(model, LimitedChatModel):
         return model
-    return LimitedChatModel(
-        inner=model,
-        backend_key=backend_key,
-        max_in_flight=runtime.max_in_flight,
-        timeout_seconds=runtime.timeout_seconds,
-        supports_raw_prompt=bool(getattr(model, "supports_raw_prompt", False)),
-    )
+    return LimitedChatModel(inner=model, backend_key=backend_key, max_in_flight=runtime.max_in_flight, timeout_seconds=runtime.timeout_seconds)

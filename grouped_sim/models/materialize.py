@@ -40,7 +40,7 @@ def materialize_plain(model: str, out_dir: Path | str | None = None, log: bool =
         loaded = AutoModelForCausalLM.from_pretrained(location.folder, gguf_file=location.gguf_file, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(location.folder, gguf_file=location.gguf_file)
         config = AutoConfig.from_pretrained(location.folder, gguf_file=location.gguf_file)
-    if hasattr(config, "quantization_config"):
+    if "quantization_config" in vars(config):
         delattr(config, "quantization_config")
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)

@@ -1,21 +1,21 @@
 """vLLM's offline engine as a langchain-core chat model (GPU boxes; extra `grouped-sim[vllm]`).
 
 vLLM is imported only when this model is built, so CPU installs never need it. The engine batches
-whatever arrives; nothing here serialises requests in front of it.
+whatever arrives; nothing here serialises requests in front of it. It uses vLLM's documented
+offline API only: `LLM(model=...)`, `LLM.generate(prompts, sampling_params)` for raw text and
+`LLM.chat(conversations, sampling_params)` for the chat template, with one `SamplingParams` per
+prompt (a list as long as the prompts), each carrying its own seed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field
 
 from grouped_sim.errors import ModelSpecError
-from grouped_sim.models.local import _role_of
+from grouped_sim.models.base import SamplingChatModel, chat_dicts, row_seed
 
 _ENGINES: dict[str, Any] = {}
 
@@ -30,20 +30,18 @@ def _engine(model: str) -> Any:
     return _ENGINES[model]
 
 
-class VLLMChatModel(BaseChatModel):
-    """Chat through `LLM.chat`, or plain completion through `LLM.generate` with `raw_prompt=True`."""
+class VLLMChatModel(SamplingChatModel):
+    """Declares the transcript form like the local model; chat through `LLM.chat`, raw text through `LLM.generate`."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_name: str
-    temperature: float = 0.95
-    top_p: float = 0.95
-    repetition_penalty: float = 1.05
     max_new_tokens: int = 256
     engine: Any = Field(default=None, exclude=True)
-    supports_raw_prompt: bool = True
 
     def model_post_init(self, __context: Any) -> None:
+        if self.adapter:
+            raise ModelSpecError("vllm: LoRA adapters are not supported by this backend; use hf:BASE+ADAPTER")
         if self.engine is None:
             self.engine = _engine(self.model_name)
 
@@ -51,31 +49,27 @@ class VLLMChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "grouped-sim-vllm"
 
-    def _sampling(self, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> Any:
+    def _sampling(self, n: int, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> list[Any]:
+        """One SamplingParams per prompt: row i gets seed + i."""
         from vllm import SamplingParams
 
-        return SamplingParams(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty,
-            max_tokens=max_new_tokens or self.max_new_tokens,
-            stop=stop or None,
-            seed=seed,
-        )
+        return [
+            SamplingParams(
+                temperature=self.temperature,
+                top_p=self.top_p,
+                repetition_penalty=self.repetition_penalty,
+                max_tokens=self.budget(max_new_tokens),
+                stop=stop or None,
+                seed=row_seed(seed, i),
+            )
+            for i in range(n)
+        ]
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        params = self._sampling(stop, kwargs.get("seed"), kwargs.get("max_new_tokens"))
-        if kwargs.get("raw_prompt"):
-            prompt = "\n\n".join(str(m.content) for m in messages)
-            outputs = self.engine.generate([prompt], params, use_tqdm=False)
-        else:
-            chat = [{"role": _role_of(m), "content": str(m.content)} for m in messages]
-            outputs = self.engine.chat(chat, params, use_tqdm=False)
-        text = outputs[0].outputs[0].text.strip()
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        outputs = self.engine.generate(list(prompts), self._sampling(len(prompts), stop, seed, max_new_tokens), use_tqdm=False)
+        return [o.outputs[0].text.strip() for o in outputs]
+
+    def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        chats = [chat_dicts(c) for c in conversations]
+        outputs = self.engine.chat(chats, self._sampling(len(chats), stop, seed, max_new_tokens), use_tqdm=False)
+        return [o.outputs[0].text.strip() for o in outputs]

@@ -9,11 +9,12 @@ customer model, so an interrupted replay resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from grouped_sim.corpus import JsonlAppender
+from pydantic import BaseModel
+
+from grouped_sim.io import JsonlAppender, iter_cache
 from grouped_sim.schemas import Dialogue
 
 Generate = Callable[[Dialogue, int], str]
@@ -24,18 +25,18 @@ def replay_targets(reference: Sequence[Dialogue]) -> list[tuple[Dialogue, int]]:
     return [(d, i) for d in reference for i, t in enumerate(d.turns) if t.role == "customer" and any(p.role == "salesman" for p in d.turns[:i])]
 
 
+class Replayed(BaseModel):
+    """One cached line: the customer model's reply at one real customer turn, next to the real one."""
+
+    dialogue_id: str
+    turn_index: int
+    model: str
+    generated: str
+    reference: str
+
+
 def _load(cache: Path, model: str) -> dict[tuple[str, int], str]:
-    done: dict[tuple[str, int], str] = {}
-    if not cache.is_file():
-        return done
-    for line in cache.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a kill
-        if isinstance(row, dict) and row.get("model") == model:
-            done[(str(row["dialogue_id"]), int(row["turn_index"]))] = str(row["generated"])
-    return done
+    return {(r.dialogue_id, r.turn_index): r.generated for r in iter_cache(cache, Replayed) if r.model == model}
 
 
 def teacher_forced_pairs(
@@ -54,7 +55,7 @@ def teacher_forced_pairs(
             key = (dialogue.id, index)
             if key not in done:
                 done[key] = generate(dialogue, index)
-                sink.write_line(json.dumps({"dialogue_id": dialogue.id, "turn_index": index, "model": model, "generated": done[key], "reference": dialogue.turns[index].text}, ensure_ascii=False))
+                sink.write_record(Replayed(dialogue_id=dialogue.id, turn_index=index, model=model, generated=done[key], reference=dialogue.turns[index].text))
             pairs.append((done[key], dialogue.turns[index].text))
             if on_progress:
                 on_progress()

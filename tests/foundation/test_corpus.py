@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grouped_sim.corpus import CorpusError, JsonlAppender, read_corpus, write_corpus
+from grouped_sim.corpus import CorpusError, DialogueAppender, read_corpus, write_corpus
 from grouped_sim.errors import InputError
 from grouped_sim.schemas import Dialogue, Outcome
 
@@ -75,6 +75,46 @@ def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
         read_corpus(path)
 
 
+def test_a_duplicate_after_blank_lines_is_reported_on_its_physical_line(tmp_path: Path) -> None:
+    lines = [json.dumps(GOOD), "", "", with_changes(id="d-2"), "", "", "", "", "", json.dumps(GOOD)]
+    path = write_lines(tmp_path / "c.jsonl", lines)
+    with pytest.raises(CorpusError) as info:
+        read_corpus(path)
+    assert (info.value.line, info.value.field) == (10, "id")
+    assert str(info.value) == f"{path}:10: field 'id': duplicate id 'd-1' (first on line 1)"
+
+
+def test_a_line_that_is_not_utf8_names_its_line_and_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    first = json.dumps(GOOD).encode() + b"\n\n"
+    bad = with_changes(id="d-2").replace("Hi there", "Caf\u00e9 owner?").encode("latin-1") + b"\n"
+    path.write_bytes(first + bad)
+    with pytest.raises(CorpusError) as info:
+        read_corpus(path)
+    offset = len(first) + bad.index(b"\xe9")
+    assert info.value.line == 3
+    assert str(info.value) == f"{path}:3: not UTF-8 text (byte 0xe9 at byte offset {offset} of the file)"
+
+
+@pytest.mark.parametrize("command", [["sop", "build", "--db", "{tmp}/db"], ["discriminator", "data", "--out", "{tmp}/pairs"]])
+def test_cli_rejects_a_non_utf8_corpus_with_exit_code_2_and_the_place(tmp_path: Path, command: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "calls.jsonl"
+    corpus.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"id": "d-2", "domain": "caf\xe9"}\n')
+    args = [a.format(tmp=tmp_path) for a in command] + ["--corpus", str(corpus)]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from grouped_sim.cli.app import main; main()", *args],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "500"},
+    )
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 2, said
+    assert f"{corpus}:2: not UTF-8 text (byte 0xe9 at byte offset {len(json.dumps(GOOD)) + 1 + 28} of the file)" in said
+    assert "Traceback" not in said
+
+
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         read_corpus(tmp_path / "nope.jsonl")
@@ -84,6 +124,6 @@ def test_written_corpus_reads_back_identically(tmp_path: Path, corpus: list[Dial
     path = tmp_path / "copy.jsonl"
     write_corpus(path, corpus[:5])
     assert read_corpus(path) == corpus[:5]
-    with JsonlAppender(path) as sink:
+    with DialogueAppender(path) as sink:
         sink.write_dialogue(corpus[5])
     assert [d.id for d in read_corpus(path)] == [d.id for d in corpus[:6]]

@@ -7,7 +7,8 @@ import json
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from grouped_sim.schemas import Dialogue
-from grouped_sim.sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor, parse_json_object
+from grouped_sim.jsontext import parse_json_object
+from grouped_sim.sop_db.mine import InputLine, Miner, MineSettings, ProfileExtractor
 
 GOOD = json.dumps(
     {
@@ -79,3 +80,16 @@ def test_an_echo_of_the_worked_example_is_rejected(corpus: list[Dialogue]) -> No
     echo = prompt("mining")["extraction"]["example_profile"].strip()
     result = ProfileExtractor(FakeListChatModel(responses=[echo]), retries=0).extract(_unprofiled(corpus[0]))
     assert result.status == "failed" and "copies the worked example" in (result.reason or "")
+
+
+def test_extraction_prompt_lists_the_preset_archetypes_one_line_each(corpus: list[Dialogue]) -> None:
+    from grouped_sim.profiles.presets import load_presets
+    from grouped_sim.prompts import prompt
+
+    assert "archetypes" not in prompt("mining")  # defined once, in profiles/data/presets.yaml
+    user = ProfileExtractor(FakeListChatModel(responses=[GOOD])).messages(_unprofiled(corpus[0]))[1].content
+    listed = [line for line in user.splitlines() if line.startswith("- ")]
+    presets = load_presets().archetypes
+    assert [line.split(":")[0][2:] for line in listed] == list(presets)
+    for line, archetype in zip(listed, presets.values()):
+        assert archetype.description.startswith(line.split(": ", 1)[1].rstrip("."))

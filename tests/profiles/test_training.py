@@ -26,12 +26,25 @@ def test_profile_sft_smoke_run_saves_a_loadable_adapter(corpus: list[Dialogue], 
     assert summary["steps"] == 2 and summary["examples"] == 4
     assert math.isfinite(summary["first_loss"]) and math.isfinite(summary["last_loss"])
     assert (adapter / "adapter_config.json").is_file()
+    # the same log callback as customer training: one line per logged step
+    logged = [json.loads(line) for line in (adapter / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged if "loss" in e] == [1, 2] and logged[0]["loss"] == summary["first_loss"]
+    # it records the prompt it learnt, so the generator can serve exactly that one
+    from grouped_sim.prompts import prompt_version
+
+    assert (summary["prompt"], summary["prompt_version"]) == ("d_gen_instruction", prompt_version("profile"))
 
     from grouped_sim.config import GenerationParams
     from grouped_sim.models import build_chat_model
 
     model = build_chat_model(f"hf:smollm2+{adapter}", GenerationParams(max_new_tokens=4, temperature=0.0))
     assert isinstance(model.invoke("Write one customer profile.").content, str)
+
+    out = tmp_path / "profiles.jsonl"
+    result = CliRunner().invoke(app, ["profiles", "generate", "--model", f"hf:smollm2+{adapter}", "--archetype", "status-quo", "-n", "1", "--max-attempts", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    assert report["prompt"] == "d_gen_instruction" and report["candidates"] == 1
 
 
 def test_bad_d_gen_line_is_reported_with_its_line(tmp_path: Path) -> None:

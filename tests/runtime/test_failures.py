@@ -7,21 +7,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from grouped_sim.models.base import LocalChatModel
 from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict
 
 from tests.runtime.conftest import HERE, SCRIPTED
 
 
-class DownForOneProfile(BaseChatModel):
+class DownForOneProfile(LocalChatModel):
     """The real embedded model, except its backend fails on every call about one customer."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     inner: Any
     marker: str
     failures: int = 0
-    supports_raw_prompt: bool = True
 
     @property
     def _llm_type(self) -> str:

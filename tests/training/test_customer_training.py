@@ -20,7 +20,8 @@ from grouped_sim.cli.app import app
 @pytest.fixture(scope="session")
 def d_sim_dir(tmp_path_factory, corpus) -> Path:
     """D_sim of the sample corpus, the two shortest prompts first (keeps CPU steps cheap)."""
-    from grouped_sim.sop_db.datasets import d_sim_records, write_jsonl
+    from grouped_sim.io import write_jsonl
+    from grouped_sim.sop_db.datasets import d_sim_records
 
     rows = sorted((r for d in corpus for r in d_sim_records(d)), key=lambda r: len(r["prompt"]))
     out = tmp_path_factory.mktemp("dsim")
@@ -43,7 +44,7 @@ def sft_dir(tmp_path_factory, d_sim_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_discriminator(tmp_path_factory, d_sim_dir) -> Path:
     """A MiniLM discriminator trained a few steps on real replies vs assistant-style ones written here."""
-    from grouped_sim.discriminator.customer_training import load_d_sim
+    from grouped_sim.training.customer import load_d_sim
     from grouped_sim.discriminator.model import DiscriminatorConfig, train_discriminator
 
     helpful = [
@@ -121,7 +122,7 @@ def test_grpo_runs_with_the_three_real_rewards_and_continues_the_sft_adapter(tmp
 
 
 def test_holdout_keeps_whole_dialogues_out_of_training(corpus) -> None:
-    from grouped_sim.discriminator.customer_training import split_holdout
+    from grouped_sim.training.customer import split_holdout
     from grouped_sim.discriminator.model import heldout_dialogues
     from grouped_sim.sop_db.datasets import d_sim_records
 
@@ -147,7 +148,7 @@ def test_grpo_without_a_discriminator_is_a_clear_error(tmp_path, d_sim_dir) -> N
 
 
 def test_bad_d_sim_line_names_file_line_and_field(tmp_path) -> None:
-    from grouped_sim.discriminator.customer_training import load_d_sim
+    from grouped_sim.training.customer import load_d_sim
     from grouped_sim.errors import InputError
 
     (tmp_path / "D_sim.jsonl").write_text('{"prompt": "Customer:", "completion": " no"}\n{"prompt": "x"}\n')

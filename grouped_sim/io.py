@@ -1,0 +1,216 @@
+"""JSON Lines and JSON files in and out: the one reader and the writers every module uses.
+
+Reading (`iter_jsonl`): one JSON object per physical line; blank lines are allowed and still
+counted, so a reported line number is the line an editor shows. A bad line is an error naming
+the file and the line: invalid JSON, something other than an object, or bytes that are not UTF-8
+(with their byte offset in the file). Two relaxations, each for one kind of file:
+
+- `bad=[...]` (lenient): bad lines are collected there and skipped, for a reader that must report
+  every bad line of an input instead of stopping at the first (mining a corpus);
+- `torn_tail_ok=True`: a last line without its newline that does not parse is skipped, for the
+  append-only caches a killed run may leave half-written. Any other bad line is still an error.
+  `iter_cache` reads such a cache as pydantic records, skipping lines of another shape too.
+
+Writing: `JsonlAppender` appends one flushed line per record (and first repairs a torn last line,
+so a resumed run never glues its first record onto half a line); `write_jsonl` and
+`write_json_atomic` write a whole file through a temp file and a rename, so readers never see half
+of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from grouped_sim.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class LineError(InputError):
+    """One line of an input file that cannot be used: FILE:LINE[: field 'F']: message."""
+
+    def __init__(self, path: Path | str, line: int, field: str | None, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = f"{self.path}:{line}"
+        super().__init__(f"{where}: field '{field}': {message}" if field else f"{where}: {message}")
+
+
+def parse_object(text: str, path: Path | str, line: int, error: type[LineError] = LineError) -> dict[str, Any]:
+    """One JSONL line as a JSON object, or `error` pointing at the line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(path, line, "<json>", f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(value, dict):
+        raise error(path, line, "<line>", f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _physical_lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(line number, byte offset of the line, its bytes without the newline, whether it had one)."""
+    offset = 0
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                ended = raw.endswith(b"\n")
+                yield number, offset, raw[:-1] if ended else raw, ended
+                offset += len(raw)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a folder, not a JSONL file") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}") from exc
+
+
+def iter_jsonl(
+    path: Path | str,
+    *,
+    bad: list[LineError] | None = None,
+    torn_tail_ok: bool = False,
+    error: type[LineError] = LineError,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(physical line number, object) for every non-blank line; see the module docstring for `bad` and `torn_tail_ok`.
+
+    `error` is the LineError subclass raised (or collected), e.g. CorpusError for corpora.
+    """
+    path = Path(path)
+    for number, offset, raw, ended in _physical_lines(path):
+        try:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                raise error(path, number, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset {at} of the file)") from exc
+            if not text.strip():
+                continue
+            value = parse_object(text, path, number, error)
+        except LineError as exc:
+            if torn_tail_ok and not ended:
+                return  # the last line, cut short by a killed writer: redone by the caller
+            if bad is None:
+                raise
+            bad.append(exc)
+            continue
+        yield number, value
+
+
+def iter_cache(path: Path | str, record: type[M]) -> Iterator[M]:
+    """The records of an append-only cache (a JSONL file a JsonlAppender writes) that validate as `record`.
+
+    No file yet: nothing. A last line torn by a kill, and a line of another shape (written by
+    another version), are skipped: the caller simply does that work again. Other damage is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    for _line_no, raw in iter_jsonl(path, torn_tail_ok=True):
+        try:
+            yield record.model_validate(raw)
+        except ValidationError:
+            continue
+
+
+def to_json_line(record: Any) -> str:
+    """A record as one JSON line: pydantic models by their own serialiser, anything else by json."""
+    if isinstance(record, BaseModel):
+        return record.model_dump_json()
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _repair_tail(path: Path) -> None:
+    """Make an append start on a line of its own: finish a whole last line, cut a torn one."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        size = handle.seek(0, os.SEEK_END)
+        start, chunk = size, 1 << 16
+        tail = b""
+        while start > 0:  # find the start of the last line without reading the whole file
+            start = max(0, start - chunk)
+            handle.seek(start)
+            tail = handle.read(size - start)
+            cut = tail.rfind(b"\n")
+            if cut != -1:
+                start += cut + 1
+                tail = tail[cut + 1 :]
+                break
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            handle.truncate(start)
+        else:
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+
+
+class JsonlAppender:
+    """Appends one record per line and flushes to disk, so a killed run keeps every finished line."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _repair_tail(self.path)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write_line(self, line: str) -> None:
+        if "\n" in line:
+            raise ValueError("a JSONL record must not contain a newline")
+        # One write call per record keeps each line whole even if the process dies right after.
+        self._handle.write(line + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def write_record(self, record: Any) -> None:
+        """A dict or a pydantic model as one line."""
+        self.write_line(to_json_line(record))
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _replace_atomically(path: Path | str, write: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        write(handle)
+    os.replace(tmp, path)
+    return path
+
+
+def write_jsonl(path: Path | str, records: Iterable[Any]) -> int:
+    """Write records (dicts or pydantic models) as a whole JSONL file, atomically; returns how many."""
+    count = 0
+
+    def write(handle: Any) -> None:
+        nonlocal count
+        for record in records:
+            handle.write(to_json_line(record) + "\n")
+            count += 1
+
+    _replace_atomically(path, write)
+    return count
+
+
+def write_json_atomic(path: Path | str, payload: object) -> None:
+    """Write a JSON document atomically."""
+    _replace_atomically(path, lambda handle: handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"))
