@@ -30,7 +30,10 @@ from grouped_sim.models.base import LocalChatModel
 from grouped_sim.transcript import transcript_text
 from grouped_sim.schemas import Dialogue, Profile
 from grouped_sim.prompts import prompt, prompt_version
+from grouped_sim.profiles.derive import derive_profile
+from grouped_sim.profiles.presets import load_presets
 from grouped_sim.sop_db.tagger import KnnStageTagger, LLMStageAnnotator, TurnLabel, apply_labels
+from grouped_sim.sop_db.taxonomy import load_taxonomy
 
 MINED = "mined.jsonl"
 ANNOTATED = "annotated_corpus.jsonl"
@@ -76,7 +79,7 @@ def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
 class ExtractionResult(BaseModel):
     """The outcome of extracting one profile: a validated profile, or the reason there is none."""
 
-    status: str  # "ok" | "failed" | "given"
+    status: str  # extractor: "ok" | "failed"; mining: "given" | "llm" | "derived"
     profile: Profile | None = None
     attempts: int = 0
     reason: str | None = None
@@ -125,8 +128,6 @@ def validate_extracted(raw: dict[str, Any], dialogue: Dialogue, allowed: dict[st
 
 def archetype_briefs() -> dict[str, str]:
     """Archetype id -> its one-line description, from the presets (the one place archetypes are defined)."""
-    from grouped_sim.profiles.presets import load_presets
-
     return {a.id: a.brief for a in load_presets().archetypes.values()}
 
 
@@ -190,12 +191,13 @@ class ProfileExtractor:
 class MineSettings(BaseModel):
     """What shapes the results of a mining run (hashed into every per-dialogue key)."""
 
-    extractor: str | None = Field(None, description="chat-model spec of the profile extractor; None: keep given profiles, extract none")
+    extractor: str | None = Field(None, description="chat-model spec of the profile extractor; None: profiles derived from the customer's own words")
     annotator: str | None = Field(None, description="chat-model spec of the stage annotator; None: the kNN tagger")
     extract: str = Field("missing", description="'missing': only dialogues without a profile; 'all': re-extract every profile")
     relabel: bool = Field(False, description="replace existing stage labels too")
     retries: int = Field(2, ge=0, le=10)
     k: int = Field(3, ge=1, le=50)
+    taxonomy: str | None = Field(None, description="the stage taxonomy YAML (absolute path); None: the built-in one")
 
     def key(self) -> str:
         # The archetype list shown to the extractor comes from the presets: part of the prompt too.
@@ -234,6 +236,23 @@ class Miner:
         self.tagger = tagger
         self.extractor = extractor
         self.annotator = annotator
+        self.presets = load_presets()
+
+    def profile_of(self, dialogue: Dialogue, seed: int) -> ExtractionResult:
+        """The given profile; else the extractor's when it passes its checks; else one derived from
+        the customer's own words (never from the outcome): every dialogue gets a profile."""
+        if dialogue.profile is not None and self.settings.extract != "all":
+            return ExtractionResult(status="given", profile=dialogue.profile)
+        source = dialogue.model_copy(update={"profile": None, "outcome": "unknown"})
+        failed = None
+        if self.extractor is not None:
+            result = self.extractor.extract(source, seed=seed)
+            if result.status == "ok":
+                return result.model_copy(update={"status": "llm"})
+            failed = result
+        derived = derive_profile(source, self.presets)
+        reason = f"derived from the transcript after the extractor failed: {failed.reason}" if failed else "derived from the transcript (no --extractor)"
+        return ExtractionResult(status="derived", profile=derived, attempts=failed.attempts if failed else 0, reason=reason, errors=failed.errors if failed else [])
 
     def needs_labels(self, dialogue: Dialogue) -> bool:
         return self.settings.relabel or any(t.sop_stage is None for t in dialogue.turns)
@@ -242,15 +261,9 @@ class Miner:
         dialogue = item.dialogue
         meta = dict(dialogue.meta)
         # Stream I: the profile.
-        if dialogue.profile is not None and self.settings.extract != "all":
-            result = ExtractionResult(status="given", profile=dialogue.profile)
-        elif self.extractor is None:
-            result = ExtractionResult(status="failed", reason="no profile in the input and no --extractor model given")
-        else:
-            source = dialogue.model_copy(update={"profile": None})
-            result = self.extractor.extract(source, seed=int(item.digest[:6], 16))
+        result = self.profile_of(dialogue, int(item.digest[:6], 16))
         meta["profile_extraction"] = {"status": result.status, "attempts": result.attempts, "reason": result.reason, "errors": result.errors}
-        profile = result.profile if result.status in ("ok", "given") else None
+        profile = result.profile
         # Stream II: stage labels.
         labels: list[TurnLabel | None] = [None] * len(dialogue.turns)
         if self.needs_labels(dialogue):
@@ -275,7 +288,7 @@ class Miner:
 def build_tagger(items: list[InputLine], settings: MineSettings, labelled: list[Dialogue] | None = None) -> KnnStageTagger:
     """kNN tagger over the labelled turns of the input itself and of an optional labelled corpus."""
     pool = [i.dialogue for i in items if any(t.sop_stage for t in i.dialogue.turns)] + list(labelled or [])
-    return KnnStageTagger.from_dialogues(pool, k=settings.k)
+    return KnnStageTagger.from_dialogues(pool, k=settings.k, taxonomy=load_taxonomy(settings.taxonomy))
 
 
 def iter_pending(items: list[InputLine], done: dict[str, MinedRecord], settings: MineSettings) -> Iterator[InputLine]:
@@ -295,7 +308,7 @@ def finish(out: Path, records: list[MinedRecord], bad: list[LineError], settings
     if db:
         from grouped_sim.sop_db.store import SOPStore
 
-        store = SOPStore(db, create=True)
+        store = SOPStore(db, create=True, taxonomy=load_taxonomy(settings.taxonomy))
         store.upsert_dialogues(dialogues, on_progress=on_store_progress)
         stored = {"location": db, "chains": store.count(), "annotated_turns": store.turns.count()}
     statuses = Counter(r.profile_status for r in records)
@@ -306,7 +319,7 @@ def finish(out: Path, records: list[MinedRecord], bad: list[LineError], settings
         "settings": settings.model_dump(),
         "dialogues": len(records),
         "profiles": dict(statuses),
-        "profile_failures": [{"id": r.id, "line": r.line, "reason": r.profile_reason} for r in records if r.profile_status == "failed"],
+        "profile_failures": [{"id": r.id, "line": r.line, "reason": r.profile_reason} for r in records if r.profile_status in ("failed", "derived") and r.profile_attempts],
         "stage_sources": dict(sources),
         "datasets": counts,
         "store": stored,

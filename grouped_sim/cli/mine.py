@@ -19,13 +19,14 @@ def sop_mine(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder: mined.jsonl, annotated_corpus.jsonl, D_gen.jsonl, D_sim.jsonl, mine.json.")],
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Raw transcripts, JSONL (profiles and stage labels optional). Default: the sample corpus.")] = None,
     annotator: Annotated[Optional[str], typer.Option("--annotator", help="Chat-model spec that labels SOP stages. Default: kNN tagger over the already labelled turns.")] = None,
-    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Chat-model spec that extracts profiles (e.g. hf:smollm2, openai:MODEL@URL). Without it dialogues lacking a profile are recorded as failed.")] = None,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Chat-model spec that extracts profiles (e.g. hf:smollm2, openai:MODEL@URL). Without it (or when its answer fails its checks) a profile is derived from what the customer said, never from the outcome.")] = None,
     db: Annotated[Optional[Path], typer.Option("--db", help="SOP store to upsert the behaviour chains into. Default: OUT/sop_db.")] = None,
     labelled: Annotated[Optional[Path], typer.Option("--labelled", help="Extra stage-labelled corpus for the kNN tagger (e.g. the sample corpus).")] = None,
     extract: Annotated[str, typer.Option("--extract", help="'missing': extract only where the input has no profile; 'all': re-extract every profile.")] = "missing",
     relabel: Annotated[bool, typer.Option("--relabel", help="Replace stage labels the input already has.")] = False,
-    retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Extra attempts after an invalid profile before it is recorded as failed.")] = 2,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Extra attempts after an invalid profile before the profile is derived from the transcript instead.")] = 2,
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
+    taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml). Default: the built-in telemarketing one.")] = None,
 ) -> None:
     """Mine a corpus (the paper's dual-stream pipeline, §3.1).
 
@@ -41,6 +42,7 @@ def sop_mine(
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
     from grouped_sim.sop_db.tagger import LLMStageAnnotator
+    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     if extract not in ("missing", "all"):
         raise InputError(f"--extract {extract!r}: expected 'missing' or 'all'")
@@ -53,7 +55,7 @@ def sop_mine(
         console.print(f"[red]bad line[/red] {error}")
     if not items:
         raise InputError(f"{path}: no valid dialogue to mine ({len(bad)} bad lines)")
-    settings = MineSettings(extractor=extractor, annotator=annotator, extract=extract, relabel=relabel, retries=retries, k=k)
+    settings = MineSettings(extractor=extractor, annotator=annotator, extract=extract, relabel=relabel, retries=retries, k=k, taxonomy=str(taxonomy.resolve()) if taxonomy else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = load_done(out_dir / MINED)
     pending = list(iter_pending(items, done, settings))
@@ -68,7 +70,7 @@ def sop_mine(
             console.print(f"kNN stage tagger over {tagger.size} labelled turns")
         gen = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)
         extractor_model = ProfileExtractor(build_chat_model(extractor, gen), retries=retries) if extractor else None
-        annotator_model = LLMStageAnnotator(build_chat_model(annotator, gen.model_copy(update={"temperature": 0.2, "max_new_tokens": 12})), retries=retries, fallback=tagger) if annotator else None
+        annotator_model = LLMStageAnnotator(build_chat_model(annotator, gen.model_copy(update={"temperature": 0.2, "max_new_tokens": 12})), retries=retries, fallback=tagger, taxonomy=load_taxonomy(settings.taxonomy)) if annotator else None
         miner = Miner(settings, tagger, extractor_model, annotator_model)
         with JsonlAppender(out_dir / MINED) as sink, progress() as bar:
             task = bar.add_task("dialogues", total=len(pending))
@@ -76,8 +78,8 @@ def sop_mine(
                 record = miner.mine_one(item)
                 sink.write_line(record.model_dump_json())
                 done[record.key] = record
-                if record.profile_status == "failed":
-                    console.print(f"[yellow]profile failed[/yellow] {path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
+                if record.profile_status == "derived" and record.profile_attempts:
+                    console.print(f"[yellow]extraction failed, profile derived[/yellow] {path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
                 bar.advance(task)
     keys = {f"{i.digest}:{settings.key()}" for i in items}
     records = [r for key, r in done.items() if key in keys]

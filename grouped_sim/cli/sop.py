@@ -16,6 +16,7 @@ sop_app = typer.Typer(help="The SOP store: behaviour chains of real customers, i
 def sop_build(
     db: Annotated[Path, typer.Option("--db", help="Folder of the Chroma store (created if missing), or http://host:port of a Chroma server.")],
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Corpus JSONL, one dialogue per line. Default: the shipped sample corpus.")] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="The stage taxonomy the corpus is labelled with (YAML). Default: the built-in one.")] = None,
 ) -> None:
     """Embed each dialogue's customer profile and store its stage-annotated behaviour chain.
 
@@ -24,10 +25,11 @@ def sop_build(
     """
     from grouped_sim.corpus import read_corpus
     from grouped_sim.sop_db.store import SOPStore
+    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     path = corpus or default_corpus()
     dialogues = read_corpus(path)
-    store = SOPStore(db, create=True)
+    store = SOPStore(db, create=True, taxonomy=load_taxonomy(taxonomy))
     with progress() as bar:
         task = bar.add_task("embedding dialogues", total=len(dialogues))
         store.upsert_dialogues(dialogues, on_progress=lambda n: bar.advance(task, n))
@@ -41,13 +43,15 @@ def sop_query(
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many chains to return.")] = 4,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Only chains that reached this SOP stage; show that stage's turns.")] = None,
     domain: Annotated[Optional[str], typer.Option("--domain", help="Only chains from this domain.")] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="The stage taxonomy the store was built with (YAML). Default: the built-in one.")] = None,
 ) -> None:
     """Print the top-K behaviour chains for a profile (eq. 8 of the paper)."""
     from rich.table import Table
 
     from grouped_sim.sop_db.store import SOPStore
+    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
-    store = SOPStore(db)
+    store = SOPStore(db, taxonomy=load_taxonomy(taxonomy))
     chains = store.retrieve(profile, k=k, stage=stage, domain=domain)
     if not chains:
         out.print("no matching chains")

@@ -41,16 +41,26 @@ def test_invalid_answers_are_retried_then_accepted(corpus: list[Dialogue]) -> No
     assert result.profile.domain == corpus[0].domain
 
 
-def test_failure_after_last_retry_is_recorded_not_invented(corpus: list[Dialogue]) -> None:
+def test_a_failed_extraction_is_recorded_and_the_profile_derived_from_the_transcript_not_invented(corpus: list[Dialogue]) -> None:
     bad_archetype = GOOD.replace("Price Sensitive", "impulsive shopper")
     model = FakeListChatModel(responses=["nope", bad_archetype])
     settings = MineSettings(extractor="fake", retries=1)
     miner = Miner(settings, tagger=None, extractor=ProfileExtractor(model, retries=1), annotator=None)
     record = miner.mine_one(InputLine(line=7, dialogue=_unprofiled(corpus[0]), digest="abc123"))
-    assert record.profile_status == "failed"
-    assert record.dialogue.profile is None
+    assert record.profile_status == "derived"
+    profile = record.dialogue.profile
+    assert profile is not None and profile.model_dump()["source"] == "derived" and profile.archetype != "impulsive shopper"
     assert "after 2 attempts" in (record.profile_reason or "") and "impulsive shopper" in (record.profile_reason or "")
     assert record.dialogue.meta["profile_extraction"]["errors"][0] == "no JSON object in the answer"
+
+
+def test_without_an_extractor_every_dialogue_gets_a_profile_from_its_own_words(corpus: list[Dialogue]) -> None:
+    miner = Miner(MineSettings(), tagger=None, extractor=None, annotator=None)
+    dialogue = _unprofiled(corpus[0])
+    record = miner.mine_one(InputLine(line=1, dialogue=dialogue, digest="def456"))
+    assert record.profile_status == "derived" and record.dialogue.profile is not None
+    assert dialogue.outcome.value not in record.dialogue.profile.model_dump_json()
+    assert record.dialogue.outcome == dialogue.outcome  # the call keeps its outcome; only the profile never reads it
 
 
 def test_json_parser_tolerates_prose_fences_and_trailing_commas() -> None:
