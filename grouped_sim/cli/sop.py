@@ -67,3 +67,37 @@ def sop_query(
             table.add_row(step.stage or "", step.salesman, step.customer)
         out.print(f"[dim]{chain.profile_text}[/dim]")
         out.print(table)
+
+
+@sop_app.command("propose-stages")
+def sop_propose_stages(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Your call transcripts, JSONL (stage labels not needed).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the draft taxonomy YAML (name the stages, set their kind, then: fit --taxonomy FILE).")],
+    k: Annotated[int, typer.Option("-k", min=2, max=40, help="How many stages to propose.")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Propose stages for a new domain by clustering the salesman's moves (MiniLM + k-means).
+
+    Writes a draft taxonomy: one stage per cluster, ordered by where in the call its moves tend to
+    come, with its most typical moves as examples. Name them, merge or split, and set each stage's
+    `kind` (opening, permission, discovery, pitch, question, objection, closing, follow_up, goodbye).
+    """
+    import yaml
+
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.errors import InputError
+    from grouped_sim.sop_db.propose import propose_taxonomy
+
+    try:
+        taxonomy, shares = propose_taxonomy(read_corpus(corpus), k, seed)
+    except ValueError as exc:
+        raise InputError(f"{corpus}: {exc}") from exc
+    header = "# Draft stages proposed by `grouped-sim sop propose-stages` from " + str(corpus) + ".\n# Name each stage, set its kind, merge or split, then pass this file to `grouped-sim fit --taxonomy`.\n"
+    body = yaml.safe_dump(taxonomy.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=110)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(out_file.name + ".tmp")
+    tmp.write_text(header + body, encoding="utf-8")
+    tmp.replace(out_file)
+    for stage, share in zip(taxonomy.stages, shares):
+        out.print(f"{stage.id}  {share:.0%} of moves  e.g. {stage.examples[0][:90]}")
+    out.print(f"wrote {out_file}")
