@@ -10,6 +10,8 @@
     replay:CORPUS.jsonl     replays the salesman turns of a corpus dialogue (the profile's source
                             dialogue when it came from that corpus), for teacher-forced probes; the
                             call ends when the script does
+    knn:CORPUS.jsonl        a coherent stand-in for an agent: each turn, the real salesman move that
+                            followed the exchange most like this call's last one
 
 Spec strings are turned into these objects in one place, grouped_sim.app.build.
 """
@@ -22,9 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from grouped_sim.errors import InputError
+from grouped_sim.metrics.fidelity import decision_state
 from grouped_sim.graphs.salesman import AgentReplyError, CallContext, SalesmanDone, normalise_reply
-from grouped_sim.schemas import Turn
+from grouped_sim.schemas import Dialogue, Turn
+from grouped_sim.transcript import transcript_text
 
 
 def history_payload(history: list[Turn]) -> list[dict[str, str]]:
@@ -155,3 +161,98 @@ class ReplaySalesman:
         if done >= len(moves):
             raise SalesmanDone(f"the replay script {script} has no more salesman moves")
         return list(moves[done])
+
+
+class RealMove(BaseModel):
+    """One real salesman move and the exchange it answered."""
+
+    dialogue_id: str
+    domain: str
+    index: int  # 1-based position of the move in its call
+    previous: str  # the salesman's move before it ("" for an opener)
+    reply: str  # what the customer answered to that move
+    messages: list[str]
+
+
+def real_moves(dialogues: list[Dialogue]) -> list[RealMove]:
+    """Every salesman move of a corpus with the exchange before it."""
+    out: list[RealMove] = []
+    for d in dialogues:
+        moves = salesman_moves(d.turns)
+        replies = _replies_after_moves(d.turns)
+        for index, messages in enumerate(moves, start=1):
+            previous = " ".join(moves[index - 2]) if index > 1 else ""
+            reply = replies[index - 2] if index > 1 else ""
+            out.append(RealMove(dialogue_id=d.id, domain=d.domain, index=index, previous=previous, reply=reply, messages=messages))
+    return out
+
+
+def _replies_after_moves(turns: list[Turn]) -> list[str]:
+    """What the customer said after each salesman move (joined; "" when nothing)."""
+    replies: list[str] = []
+    previous = None
+    for turn in turns:
+        if turn.role == "salesman" and previous != "salesman":
+            replies.append("")
+        elif turn.role == "customer" and replies:
+            replies[-1] = (replies[-1] + " " + turn.text).strip()
+        previous = turn.role
+    return replies
+
+
+class KnnSalesman:
+    """A coherent stand-in for the agent under test: each turn it says what a real salesman of the
+    corpus said after the exchange most like this call's last one: the customer's reply weighs
+    most (MiniLM similarity, plus agreement of its decision state: resistance, deliberation,
+    commitment, read by the metrics' lexical instrument, because short replies embed noisily), the
+    salesman's previous move and the point of the call less. It never
+    repeats a move within a call, never reads the customer's own source call, and ends the call as
+    real salesmen did: when the nearest real move is a goodbye, it says it. The choice between the
+    two best moves is seeded, so a seed gives the same call and other seeds give other calls.
+    """
+
+    REPLY_WEIGHT = 0.7
+    POSITION_BONUS = 0.05
+    STATE_BONUS = 0.15
+
+    def __init__(self, corpus_path: Path | str) -> None:
+        from grouped_sim.corpus import read_corpus
+        from grouped_sim.embeddings import embed
+
+        self.path = str(corpus_path)
+        self.name = f"knn:{corpus_path}"
+        self.moves = real_moves(read_corpus(corpus_path))
+        if not self.moves:
+            raise InputError(f"{corpus_path}: no salesman moves to draw from")
+        self.replies = embed([m.reply or "(the call starts)" for m in self.moves])
+        self.previous = embed([m.previous or "(the call starts)" for m in self.moves])
+        self.states = [decision_state(m.reply) for m in self.moves]
+
+    def candidates(self, call: CallContext) -> list[int]:
+        said = {t.text for t in call.history if t.role == "salesman"}
+        same_domain = [i for i, m in enumerate(self.moves) if m.domain == call.domain and m.dialogue_id != call.case_id]
+        pool = same_domain or [i for i, m in enumerate(self.moves) if m.dialogue_id != call.case_id]
+        return [i for i in pool if not said.intersection(self.moves[i].messages)]
+
+    async def respond(self, call: CallContext) -> list[str]:
+        import random
+
+        from grouped_sim.embeddings import embed
+
+        pool = self.candidates(call)
+        done = salesman_moves(call.history)
+        rng = random.Random(call.seed)
+        if not done:
+            openers = [i for i in pool if self.moves[i].index == 1]
+            if openers:
+                return list(self.moves[rng.choice(openers)].messages)
+        if not pool:
+            raise SalesmanDone("every real move of the corpus has been said in this call")
+        reply = " ".join(_replies_after_moves(call.history)[-1:]) or "(no answer)"
+        reply_vec, previous_vec = embed([reply, " ".join(done[-1]) if done else "(the call starts)"])
+        position = len(done) + 1
+        scores = self.REPLY_WEIGHT * (self.replies[pool] @ reply_vec) + (1 - self.REPLY_WEIGHT) * (self.previous[pool] @ previous_vec)
+        state = decision_state(reply)
+        scores = scores + [self.POSITION_BONUS * (abs(self.moves[i].index - position) <= 1) + self.STATE_BONUS * (self.states[i] == state) for i in pool]
+        best = [pool[j] for j in sorted(range(len(pool)), key=lambda j: -scores[j])[:2]]
+        return list(self.moves[rng.choice(best)].messages)

@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 
 from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
 from grouped_sim.errors import InputError
-from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, ReplaySalesman, WebhookSalesman
+from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, KnnSalesman, ReplaySalesman, WebhookSalesman
 from grouped_sim.graphs.fit import SimFolder
 from grouped_sim.graphs.graph import SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
@@ -31,10 +31,10 @@ from grouped_sim.models import api_key_from_env, build_chat_model, parse_spec
 from grouped_sim.models.local import TransformersChatModel
 from grouped_sim.sop_db.store import SOPStore
 
-ADAPTER_PREFIXES = ("endpoint:", "webhook:", "python:", "replay:")
+ADAPTER_PREFIXES = ("endpoint:", "webhook:", "python:", "replay:", "knn:")
 SALESMAN_SPEC_HELP = (
     "a model spec (hf:smollm2, openai:MODEL@URL, vllm:MODEL) or an adapter "
-    "(endpoint:MODEL@URL, webhook:URL, python:MODULE:FUNCTION, replay:CORPUS.jsonl)"
+    "(endpoint:MODEL@URL, webhook:URL, python:MODULE:FUNCTION, replay:CORPUS.jsonl, knn:CORPUS.jsonl)"
 )
 
 
@@ -85,7 +85,7 @@ def check_salesman_spec(spec: str) -> None:
             raise InputError(f"--salesman {spec!r}: expected webhook:http(s)://HOST/PATH")
     elif kind == "python":
         load_callable(rest)
-    elif kind == "replay" and not Path(rest).is_file():
+    elif kind in ("replay", "knn") and not Path(rest).is_file():
         raise InputError(f"--salesman {spec!r}: corpus {rest} not found")
 
 
@@ -114,6 +114,8 @@ def build_salesman(spec: str, config: SimulationConfig) -> Salesman:
         return WebhookSalesman(rest, timeout=runtime.timeout_seconds)
     if kind == "python":
         return CallableSalesman(load_callable(rest), name=spec)
+    if kind == "knn":
+        return KnnSalesman(rest)
     return ReplaySalesman(rest)
 
 

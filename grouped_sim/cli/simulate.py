@@ -23,7 +23,7 @@ def simulate(
             help=(
                 "The agent under test. A model spec reading the demo product script (hf:smollm2, openai:MODEL@URL, vllm:MODEL), "
                 "or an adapter: endpoint:MODEL@URL (your agent behind an OpenAI-compatible endpoint), webhook:URL (POST history, "
-                "get reply), python:MODULE:FUNCTION (sync or async callable), replay:CORPUS.jsonl (replay a corpus's salesman turns)."
+                "get reply), python:MODULE:FUNCTION (sync or async callable), replay:CORPUS.jsonl (replay a corpus's salesman turns), knn:CORPUS.jsonl (a coherent stand-in: the real salesman move that followed the most similar exchange)."
             ),
         ),
     ] = "hf:smollm2",
