@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.resources import load_resource, load_user_yaml
+from grouped_sim.io import load_user_yaml
+from grouped_sim.resources import load_resource
 
 class Archetype(BaseModel):
     id: str
