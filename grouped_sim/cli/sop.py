@@ -20,18 +20,24 @@ def sop_build(
     """Embed each dialogue's customer profile and store its stage-annotated behaviour chain.
 
     Upserts by dialogue id, so building twice from the same corpus leaves the same store. Dialogues
-    without a profile are indexed by a summary derived from what the customer said.
+    without a profile are indexed by a summary derived from what the customer said. The whole
+    corpus is checked first (every line, every stage label) and the store is built beside its
+    folder and moved into place when complete: a bad line or a failure leaves no store behind.
     """
-    from grouped_sim.corpus import read_corpus
-    from grouped_sim.sop_db.store import SOPStore
+    from grouped_sim.corpus import read_corpus_lines
+    from grouped_sim.errors import InputError
+    from grouped_sim.sop_db.store import build_store, check_stages
 
     path = corpus or default_corpus()
-    dialogues = read_corpus(path)
-    store = SOPStore(db, create=True)
+    lines = read_corpus_lines(path)
+    check_stages(lines, path)
+    if not lines:
+        raise InputError(f"{path}: no dialogues in the corpus; a store with 0 behaviour chains would make every full-mode run retrieve nothing")
+    dialogues = [d for _, d in lines]
     with progress() as bar:
         task = bar.add_task("embedding dialogues", total=len(dialogues))
-        store.upsert_dialogues(dialogues, on_progress=lambda n: bar.advance(task, n))
-    out.print(f"SOP store {db}: {store.count()} behaviour chains, {store.turns.count()} annotated turns (from {path})")
+        counts = build_store(str(db), dialogues, on_progress=lambda n: bar.advance(task, n))
+    out.print(f"SOP store {db}: {counts['chains']} behaviour chains, {counts['annotated_turns']} annotated turns (from {path})")
 
 
 @sop_app.command("query")
@@ -44,6 +50,7 @@ def sop_query(
 ) -> None:
     """Print the top-K behaviour chains for a profile (eq. 8 of the paper)."""
     from rich.table import Table
+    from rich.text import Text
 
     from grouped_sim.sop_db.store import SOPStore
 
@@ -61,5 +68,5 @@ def sop_query(
             if stage and step.stage != stage:
                 continue
             table.add_row(step.stage or "", step.salesman, step.customer)
-        out.print(f"[dim]{chain.profile_text}[/dim]")
+        out.print(Text(chain.profile_text, style="dim"))
         out.print(table)
