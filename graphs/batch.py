@@ -88,9 +88,14 @@ def check_written(path: Path) -> None:
     from grouped_sim.corpus import CorpusError, dialogue_from
     from grouped_sim.io import iter_jsonl
 
-    if path.is_file():
-        for line_no, raw in iter_jsonl(path, torn_tail_ok=True, error=CorpusError):
-            dialogue_from(raw, path, line_no)
+    if not path.is_file():
+        return
+    seen: dict[str, int] = {}
+    for line_no, raw in iter_jsonl(path, torn_tail_ok=True, error=CorpusError):
+        dialogue = dialogue_from(raw, path, line_no)
+        if dialogue.id in seen:  # each dialogue is written once; two writers at once were the only way
+            raise CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]}); keep one of the two lines, then resume")
+        seen[dialogue.id] = line_no
 
 
 def repair_and_read(path: Path) -> list[Dialogue]:

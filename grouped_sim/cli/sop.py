@@ -54,6 +54,10 @@ def sop_query(
 
     from grouped_sim.sop_db.store import SOPStore
 
+    if stage is not None:
+        from grouped_sim.sop_db.taxonomy import load_taxonomy
+
+        load_taxonomy().check(stage, "--stage")  # before the store opens
     store = SOPStore(db)
     chains = store.retrieve(profile, k=k, stage=stage, domain=domain)
     if not chains:
