@@ -21,7 +21,7 @@ import pytest
 from starlette.requests import Request
 
 from tests.runtime.conftest import CLI, HERE, ROOT
-from tests.runtime.fakes import FakeCustomer, invoke
+from tests.runtime.fakes import invoke, with_fake_customer
 
 
 @pytest.fixture()
@@ -30,7 +30,7 @@ def fake_models(monkeypatch):
     import grouped_sim.app.build as build
 
     real = build.build_deps
-    monkeypatch.setattr(build, "build_deps", lambda settings, config, salesman=None, customer=None, items=(): real(settings, config, salesman=salesman, customer=FakeCustomer(), items=items))
+    monkeypatch.setattr(build, "build_deps", with_fake_customer(real))
 
 
 @pytest.fixture()
@@ -135,7 +135,7 @@ def test_a_full_disk_mid_run_keeps_what_was_flushed_and_removes_half_lines(tmp_p
     import grouped_sim.app.build as build
 
     real = build.build_deps
-    monkeypatch.setattr(build, "build_deps", lambda settings, config, salesman=None, customer=None, items=(): real(settings, config, salesman=salesman, customer=FakeCustomer(), items=items))
+    monkeypatch.setattr(build, "build_deps", with_fake_customer(real))
     done = invoke(["simulate", "--resume", str(run)], capsys)
     assert done.code == 0, done.output
     ids = [d["id"] for d in _lines(run)]

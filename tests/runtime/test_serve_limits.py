@@ -27,12 +27,15 @@ HELLO = [{"role": "user", "content": "Hi, is this the owner? It's Alex from Quic
 
 
 def _service(corpus, customer: FakeCustomer | None = None, **limits):
-    from grouped_sim.app.serve import CustomerService, ServeLimits
+    import grouped_sim.app.serve as serve
     from grouped_sim.graphs.plan import SimProfile
 
     profile = next(d for d in corpus if d.profile).profile
     _, _, deps = prompt_only_deps(customer)
-    return CustomerService([SimProfile(profile=profile, domain="food-delivery", source="test")], deps, ServeLimits(**limits))
+    items = [SimProfile(profile=profile, domain="food-delivery", source="test")]
+    if not hasattr(serve, "ServeLimits"):  # an older tree: no limits to set
+        return serve.CustomerService(items, deps)
+    return serve.CustomerService(items, deps, serve.ServeLimits(**limits))
 
 
 def _app(service, key=None):
