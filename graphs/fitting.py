@@ -132,8 +132,9 @@ def _cv_loss(x: np.ndarray, y: list[str], groups: list[int], c: float, seed: int
     return (float(np.mean(losses)), float(np.mean(nulls))) if losses else (math.inf, math.inf)
 
 
-def base_rates(calls: Sequence[CallFacts]) -> dict[str, float]:
-    known = [c.outcome for c in calls if c.outcome in DECISIONS]
+def base_rates(outcomes: Sequence[str]) -> dict[str, float]:
+    """The share of each decision among calls whose outcome is known."""
+    known = [o for o in outcomes if o in DECISIONS]
     counts = Counter(known)
     return {o: round(counts[o] / len(known), 4) for o in DECISIONS} if known else {}
 
@@ -144,7 +145,7 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
     events = Counter(label for label in labels if label != CONTINUE)
     censored = sum(1 for c in calls if c.outcome not in DECISIONS)
     stats = FitStatistics(dialogues=len(calls), moves=len(rows), events=dict(sorted(events.items())), censored=censored)
-    rates = base_rates(calls)
+    rates = base_rates([c.outcome for c in calls])
     reason = None
     if len(calls) < MIN_CALLS:
         reason = f"{len(calls)} training calls; at least {MIN_CALLS} are needed to fit"

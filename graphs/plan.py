@@ -36,8 +36,10 @@ class RunSettings(BaseModel):
 
     salesman: str = DEFAULT_CHAT_SPEC
     customer: str = DEFAULT_CUSTOMER_SPEC
-    manager: str = "light"
+    manager: str = Field("light", description="light (fitted dynamics when the run has a sim folder, else the hand-set rules), prior (the hand-set rules), or a model spec for an LLM manager")
     sop_db: str | None = None
+    sim: str | None = Field(None, description="a sim folder from `grouped-sim fit` (absolute path): its store, taxonomy and fitted dynamics")
+    sim_digest: str | None = Field(None, description="the fit's identity, so a refitted folder never reuses old dialogue ids")
     salesman_key_env: str | None = Field(None, description="env var holding the endpoint: salesman's Bearer key (its name only, never the key)")
 
 

@@ -23,6 +23,7 @@ from langchain_core.language_models import BaseChatModel
 from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, ReplaySalesman, WebhookSalesman
+from grouped_sim.graphs.fit import SimFolder
 from grouped_sim.graphs.graph import SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
 from grouped_sim.graphs.plan import RunSettings, SimProfile
@@ -186,28 +187,35 @@ def build_customer(spec: str, config: SimulationConfig) -> BaseChatModel:
     return limited(build_chat_model(spec, config.customer), spec, config.runtime)
 
 
-def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig) -> Manager | None:
-    """The light manager, an LLM manager for a model spec, or none in prompt-only mode."""
+MANAGER_NAMES = ("light", "prior")
+
+
+def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig, sim: SimFolder | None = None) -> Manager | None:
+    """The light manager (fitted dynamics from a sim folder unless `prior`), an LLM manager for a
+    model spec, or none in prompt-only mode."""
     if config.mode is SimulatorMode.prompt_only:
         return None
-    if spec == "light":
-        return LightManager(store, config.manager)
+    if spec in MANAGER_NAMES:
+        fitted = sim.load_dynamics() if sim is not None and spec == "light" else None
+        return LightManager(store, config.manager, taxonomy=store.taxonomy if store else None, fitted=fitted)
     params = config.salesman.model_copy(update={"temperature": 0.1, "top_p": 0.2, "max_new_tokens": 256})
     return LLMManager(limited(build_chat_model(spec, params), spec, config.runtime), store, config.manager)
 
 
-def open_store(location: str | None, config: SimulationConfig, items: Sequence[SimProfile] = ()) -> SOPStore | None:
-    """The SOP store a run reads, or a clear error when its mode needs one and none was given.
+def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | None = None, items: Sequence[SimProfile] = ()) -> SOPStore | None:
+    """The SOP store a run reads (a sim folder's, with its taxonomy), or a clear error when its mode
+    needs one and none was given.
 
     In full mode the store must be able to answer: a store with 0 chains, or without a chain of a
     profile's domain (retrieval filters by domain), would retrieve nothing for every call and
     quietly turn the run into a no-sop run.
     """
-    if location is None:
+    if sim is None and location is None:
         if config.mode is not SimulatorMode.prompt_only:
-            raise InputError(f"mode '{config.mode.value}' needs an SOP store: pass --sop-db DIR (build it with grouped-sim sop build)")
+            raise InputError(f"mode '{config.mode.value}' needs an SOP store: pass --sim DIR (from grouped-sim fit) or --sop-db DIR (from grouped-sim sop build)")
         return None
-    store = SOPStore(location)
+    store = SOPStore(location or sim.store, taxonomy=sim.load_taxonomy()) if sim is not None else SOPStore(location)  # type: ignore[arg-type]
+    location = store.location
     if config.mode is SimulatorMode.full:
         if store.count() == 0:
             raise InputError(f"{location}: the SOP store has 0 behaviour chains; full mode would retrieve nothing. Rebuild it with grouped-sim sop build, or run --mode no-sop")
@@ -236,8 +244,10 @@ def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None
     if not salesman_given:
         check_salesman_spec(settings.salesman)
         salesman_key(settings)
-    for spec in (settings.customer,) + (() if settings.manager == "light" else (settings.manager,)):
+    for spec in (settings.customer,) + (() if settings.manager in MANAGER_NAMES else (settings.manager,)):
         parse_spec(spec)
+    if settings.sim is not None:
+        SimFolder(settings.sim).check()
 
 
 def build_deps(
@@ -246,8 +256,9 @@ def build_deps(
     """The participants and store of a run. Pass `salesman`/`customer` to plug in objects directly;
     `items` (the profiles to simulate) lets the store be checked against their domains first."""
     check_run_specs(settings, salesman_given=salesman is not None)
-    store = open_store(settings.sop_db, config, items)
-    manager = build_manager(settings.manager, store, config)
+    sim = SimFolder(settings.sim) if settings.sim else None
+    store = open_store(settings.sop_db, config, sim, items)
+    manager = build_manager(settings.manager, store, config, sim)
     customer = customer if customer is not None else build_customer(settings.customer, config)
     salesman = salesman if salesman is not None else build_salesman(settings.salesman, config, key=salesman_key(settings))
     models = [customer, *(m.model for m in (salesman, manager) if isinstance(m, (ChatModelSalesman, LLMManager)))]

@@ -18,6 +18,8 @@ import typer  # noqa: E402
 
 from grouped_sim.cli.common import console, label  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
+from grouped_sim.cli.fit import fit  # noqa: E402
+from grouped_sim.cli.probe import probe  # noqa: E402
 from grouped_sim.cli.report import compare, report  # noqa: E402
 from grouped_sim.cli.simulate import simulate  # noqa: E402
 from grouped_sim.cli.serve import serve  # noqa: E402
@@ -39,7 +41,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("fit")(fit)
 app.command("simulate")(simulate)
+app.command("probe")(probe)
 app.command("serve")(serve)
 app.command("report")(report)
 app.command("compare")(compare)

@@ -13,11 +13,12 @@ from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 
 
 def serve(
-    profile: Annotated[Path, typer.Option("--profile", help="JSON file with one profile, or JSONL with several (model ids customer-0, customer-1, ...).")],
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="JSON file with one profile, or JSONL with several (model ids customer-0, customer-1, ...). Default with --sim: the sim folder's training customers.")] = None,
+    sim: Annotated[Optional[Path], typer.Option("--sim", help="A sim folder from `grouped-sim fit`: its store, taxonomy, fitted dynamics (and customers, without --profile).")] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to bind. Loopback by default; anything else needs --api-key (or --insecure-no-auth).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8011,
     customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (default: SmolLM2 with the shipped customer adapter).")] = DEFAULT_CUSTOMER_SPEC,
-    manager: Annotated[str, typer.Option("--manager", help="'light' or a model spec for an LLM manager.")] = "light",
+    manager: Annotated[str, typer.Option("--manager", help="'light' (fitted dynamics with --sim, else the hand-set rules), 'prior', or a model spec for an LLM manager.")] = "light",
     sop_db: Annotated[Optional[str], typer.Option("--sop-db", help="SOP store folder or Chroma server URL (needed unless --mode prompt-only).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="full | no-sop | prompt-only.")] = "full",
     domain: Annotated[Optional[str], typer.Option("--domain", help="Domain of the call when the profile does not say.")] = None,
@@ -43,6 +44,7 @@ def serve(
     from grouped_sim.app.build import build_deps
     from grouped_sim.app.serve import CustomerService, ServeLimits, bind, create_app, is_loopback, load_served_profiles, run_server
     from grouped_sim.errors import InputError
+    from grouped_sim.graphs.fit import SimFolder, sim_profiles
     from grouped_sim.graphs.plan import RunSettings
     from grouped_sim.graphs.salesman import SyncSalesman
 
@@ -51,11 +53,16 @@ def serve(
         raise InputError(f"--host {host}: serving beyond loopback needs --api-key KEY (or $GROUPED_SIM_SERVE_KEY); pass --insecure-no-auth to serve without one anyway")
     limits = ServeLimits(max_request_bytes=max_request_bytes, max_prompt_tokens=max_prompt_tokens, max_concurrent=max_concurrent, max_queue=max_queue)
     config = run_config(config_file, mode)
-    items = load_served_profiles(profile, domain)
+    folder = SimFolder(sim.resolve()) if sim is not None else None
+    if folder is not None:
+        folder.check()
+    if profile is None and folder is None:
+        raise InputError("give --profile FILE (or --sim DIR to serve a fitted folder's customers)")
+    items = load_served_profiles(profile, domain) if profile is not None else sim_profiles(folder, len(folder.load_profiles("train")), config.seed)  # type: ignore[union-attr]
     sock = bind(host, port)  # before the model loads: a port in use fails in a second
     if key is None and not is_loopback(host):
         label(console, "warning:", "yellow", f"serving on {host} without an API key (--insecure-no-auth)")
-    settings = RunSettings(customer=customer, manager=manager, sop_db=sop_db)
+    settings = RunSettings(customer=customer, manager=manager, sop_db=sop_db, sim=str(folder.root) if folder else None, sim_digest=folder.digest() if folder else None)
     console.print(f"loading the customer model ({customer}) ...")
     caller = SyncSalesman("caller", lambda call: [])  # the client is the salesman: the graph's own never speaks
     deps = build_deps(settings, config, salesman=caller, items=items)

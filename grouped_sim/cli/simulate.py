@@ -34,7 +34,17 @@ def simulate(
             help="Model spec of the customer model. Default: the embedded SmolLM2 with the shipped customer adapter; hf:smollm2 is the untuned model, hf:BASE+ADAPTER_DIR your own adapter.",
         ),
     ] = DEFAULT_CUSTOMER_SPEC,
-    manager: Annotated[str, typer.Option("--manager", help="'light' (rules + embedding tagger, no LLM) or a model spec for an LLM manager.")] = "light",
+    manager: Annotated[
+        str,
+        typer.Option(
+            "--manager",
+            help="'light' (embedding tagger + decision dynamics: fitted ones with --sim, else the hand-set rules), 'prior' (the hand-set rules even with --sim), or a model spec for an LLM manager.",
+        ),
+    ] = "light",
+    sim: Annotated[
+        Optional[Path],
+        typer.Option("--sim", help="A sim folder from `grouped-sim fit`: its SOP store, taxonomy and fitted dynamics, and its customers' profiles (unless --profiles-file)."),
+    ] = None,
     sop_db: Annotated[
         Optional[str], typer.Option("--sop-db", help="SOP store: a folder from `sop build`, or a Chroma server http://HOST:PORT (needed unless --mode prompt-only).")
     ] = None,
@@ -71,6 +81,7 @@ def simulate(
     from grouped_sim.config import load_config
     from grouped_sim.corpus import read_corpus
     from grouped_sim.graphs.batch import load_plan, run_simulation
+    from grouped_sim.graphs.fit import SimFolder, sim_profiles
     from grouped_sim.graphs.plan import RunSettings, load_profiles_file, sample_profiles
 
     if resume is not None:
@@ -92,15 +103,24 @@ def simulate(
         if out_dir is None:
             raise InputError("--out DIR is required (or --resume DIR to finish an earlier run)")
         config = run_config(config_file, mode, max_turns=max_turns, seed=seed, concurrency=concurrency)
+        folder = SimFolder(sim.resolve()) if sim is not None else None
+        if folder is not None:
+            folder.check()
         if profiles_file is not None:
             items = load_profiles_file(profiles_file)
+        elif folder is not None and corpus is None:
+            items = sim_profiles(folder, profiles, config.seed)
         else:
             items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
         if sop_db is not None and not sop_db.startswith(("http://", "https://")):
             sop_db = str(Path(sop_db).resolve())  # plan.json must still find it when resumed from elsewhere
         # Paths in plan.json are absolute: a resume from another working directory finds the same files.
         salesman = absolute_salesman_spec(salesman)
-        settings = RunSettings(salesman=salesman, customer=customer, manager=manager, sop_db=sop_db, salesman_key_env=salesman_key_env)
+        settings = RunSettings(
+            salesman=salesman, customer=customer, manager=manager, sop_db=sop_db,
+            sim=str(folder.root) if folder else None, sim_digest=folder.digest() if folder else None,
+            salesman_key_env=salesman_key_env,
+        )
         code = salesman_code(salesman)
     check_run_specs(settings)
 

@@ -140,3 +140,37 @@ def compare_distance(sim: Sequence[Any], real: Sequence[Any], distance: Distance
     floor = noise_floor(real, distance, seed=seed)
     beyond = None if d is None or floor is None or ci is None else bool(ci[0] > floor)
     return Figure(sim=_round(d), real=0.0, gap=_round(d), ci=ci, noise_floor=floor, n_sim=len(sim), n_real=len(real), beyond_noise=beyond)
+
+
+def compare_paired(rows: Sequence[Any], sim_stat: Stat, real_stat: Stat, resamples: int = RESAMPLES, seed: int = 0) -> Figure:
+    """A statistic of matched pairs (each row: one real customer and its simulated twin).
+
+    Rows are resampled whole, so the gap's interval keeps the pairing; the noise floor is the
+    real statistic between two random halves of the rows.
+    """
+    s, r = sim_stat(rows), real_stat(rows)
+    gap = None if s is None or r is None else s - r
+
+    def paired_gap(units: Sequence[Any]) -> float | None:
+        a, b = sim_stat(units), real_stat(units)
+        return None if a is None or b is None else a - b
+
+    ci = bootstrap_ci(rows, paired_gap, resamples, seed)
+    floor = noise_floor(rows, _difference(real_stat), seed=seed)
+    return Figure(
+        sim=_round(s), real=_round(r), gap=_round(gap), ci=ci, sim_ci=bootstrap_ci(rows, sim_stat, resamples, seed), real_ci=bootstrap_ci(rows, real_stat, resamples, seed),
+        noise_floor=floor, n_sim=len(rows), n_real=len(rows), beyond_noise=_beyond(ci, gap, floor),
+    )
+
+
+def paired_distance(rows: Sequence[Any], distance: Callable[[Sequence[Any]], float | None], halves_distance: Distance, resamples: int = RESAMPLES, seed: int = 0) -> Figure:
+    """A distance between the simulated and real sides of matched rows (e.g. exit-turn Wasserstein).
+
+    `distance(rows)` compares the two sides of the same rows; `halves_distance(a, b)` compares the
+    real sides of two sets of rows (the noise floor).
+    """
+    d = distance(rows) if len(rows) else None
+    ci = bootstrap_ci(rows, distance, resamples, seed) if d is not None else None
+    floor = noise_floor(rows, halves_distance, seed=seed)
+    beyond = None if d is None or floor is None or ci is None else bool(ci[0] > floor)
+    return Figure(sim=_round(d), real=0.0, gap=_round(d), ci=ci, noise_floor=floor, n_sim=len(rows), n_real=len(rows), beyond_noise=beyond)

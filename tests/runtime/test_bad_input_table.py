@@ -127,6 +127,11 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("discriminator data", ["--out", "pairs", "--negatives", "smollm2"], "missing backend prefix"),
     ("discriminator train", ["--data", "pairs.jsonl", "--out", "disc"], "pairs.jsonl:1: field"),
     ("discriminator score", ["--model", "disc", "--dialogues", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8 text"),
+    ("fit", ["--corpus", "latin1.jsonl", "--out", "fitted"], "latin1.jsonl:2: not UTF-8 text"),
+    ("fit", ["--corpus", "dup.jsonl", "--out", "fitted"], "dup.jsonl:10: field 'id': duplicate id"),
+    ("fit", ["--corpus", "calls.jsonl", "--out", "fitted", "--taxonomy", "taxonomy.yaml"], "taxonomy.yaml:2: the taxonomy file is not UTF-8 text"),
+    ("probe", ["plain"], "plain: not a sim folder"),
+    ("probe", ["run_ok", "--customer", "smollm2"], "run_ok: not a sim folder"),
 ]
 
 

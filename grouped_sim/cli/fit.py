@@ -1,0 +1,63 @@
+"""`grouped-sim fit`: fit the simulator to a team's real calls (see grouped_sim/graphs/fit.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from grouped_sim.cli.common import console, label, out, progress
+
+
+def fit(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Your real call transcripts, JSONL (profiles and stage labels optional).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The sim folder to write: split, stage labels, profiles, SOP store, fitted dynamics, fit.json.")],
+    holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of DIALOGUES held out (never fitted on) for `grouped-sim probe`.")] = 0.2,
+    taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml; `kind` says what a stage means). Default: the built-in telemarketing one.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the fit.")] = 0,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Chat-model spec that extracts profiles (e.g. openai:MODEL@URL). Default: profiles derived from what each customer said, no model.")] = None,
+) -> None:
+    """Fit the simulator to your calls: one folder with everything `simulate --sim` and `probe` need.
+
+    The corpus is split by dialogue; the held-out calls are never used for fitting. Training calls
+    get stage labels (yours, or a kNN tagger over your labelled turns and the taxonomy's examples),
+    a profile each (yours, an LLM's, or derived from the customer's own words, never from the
+    outcome), an SOP store, and decision dynamics fitted to when and how your customers decide.
+    Rerunning the command resumes an interrupted fit and otherwise leaves the folder as it is.
+    """
+    from grouped_sim.graphs.fit import FitProgress, FitSettings, check_fit, run_fit
+
+    extract = None
+    if extractor:
+        extract = _extractor(extractor)
+    settings = FitSettings(corpus=str(corpus.resolve()), holdout=holdout, taxonomy=str(taxonomy.resolve()) if taxonomy else None, seed=seed, extractor=extractor)
+    checked = check_fit(settings, out_dir)
+    with progress() as bar:
+        task = bar.add_task("stage labels", total=None)
+        hooks = FitProgress(start=lambda name, total: bar.update(task, description=name, completed=0, total=total), advance=lambda n: bar.advance(task, n))
+        summary = run_fit(checked, out_dir, extract=extract, progress=hooks)
+    dyn = summary["dynamics"]
+    out.print(f"{out_dir}: {summary['train']} training and {summary['holdout']} held-out calls; profiles {summary['profiles']}")
+    if dyn["fitted"]:
+        stats = dyn["statistics"]
+        out.print(f"decision dynamics fitted ({stats['moves']} moves, decisions {stats['events']}): held-out log loss {stats['cv_log_loss']} vs {stats['cv_null_log_loss']} for class frequencies")
+    else:
+        label(console, "decision dynamics not fitted, the prior is used:", "yellow", str(dyn["reason"]))
+    out.print(f"next: grouped-sim simulate --sim {out_dir} --out RUN   |   grouped-sim probe {out_dir}")
+
+
+def _extractor(spec: str):  # type: ignore[no-untyped-def]
+    """An LLM extractor that returns a checked profile or None (the fit then derives one)."""
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.models import build_chat_model, parse_spec
+    from grouped_sim.sop_db.mine import ProfileExtractor
+
+    parse_spec(spec)
+    extractor = ProfileExtractor(build_chat_model(spec, GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)))
+
+    def extract(dialogue):  # type: ignore[no-untyped-def]
+        result = extractor.extract(dialogue)
+        return result.profile if result.status == "ok" else None
+
+    return extract

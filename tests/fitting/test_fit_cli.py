@@ -1,0 +1,81 @@
+"""`grouped-sim fit` on raw transcripts (no profiles, no stage labels) and its input errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-c", "from grouped_sim.cli.app import main; main()"]
+
+
+def test_fit_writes_a_sim_folder_from_raw_transcripts(fitted_dir: Path) -> None:
+    fit = json.loads((fitted_dir / "fit.json").read_text())
+    assert fit["train"] + fit["holdout"] == 38 and fit["holdout"] == 10
+    assert fit["profiles"] == {"given": 0, "llm": 0, "derived": 38, "failed": 0}
+    assert fit["stages"]["tagged"] > 0 and fit["stages"]["given"] == 0
+    assert fit["store"]["chains"] == fit["train"]
+    dynamics = fit["dynamics"]
+    assert dynamics["estimator"].startswith("discrete-time competing-risks hazard")
+    assert dynamics["fitted"] is True or dynamics["reason"]
+    split = json.loads((fitted_dir / "split.json").read_text())
+    assert not set(split["train"]) & set(split["holdout"])
+
+
+def test_profiles_never_carry_the_outcome_and_held_out_ones_only_the_calls_start(fitted_dir: Path, raw_corpus: Path) -> None:
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.graphs.fit import SimFolder
+
+    calls = {d.id: d for d in read_corpus(raw_corpus)}
+    folder = SimFolder(fitted_dir)
+    for record in folder.load_profiles("train") + folder.load_profiles("holdout"):
+        text = json.dumps(record.profile.model_dump(mode="json")).lower()
+        assert record.profile.buy_propensity is None and "hung_up" not in text and calls[record.id].outcome.value not in text
+    for record in folder.load_profiles("holdout"):
+        replies = [t.text for t in calls[record.id].customer_turns()]
+        late = replies[-1]
+        if len(replies) >= 3 and late not in replies[: -(len(replies) * 2 // 3)]:
+            assert late not in json.dumps(record.profile.model_dump(mode="json"))  # the decision is at the end of a call
+
+
+def test_a_rerun_leaves_the_folder_as_it_was_and_other_input_is_refused(fitted_dir: Path, raw_corpus: Path, tmp_path: Path) -> None:
+    before = {p.name: p.read_bytes() for p in fitted_dir.iterdir() if p.is_file()}
+    done = subprocess.run(CLI + ["fit", "--corpus", str(raw_corpus), "--out", str(fitted_dir), "--holdout", "0.25", "--seed", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in fitted_dir.iterdir() if p.is_file()} == before
+    other = subprocess.run(CLI + ["fit", "--corpus", str(raw_corpus), "--out", str(fitted_dir), "--seed", "2"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "holds a fit of another corpus or other settings" in " ".join(other.stderr.split())
+
+
+def _fit(tmp_path: Path, lines: list[str] | None, extra: list[str] = ()) -> subprocess.CompletedProcess:
+    corpus = tmp_path / "calls.jsonl"
+    if lines is not None:
+        corpus.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return subprocess.run(CLI + ["fit", "--corpus", str(corpus), "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True, timeout=120)
+
+
+def good(n: int) -> str:
+    return json.dumps({"id": f"d-{n}", "domain": "x", "outcome": "refused", "turns": [{"role": "salesman", "text": "hello"}, {"role": "customer", "text": "no"}]})
+
+
+@pytest.mark.parametrize(
+    ("lines", "extra", "expected"),
+    [
+        ([good(1), json.dumps({"id": "d-2", "domain": "x", "turns": [{"role": "salesman", "text": "hello?"}]})], [], "calls.jsonl:2: field '<line>': Value error, a dialogue needs at least one customer turn"),
+        ([], [], "calls.jsonl: no dialogues in the corpus"),
+        ([good(1), good(2)], ["--holdout", "0.9"], "leaves 0 of 2 dialogues to fit on"),
+        ([good(1), good(2), good(3)], ["--taxonomy", "TAXONOMY"], "taxonomy.yaml:3: taxonomy file is not valid YAML"),
+    ],
+)
+def test_bad_input_is_a_clear_error_naming_file_and_line(tmp_path: Path, lines, extra, expected) -> None:
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("stages:\n  - id: [broken\n", encoding="utf-8")
+    done = _fit(tmp_path, lines, [str(taxonomy) if e == "TAXONOMY" else e for e in extra])
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2, done.stderr
+    assert expected in message and "Traceback" not in done.stderr
+    assert message.startswith("error:")  # input is checked before any progress is shown
+    assert not (tmp_path / "out" / "fit.json").exists()

@@ -1,0 +1,55 @@
+"""`grouped-sim probe`: held-out real customers against their simulated twins, figure by figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from grouped_sim.metrics.probe import ProbeRow, agreement_floor, confusion, probe_summary
+
+CLI = [sys.executable, "-c", "from grouped_sim.cli.app import main; main()"]
+FIGURES = {"decision_agreement", "walk_away_rate", "agree_rate", "exit_turn_w1", "reply_length_w1"}
+
+
+def row(i: int, real: str, sim: str, real_exit: int = 3, sim_exit: int = 3) -> ProbeRow:
+    return ProbeRow(id=f"d-{i}", real=real, sim=sim, real_exit=real_exit, sim_exit=sim_exit, real_replies=["no", "not now thanks"], sim_replies=["how much is it?"])
+
+
+def test_confusion_and_agreement_with_the_human_noise_floor() -> None:
+    rows = [row(0, "agreed", "agreed"), row(1, "agreed", "refused"), row(2, "walked_away", "walked_away"), row(3, "walked_away", "agreed")]
+    table = confusion(rows)
+    assert table["agreed"]["agreed"] == 1 and table["agreed"]["refused"] == 1 and table["walked_away"]["agreed"] == 1
+    twins = np.array([[1, 0.9, 0, 0], [0.9, 1, 0, 0], [0, 0, 1, 0.9], [0, 0, 0.9, 1]])
+    # nearest neighbours share the decision: another real person would agree whenever the pair is split
+    assert 0.5 < agreement_floor(rows, twins) <= 1.0
+    summary = probe_summary(rows, twins)
+    assert summary["figures"]["decision_agreement"]["sim"] == 0.5 and summary["majority_baseline"] == 0.5
+    walk = summary["figures"]["walk_away_rate"]
+    assert walk["sim"] == 0.5 and walk["real"] == 0.5 and walk["gap"] == 0.0  # refused and walked away both count
+    agree = summary["figures"]["agree_rate"]
+    assert agree["sim"] == 0.5 and agree["real"] == 0.5
+
+
+def test_probe_writes_figures_with_intervals_and_noise_floors(fitted_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "fast.yaml"
+    config.write_text(yaml.safe_dump({"customer": {"max_new_tokens": 6}, "role_guard_retries": 0}), encoding="utf-8")
+    out = tmp_path / "probe"
+    done = subprocess.run(
+        CLI + ["probe", str(fitted_dir), "--n", "4", "--config", str(config), "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads((out / "probe.json").read_text())
+    assert probe["n"] == 4 and probe["variant"] == "fitted"
+    assert FIGURES <= set(probe["figures"])
+    for name in FIGURES:
+        figure = probe["figures"][name]
+        assert {"sim", "real", "gap", "ci", "noise_floor"} <= set(figure) and figure["sim"] is not None
+    assert len(probe["rows"]) == 4 and all(r["real"] and r["sim"] and isinstance(r["forced"], bool) for r in probe["rows"])
+    assert all(r["sim_exit"] <= r["real_exit"] for r in probe["rows"] if r["error"] is None)  # the replay stops at the real decision
+    assert (out / "probe.html").read_text().count("<details>") == 4
