@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, write_json_atomic
+from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, read_json, write_json_atomic
 from grouped_sim.schemas import Dialogue
 
 PAIRS_FILE = "pairs.jsonl"
@@ -130,8 +130,8 @@ def build_pairs(
     meta_path = out / META_FILE
     meta = {"negatives": negatives, "source": source, "params": params.model_dump(mode="json")}
     if meta_path.is_file():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-        if old.get("negatives") != negatives:
+        old = read_json(meta_path, "pairs metadata file")
+        if not isinstance(old, dict) or old.get("negatives") != negatives:
             raise InputError(f"{out}: already holds negatives from {old.get('negatives')!r}, not {negatives!r}; use another --out")
     write_json_atomic(meta_path, meta)
     wanted = [r for r in records if r.get("reference", "").strip()]

@@ -12,7 +12,6 @@ a context, so a turn-level split leaks them and inflates accuracy.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import time
@@ -20,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grouped_sim.io import write_json_atomic
+from grouped_sim.io import read_json, write_json_atomic
 from grouped_sim.errors import InputError
 
 CONFIG_FILE = "discriminator.json"
@@ -154,7 +153,11 @@ class DiscriminatorScorer:
         cfg_path = folder / CONFIG_FILE
         if not cfg_path.is_file():
             raise InputError(f"{folder}: not a discriminator folder (no {CONFIG_FILE}); train one with `grouped-sim discriminator train`")
-        self.config = DiscriminatorConfig.model_validate(json.loads(cfg_path.read_text(encoding="utf-8"))["config"])
+        saved = read_json(cfg_path, "discriminator config")
+        try:
+            self.config = DiscriminatorConfig.model_validate(saved["config"])
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise InputError(f"{cfg_path}: not a discriminator config written by `grouped-sim discriminator train` ({type(exc).__name__}: {exc})") from exc
         self.tokenizer, self.model = _load(folder)
         self.model.eval()
         self.batch_size = batch_size

@@ -3,32 +3,39 @@
 It adds what running one dialogue (graphs/simulation.py) leaves out: concurrency, batching of
 local generation, LangGraph SQLite checkpoints, the run folder (plan.json, dialogues.jsonl,
 run.json) and resume. A run folder that holds the same plan is finished, not redone.
+
+One process writes a run folder at a time: it holds an exclusive lock (flock on run.lock) from
+before it reads what is written until run.json is written, and a second writer fails at once with
+an InputError. The lock belongs to the open file, so it dies with its process (kill -9 included).
+Dialogues that ended in an error stay in dialogues.jsonl (they are results: whose failure it was);
+`retry_failed=True` takes them out and runs them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from grouped_sim.config import SimulationConfig
+from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import DialogueAppender, iter_corpus_lines
 from grouped_sim.errors import InputError
-from grouped_sim.io import write_json_atomic
+from grouped_sim.io import read_json, write_json_atomic, write_jsonl
 from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, dialogue_seed
 from grouped_sim.graphs.simulation import graph_config, run_dialogue, to_dialogue
 from grouped_sim.prompts import prompt_version
 from grouped_sim.runfolder import RunFolder
-from grouped_sim.schemas import Dialogue
+from grouped_sim.schemas import Dialogue, TerminationReason
 
 DepsSource = SimDeps | Callable[[], SimDeps]
 
@@ -68,10 +75,27 @@ def load_plan(run_dir: Path | str) -> RunPlan:
         raise InputError(f"{run_dir}: no such run folder to resume")
     if not folder.plan.is_file():
         raise InputError(f"{run_dir}: not a run folder ({folder.plan.name} missing); start a run with grouped-sim simulate --out {run_dir}")
+    raw = read_json(folder.plan, "plan file")
     try:
-        return RunPlan.model_validate_json(folder.plan.read_text(encoding="utf-8"))
+        return RunPlan.model_validate(raw)
     except ValidationError as exc:
         raise InputError.from_validation(exc, str(folder.plan)) from exc
+
+
+def check_written(path: Path) -> None:
+    """Read-only: every line already written is a dialogue (a torn last line is allowed), or an
+    error naming the file and line, raised before the folder is locked or anything is repaired."""
+    from grouped_sim.corpus import CorpusError, dialogue_from
+    from grouped_sim.io import iter_jsonl
+
+    if not path.is_file():
+        return
+    seen: dict[str, int] = {}
+    for line_no, raw in iter_jsonl(path, torn_tail_ok=True, error=CorpusError):
+        dialogue = dialogue_from(raw, path, line_no)
+        if dialogue.id in seen:  # each dialogue is written once; two writers at once were the only way
+            raise CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]}); keep one of the two lines, then resume")
+        seen[dialogue.id] = line_no
 
 
 def repair_and_read(path: Path) -> list[Dialogue]:
@@ -103,6 +127,33 @@ def check_folder(folder: RunFolder, plan: RunPlan, resume: bool) -> None:
         raise InputError(f"{folder.root}: already has {folder.dialogues.name} from another run; use a new --out folder")
 
 
+@contextmanager
+def run_lock(folder: RunFolder) -> Iterator[None]:
+    """Hold the run folder's lock (the folder must exist), or fail at once when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Linux/macOS: no lock
+        yield
+        return
+    fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"another grouped-sim process (pid {holder})" if holder.isdigit() else "another grouped-sim process"
+            raise InputError(f"{folder.root}: {who} is writing this run folder; wait for it to finish or stop it, then rerun") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+def _build(deps: DepsSource) -> SimDeps:
+    return deps if isinstance(deps, SimDeps) else deps()
+
+
 def run_simulation(
     items: list[SimProfile],
     settings: RunSettings,
@@ -111,28 +162,56 @@ def run_simulation(
     deps: DepsSource,
     on_progress: Callable[[Dialogue], None] | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
+    salesman_code: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Simulate every profile, appending each dialogue to dialogues.jsonl as it finishes; write run.json.
 
     `deps` is the run's participants, or a function that builds them: it is called only when
-    something is left to simulate, so finishing a finished run loads no model.
+    something is left to simulate, so finishing a finished run loads no model. A folder that
+    already holds a run is locked before anything loads, so a second writer fails in a second; a
+    new run builds its participants first, so a spec or store that fails leaves no folder behind.
+    `retry_failed` runs again the dialogues an earlier attempt wrote as errors. `salesman_code`
+    (file and hash of a python: salesman) is recorded in plan.json for `--resume` to check.
     """
     folder = RunFolder(Path(out_dir))
-    plan = RunPlan(settings=settings, config=config, items=items)
+    plan = RunPlan(settings=settings, config=config, items=items, salesman_code=salesman_code)
     check_folder(folder, plan, resume)
     started = time.time()
+    built: SimDeps | None = None
+    if folder.plan.is_file():
+        check_written(folder.dialogues)
+    else:
+        built = _build(deps)
+        folder.root.mkdir(parents=True, exist_ok=True)
+    with run_lock(folder):
+        check_folder(folder, plan, resume)  # again, now that no one else can write it
+        return _run_locked(folder, plan, deps, built, started, on_progress, retry_failed)
+
+
+def _run_locked(
+    folder: RunFolder, plan: RunPlan, deps: DepsSource, built: SimDeps | None, started: float, on_progress: Callable[[Dialogue], None] | None, retry_failed: bool
+) -> dict[str, Any]:
+    settings, config, items = plan.settings, plan.config, plan.items
     written = repair_and_read(folder.dialogues) if folder.plan.is_file() else []
+    retried = 0
+    if retry_failed:
+        failed = [d for d in written if d.termination_reason is TerminationReason.error]
+        if failed:
+            written = [d for d in written if d.termination_reason is not TerminationReason.error]
+            write_jsonl(folder.dialogues, written)  # atomically: a kill now only means they run next time
+            retried = len(failed)
     done_ids = {d.id for d in written}
     ids = plan.ids()
     todo = [(i, item, did) for i, (item, did) in enumerate(zip(items, ids)) if did not in done_ids]
-    built = (deps if isinstance(deps, SimDeps) else deps()) if todo else None
+    if todo and built is None:
+        built = _build(deps)
     load_seconds = time.time() - started
-    folder.root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder.plan, plan.model_dump(mode="json"))
     for d in written:
         if on_progress and d.id in set(ids):
             on_progress(d)
-    new = asyncio.run(_run_all(built, todo, settings, config, folder, on_progress)) if built is not None else []
+    new = asyncio.run(_run_all(built, todo, settings, config, folder, on_progress)) if todo and built is not None else []
     summary = {
         "models": settings.model_dump(),
         "seed": config.seed,
@@ -142,12 +221,23 @@ def run_simulation(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started, 1),
         "load_seconds": round(load_seconds, 1),
-        "resumed": {"kept": len(written), "ran": len(new)} if written else None,
+        "resumed": {"kept": len(written), "ran": len(new), "retried_failed": retried} if written or retried else None,
         "concurrency": config.runtime.concurrency,
         **summarise(written + new),
+        "warnings": run_warnings(written + new, config),
     }
     write_json_atomic(folder.summary, summary)
     return summary
+
+
+def run_warnings(dialogues: list[Dialogue], config: SimulationConfig) -> list[str]:
+    """Losses of fidelity a run would otherwise hide (printed by the CLI, kept in run.json)."""
+    warnings = []
+    if config.mode is SimulatorMode.full:
+        bare = [d.id for d in dialogues if not d.error and not d.meta.get("retrieved")]
+        if bare:
+            warnings.append(f"{len(bare)} dialogues ran in full mode with no behaviour chain retrieved (K_p empty), e.g. {bare[0]}")
+    return warnings
 
 
 async def resume_or_run(graph: Any, deps: SimDeps, item: SimProfile, seed: int, did: str, index: int, meta: dict[str, Any]) -> Dialogue:

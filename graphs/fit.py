@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import random
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +37,13 @@ from grouped_sim.corpus import iter_corpus_lines, read_corpus, write_corpus
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.dynamics import FittedDynamics, move_stages, propensity_of
 from grouped_sim.graphs.fitting import CallFacts, base_rates, decision_move, fit_dynamics
-from grouped_sim.io import iter_jsonl, write_json_atomic, write_jsonl
+from grouped_sim.io import iter_jsonl, read_json, read_text, write_json_atomic, write_jsonl
 from grouped_sim.profiles.derive import derive_profile
 from grouped_sim.profiles.presets import Presets, load_presets
 from grouped_sim.graphs.plan import SimProfile, sample_profiles
 from grouped_sim.schemas import Dialogue, Profile, Turn
 from grouped_sim.sop_db.store import SOPStore
+from grouped_sim.sop_db.store import build_store as build_chain_store
 from grouped_sim.sop_db.tagger import KnnStageTagger, apply_labels
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
 
@@ -96,14 +96,14 @@ class SimFolder:
         return load_taxonomy(self.taxonomy)
 
     def load_dynamics(self) -> FittedDynamics:
-        return FittedDynamics.model_validate_json(self.dynamics.read_text(encoding="utf-8"))
+        return FittedDynamics.model_validate_json(read_text(self.dynamics, "fitted dynamics"))
 
     def load_profiles(self, split: str) -> list[ProfileRecord]:
         return [r for _, raw in iter_jsonl(self.profiles) if (r := ProfileRecord.model_validate(raw)).split == split]
 
     def digest(self) -> str:
         """The fit's identity: changes when anything it was built from changes (for dialogue ids)."""
-        return str(json.loads(self.fit.read_text(encoding="utf-8"))["settings_digest"])
+        return str(read_json(self.fit, "fit summary")["settings_digest"])
 
 
 def settings_digest(settings: FitSettings) -> str:
@@ -177,18 +177,11 @@ def profile_for(dialogue: Dialogue, split: str, presets: Presets, extract: Calla
 
 
 def build_store(folder: SimFolder, train: list[Dialogue], taxonomy: Taxonomy, on_progress: Callable[[int], None] | None) -> dict[str, int]:
-    """The SOP store of the training calls, built in a temporary folder and moved into place."""
+    """The SOP store of the training calls, built beside the folder and moved into place (kept on a rerun)."""
     if folder.store.is_dir():
         store = SOPStore(folder.store, taxonomy=taxonomy)
         return {"chains": store.count(), "annotated_turns": store.turns.count()}
-    partial = folder.root / "sop_db.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    store = SOPStore(partial, create=True, taxonomy=taxonomy)
-    store.upsert_dialogues(train, on_progress=on_progress)
-    counts = {"chains": store.count(), "annotated_turns": store.turns.count()}
-    del store
-    partial.rename(folder.store)
-    return counts
+    return build_chain_store(folder.store, train, on_progress=on_progress, taxonomy=taxonomy)
 
 
 def call_facts(train: list[Dialogue], store: SOPStore, taxonomy: Taxonomy, top_k: int, rates: dict[str, float]) -> list[CallFacts]:
@@ -204,7 +197,7 @@ def call_facts(train: list[Dialogue], store: SOPStore, taxonomy: Taxonomy, top_k
 def load_split(folder: SimFolder, dialogues: list[Dialogue], settings: FitSettings) -> tuple[list[str], list[str]]:
     """The split recorded in the folder, or a new one (written before anything is fitted)."""
     if folder.split.is_file():
-        recorded = json.loads(folder.split.read_text(encoding="utf-8"))
+        recorded = read_json(folder.split, "split file")
         return recorded["train"], recorded["holdout"]
     train, held = split_ids([d.id for d in dialogues], settings.holdout, settings.seed)
     write_json_atomic(folder.split, {"seed": settings.seed, "holdout_share": settings.holdout, "train": train, "holdout": held})
@@ -292,7 +285,7 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
 def check_folder(folder: SimFolder, digest: str) -> None:
     """Refuse a folder that holds another fit (or anything else); an unfinished fit of this input resumes."""
     for marker in (folder.fit, folder.root / "fit.partial.json"):
-        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("settings_digest") != digest:
+        if marker.is_file() and read_json(marker, "fit summary").get("settings_digest") != digest:
             raise InputError(f"{folder.root}: holds a fit of another corpus or other settings; use a new --out folder")
     if folder.root.is_dir() and any(folder.root.iterdir()) and not (folder.fit.is_file() or (folder.root / "fit.partial.json").is_file()):
         raise InputError(f"{folder.root}: exists and is not a sim folder; use a new --out folder")

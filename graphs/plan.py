@@ -40,6 +40,7 @@ class RunSettings(BaseModel):
     sop_db: str | None = None
     sim: str | None = Field(None, description="a sim folder from `grouped-sim fit` (absolute path): its store, taxonomy and fitted dynamics")
     sim_digest: str | None = Field(None, description="the fit's identity, so a refitted folder never reuses old dialogue ids")
+    salesman_key_env: str | None = Field(None, description="env var holding the endpoint: salesman's Bearer key (its name only, never the key)")
 
 
 def sample_profiles(corpus: list[Dialogue], n: int, seed: int) -> list[SimProfile]:
@@ -115,11 +116,15 @@ def dialogue_id(item: SimProfile, seed: int, settings: RunSettings, config: Simu
 
 class RunPlan(BaseModel):
     """What a run simulates, written to plan.json before the first dialogue: `--resume DIR` needs
-    nothing else. `config.runtime` may differ on resume (it never changes dialogue ids)."""
+    nothing else. `config.runtime` may differ on resume (it never changes dialogue ids).
+
+    A `python:` salesman is code that `--resume` runs again: `salesman_code` records its file and
+    content hash when the run began, and a resume refuses a file that changed since."""
 
     settings: RunSettings
     config: SimulationConfig
     items: list[SimProfile]
+    salesman_code: dict[str, str] | None = Field(None, description="{'file', 'sha256'} of a python: salesman's source file")
 
     def seeds(self) -> list[int]:
         return [dialogue_seed(self.config.seed, i) for i in range(len(self.items))]

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from grouped_sim.config import RuntimeParams
+from grouped_sim.models.cancel import GenerationCancelled
 from grouped_sim.models.limits import CallTimeout
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def retry_call(fn: Callable[[], T], runtime: RuntimeParams | None) -> T:
     for attempt in range(retries + 1):
         try:
             return fn()
-        except GiveUp:
+        except (GiveUp, GenerationCancelled):
             raise
         except Exception:
             if attempt >= retries:
@@ -54,7 +55,7 @@ async def aretry_call(fn: Callable[[], Awaitable[T]], runtime: RuntimeParams | N
                 return await asyncio.wait_for(fn(), timeout)
             except asyncio.TimeoutError as exc:
                 raise CallTimeout(f"no answer within {timeout:g} s") from exc
-        except GiveUp:
+        except (GiveUp, GenerationCancelled):
             raise
         except Exception:
             if attempt >= retries:

@@ -11,7 +11,6 @@ import json
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grouped_sim.errors import InputError
@@ -101,15 +100,12 @@ class SimulationConfig(BaseModel):
 
 def load_config(path: Path | str | None) -> SimulationConfig:
     """Load a YAML config; a bad key or value names the file and the field."""
+    from grouped_sim.io import load_user_yaml
+
     if path is None:
         return SimulationConfig()
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from exc
+    raw = load_user_yaml(path, "config file") or {}
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     try:

@@ -17,7 +17,7 @@ from grouped_sim.io import JsonlAppender as _JsonlAppender
 from grouped_sim.io import LineError, iter_jsonl, parse_object, write_jsonl
 from grouped_sim.schemas import Dialogue
 
-__all__ = ["CorpusError", "DialogueAppender", "dialogue_from", "iter_corpus", "iter_corpus_lines", "parse_line", "read_corpus", "write_corpus"]
+__all__ = ["CorpusError", "DialogueAppender", "dialogue_from", "iter_corpus", "iter_corpus_lines", "parse_line", "read_corpus", "read_corpus_lines", "write_corpus"]
 
 
 class CorpusError(LineError):
@@ -52,16 +52,21 @@ def iter_corpus(path: Path | str) -> Iterator[Dialogue]:
         yield dialogue
 
 
-def read_corpus(path: Path | str) -> list[Dialogue]:
-    """Read a whole corpus; duplicate ids are an error because ids key the store and resume."""
-    dialogues: list[Dialogue] = []
+def read_corpus_lines(path: Path | str) -> list[tuple[int, Dialogue]]:
+    """(physical line number, dialogue) of a whole corpus; duplicate ids are an error because ids key the store and resume."""
+    lines: list[tuple[int, Dialogue]] = []
     seen: dict[str, int] = {}
     for line_no, dialogue in iter_corpus_lines(path):
         if dialogue.id in seen:
             raise CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]})")
         seen[dialogue.id] = line_no
-        dialogues.append(dialogue)
-    return dialogues
+        lines.append((line_no, dialogue))
+    return lines
+
+
+def read_corpus(path: Path | str) -> list[Dialogue]:
+    """Read a whole corpus (see `read_corpus_lines`)."""
+    return [dialogue for _, dialogue in read_corpus_lines(path)]
 
 
 class DialogueAppender(_JsonlAppender):

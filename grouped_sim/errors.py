@@ -39,3 +39,10 @@ class InputError(GroupedSimError):
 
 class ModelSpecError(InputError):
     """A model spec that cannot be parsed or whose backend is not installed."""
+
+
+class DialoguesFailed(GroupedSimError):
+    """A run finished, but some dialogues ended in an error (agent, customer model, store or
+    infrastructure down): exit code 3, so a script never mistakes a failed run for a good one."""
+
+    exit_code = 3

@@ -11,10 +11,17 @@ the file and the line: invalid JSON, something other than an object, or bytes th
   append-only caches a killed run may leave half-written. Any other bad line is still an error.
   `iter_cache` reads such a cache as pydantic records, skipping lines of another shape too.
 
+Whole text files a user gives (a config, a plan, a report, a profile, a taxonomy) are read by
+`read_text` / `read_json` / `load_user_yaml`: the one path for them too, so bytes that are not
+UTF-8 are reported with file, line and byte offset, and a syntax error with its line, never as a
+traceback.
+
 Writing: `JsonlAppender` appends one flushed line per record (and first repairs a torn last line,
-so a resumed run never glues its first record onto half a line); `write_jsonl` and
-`write_json_atomic` write a whole file through a temp file and a rename, so readers never see half
-of it.
+so a resumed run never glues its first record onto half a line); `write_jsonl`,
+`write_json_atomic` and `write_text_atomic` write a whole file through a temp file and a rename,
+so readers never see half of it. A write the disk refuses (full, read-only, quota) is an
+`OutputError` naming the file: the temp file is removed and an appended file keeps every whole
+line written before, never half of one.
 """
 
 from __future__ import annotations
@@ -27,9 +34,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from grouped_sim.errors import InputError
+from grouped_sim.errors import GroupedSimError, InputError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class OutputError(GroupedSimError):
+    """A file could not be written (disk full, read-only folder, quota): what was flushed is kept."""
+
+    @classmethod
+    def writing(cls, path: Path | str, exc: OSError) -> OutputError:
+        reason = exc.strerror or str(exc)
+        return cls(f"{path}: cannot write it: {reason}; nothing half-written was kept (free space or choose another folder, then rerun)")
 
 
 class LineError(InputError):
@@ -70,6 +86,51 @@ def _physical_lines(path: Path) -> Iterator[tuple[int, int, bytes, bool]]:
         raise InputError(f"{path}: is a folder, not a JSONL file") from exc
     except OSError as exc:
         raise InputError(f"{path}: cannot read it: {exc.strerror}") from exc
+
+
+def undecodable(path: Path | str, data: bytes, exc: UnicodeDecodeError, what: str = "file") -> InputError:
+    """The error for bytes that are not UTF-8: file, line, and byte offset in the file."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    return InputError(f"{path}:{line}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at byte offset {exc.start} of the file)")
+
+
+def read_text(path: Path | str, what: str = "file") -> str:
+    """A whole text file the user gave; `what` names its kind in errors ("config file", ...)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: {what} not found") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a folder, expected a {what}") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise undecodable(path, data, exc, what) from exc
+
+
+def read_json(path: Path | str, what: str = "JSON file") -> Any:
+    """A whole JSON document the user gave (or one we wrote that may be damaged), or a clear error."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: the {what} is not valid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def load_user_yaml(path: Path | str, what: str) -> Any:
+    """A YAML file the user gave (`what` names its kind in errors); never a traceback."""
+    import yaml
+
+    text = read_text(path, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise InputError(f"{where}: {what} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
 
 
 def iter_jsonl(
@@ -157,28 +218,45 @@ def _repair_tail(path: Path) -> None:
 
 
 class JsonlAppender:
-    """Appends one record per line and flushes to disk, so a killed run keeps every finished line."""
+    """Appends one record per line and syncs it to disk, so a killed run keeps every finished line.
+
+    A write the disk refuses is cut back to the last whole line and raised as an OutputError.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _repair_tail(self.path)
-        self._handle = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _repair_tail(self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError.writing(self.path, exc) from exc
 
     def write_line(self, line: str) -> None:
         if "\n" in line:
             raise ValueError("a JSONL record must not contain a newline")
-        # One write call per record keeps each line whole even if the process dies right after.
-        self._handle.write(line + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        data = memoryview((line + "\n").encode("utf-8"))
+        size = os.fstat(self._fd).st_size
+        try:
+            # One write call per record keeps each line whole even if the process dies right after.
+            while data:
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:  # never leave half a line behind: back to the last whole one
+                os.ftruncate(self._fd, size)
+            except OSError:
+                pass
+            raise OutputError.writing(self.path, exc) from exc
 
     def write_record(self, record: Any) -> None:
         """A dict or a pydantic model as one line."""
         self.write_line(to_json_line(record))
 
     def close(self) -> None:
-        self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -189,11 +267,20 @@ class JsonlAppender:
 
 def _replace_atomically(path: Path | str, write: Any) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError.writing(path, exc) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -214,3 +301,8 @@ def write_jsonl(path: Path | str, records: Iterable[Any]) -> int:
 def write_json_atomic(path: Path | str, payload: object) -> None:
     """Write a JSON document atomically."""
     _replace_atomically(path, lambda handle: handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"))
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    """Write a text file (a rendered report, a markdown table) atomically."""
+    _replace_atomically(path, lambda handle: handle.write(text))

@@ -10,6 +10,7 @@ PLAN_FILE = "plan.json"
 DIALOGUES_FILE = "dialogues.jsonl"
 CHECKPOINT_FILE = "checkpoints.sqlite"
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 JUDGE_CACHE = "judge.jsonl"
@@ -37,3 +38,8 @@ class RunFolder:
     @property
     def summary(self) -> Path:
         return self.root / RUN_FILE
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) by the one process writing the run; it is released when that process dies."""
+        return self.root / LOCK_FILE

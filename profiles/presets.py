@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.resources import load_resource, load_user_yaml
+from grouped_sim.io import load_user_yaml
+from grouped_sim.resources import load_resource
 
 class Archetype(BaseModel):
     id: str
@@ -94,6 +95,13 @@ def normalise(name: str) -> str:
 def _build(raw: Any, where: str) -> Presets:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected a mapping with archetypes, tiers and domains")
+    for key in ("archetypes", "tiers", "domains", "defaults"):
+        if not isinstance(raw.get(key) or {}, dict):
+            raise InputError(f"{where}: field '{key}': expected a mapping, got {type(raw[key]).__name__}")
+    for key in ("archetypes", "tiers"):
+        for name, value in (raw.get(key) or {}).items():
+            if not isinstance(value, dict):
+                raise InputError(f"{where}: field '{key}.{name}': expected a mapping, got {type(value).__name__}")
     try:
         archetypes = {k: Archetype(id=k, **v) for k, v in (raw.get("archetypes") or {}).items()}
         tiers = {k: Tier(id=k, **v) for k, v in (raw.get("tiers") or {}).items()}

@@ -14,17 +14,16 @@ integers allow; ages are drawn uniformly in the range.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grouped_sim.errors import InputError
+from grouped_sim.io import load_user_yaml, read_json
 from grouped_sim.profiles.presets import Presets, load_presets, normalise
 
 ROLE_NOUNS = (
@@ -298,13 +297,7 @@ def spec_for_archetype(name: str, presets: Presets | None = None) -> PopulationS
 def load_spec_file(path: Path | str, presets: Presets | None = None) -> PopulationSpec:
     """A YAML or JSON file with PopulationSpec fields; a bad field names the file and the field."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: spec file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    raw = read_json(path, "spec file") if path.suffix == ".json" else load_user_yaml(path, "spec file")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of spec fields (archetypes, tiers, domains, age_min, age_max, role, must_have)")
     if "age" in raw and isinstance(raw["age"], dict):

@@ -11,7 +11,6 @@ every fine-tuning run shares, `grouped_sim.models.finetune`; the D_gen loading i
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from grouped_sim.errors import InputError
-from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
+from grouped_sim.io import LineError, iter_jsonl, read_json, write_json_atomic
 from grouped_sim.models.finetune import TRAINING_FILE, LoraParams, SFTParams, TrainLog, base_weights, finish, load_policy, sft_args, train
 from grouped_sim.profile_prompt import D_GEN_PROMPT
 from grouped_sim.prompts import prompt_version
@@ -54,10 +53,10 @@ def load_d_gen(path: Path | str) -> list[dict[str, Any]]:
 
 def train_profile_sft(data: Path | str, out_dir: Path | str, config: ProfileSFTConfig) -> dict[str, Any]:
     """Train a LoRA adapter on D_gen; save it with its tokenizer, train_log.jsonl and a training.json summary."""
+    rows = load_d_gen(data)  # bad input fails before the training stack even imports
     from datasets import Dataset
     from trl import SFTTrainer
 
-    rows = load_d_gen(data)
     base = base_weights(config.base, allow_adapter=False, log=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,10 +87,7 @@ def trained_prompt(adapter_dir: Path | str) -> dict[str, Any] | None:
     path = Path(adapter_dir).expanduser() / TRAINING_FILE
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable training summary ({exc})") from exc
+    info = read_json(path, "training summary")
     if not isinstance(info, dict) or info.get("prompt") != D_GEN_PROMPT:
         return None
     return {"prompt": D_GEN_PROMPT, "prompt_version": info.get("prompt_version")}

@@ -51,7 +51,13 @@ class InputLine(BaseModel):
 
 
 def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
-    """Every valid dialogue and every bad line: one bad line never hides the rest of the corpus."""
+    """Every valid dialogue and every bad line: one bad line never hides the rest of the corpus.
+
+    A stage label that is not a node of the taxonomy makes its line bad too: it would be carried
+    into the annotated corpus, D_gen, D_sim and the store.
+    """
+    from grouped_sim.sop_db.store import check_stages
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: corpus file not found")
@@ -61,6 +67,7 @@ def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
     for line_no, raw in iter_jsonl(path, bad=bad, error=CorpusError):
         try:
             dialogue = dialogue_from(raw, path, line_no)
+            check_stages([(line_no, dialogue)], path)
         except CorpusError as exc:
             bad.append(exc)
             continue
@@ -302,15 +309,14 @@ def finish(out: Path, records: list[MinedRecord], bad: list[LineError], settings
     from grouped_sim.sop_db.datasets import write_datasets
 
     dialogues = [r.dialogue for r in sorted(records, key=lambda r: r.line)]
-    write_corpus(out / ANNOTATED, dialogues)
-    counts = write_datasets(dialogues, out)
     stored = None
     if db:
-        from grouped_sim.sop_db.store import SOPStore
+        from grouped_sim.sop_db.store import build_store
 
-        store = SOPStore(db, create=True, taxonomy=load_taxonomy(settings.taxonomy))
-        store.upsert_dialogues(dialogues, on_progress=on_store_progress)
-        stored = {"location": db, "chains": store.count(), "annotated_turns": store.turns.count()}
+        # Built beside its folder and moved into place when complete (never left empty or half-built).
+        stored = {"location": db, **build_store(db, dialogues, on_progress=on_store_progress, taxonomy=load_taxonomy(settings.taxonomy))}
+    write_corpus(out / ANNOTATED, dialogues)
+    counts = write_datasets(dialogues, out)
     statuses = Counter(r.profile_status for r in records)
     sources: Counter[str] = Counter()
     for r in records:

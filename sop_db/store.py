@@ -16,6 +16,7 @@ in a new process with it and Chroma's own default (which downloads a model) neve
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -151,6 +152,13 @@ def _archetype(dialogue: Dialogue) -> str:
     return str(dialogue.meta.get("archetype") or "")
 
 
+STORE_FILE = "chroma.sqlite3"  # what makes a folder a Chroma store
+
+
+def is_store_folder(path: Path) -> bool:
+    return (path / STORE_FILE).is_file()
+
+
 def _open_client(location: str | Path) -> Any:
     import chromadb
     from chromadb.config import Settings
@@ -183,8 +191,11 @@ class SOPStore:
         self.location = str(location)
         self.taxonomy = taxonomy or load_taxonomy()
         is_url = self.location.startswith(("http://", "https://"))
-        if not create and not is_url and not Path(location).is_dir():
-            raise InputError(f"{location}: no SOP store here; build one with: grouped-sim sop build --corpus FILE --db {location}")
+        if not create and not is_url and not is_store_folder(Path(location)):
+            # Checked before Chroma opens the folder: opening one creates chroma.sqlite3, and a
+            # read-only command must never turn a folder it was pointed at into an empty store.
+            what = "a file" if Path(location).is_file() else "not a store" if Path(location).is_dir() else "no such folder"
+            raise InputError(f"{location}: no SOP store here ({what}); build one with: grouped-sim sop build --corpus FILE --db {location}")
         self.client = _open_client(location)
         if create:
             ef = MiniLMEmbeddingFunction()
@@ -267,6 +278,14 @@ class SOPStore:
     def count(self) -> int:
         return self.chains.count()
 
+    def has_domain(self, domain: str) -> bool:
+        """Whether any behaviour chain comes from a call of this domain (retrieval filters by it)."""
+        return bool(self.chains.get(where={"domain": domain}, limit=1, include=[])["ids"])
+
+    def domains(self) -> list[str]:
+        """The domains of the stored chains (reads every chain's metadata: for messages, not hot paths)."""
+        return sorted({str(m.get("domain")) for m in self.chains.get(include=["metadatas"])["metadatas"] or []})
+
     def retrieve(self, profile_text: str, k: int = 4, stage: str | None = None, domain: str | None = None) -> list[BehaviourChain]:
         """Top-K chains by profile similarity, optionally only those that reached `stage` or in `domain`."""
         if stage is not None:
@@ -320,3 +339,81 @@ class SOPStore:
 
     def tag_stages(self, texts: Iterable[str], k: int = 5) -> list[StageVote]:
         return [self.tag_stage(t, k) for t in texts]
+
+
+# ---- building ------------------------------------------------------------------------------
+
+
+def check_stages(lines: Iterable[tuple[int, Dialogue]], path: Path | str, taxonomy: Taxonomy | None = None) -> None:
+    """Every stage label of a corpus is a node of the taxonomy, or an InputError naming file, line and turn."""
+    from grouped_sim.corpus import CorpusError
+
+    taxonomy = taxonomy or load_taxonomy()
+    for line_no, dialogue in lines:
+        for index, turn in enumerate(dialogue.turns):
+            if turn.sop_stage is not None and turn.sop_stage not in taxonomy.ids:
+                raise CorpusError(path, line_no, f"turns.{index}.sop_stage", f"{turn.sop_stage!r} is not a stage of the taxonomy ({', '.join(taxonomy.ids)})")
+
+
+def check_store_target(location: str | Path) -> None:
+    """A place a store may be built: a Chroma server, a new or empty folder, or a store folder."""
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        return
+    target = Path(location)
+    if target.is_file():
+        raise InputError(f"{target}: the SOP store path is a file, expected a folder")
+    if target.is_dir() and not is_store_folder(target) and any(target.iterdir()):
+        raise InputError(f"{target}: the folder holds files and is not an SOP store; choose an empty or new folder")
+
+
+def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress: Callable[[int], None] | None = None, taxonomy: Taxonomy | None = None) -> dict[str, int]:
+    """Upsert dialogues into the store at `location` so that it is never seen half-built.
+
+    A folder store is built in a temporary folder beside it (a copy of the store already there,
+    if any) and moved into place only when complete: a failure or a kill leaves the old store, or
+    none, never an empty or partial one. A folder that holds something other than a store is
+    refused. 0 dialogues is refused too: a store without chains retrieves nothing. A Chroma server
+    is upserted in place (validate the dialogues first). Returns the chain and turn counts.
+    """
+    import shutil
+
+    if not dialogues:
+        raise InputError(f"{location}: no dialogues to store; a store with 0 behaviour chains would make every full-mode run retrieve nothing")
+    text = str(location)
+    check_store_target(text)
+    if text.startswith(("http://", "https://")):
+        store = SOPStore(text, create=True, taxonomy=taxonomy)
+        store.upsert_dialogues(dialogues, on_progress=on_progress)
+        return {"chains": store.count(), "annotated_turns": store.turns.count()}
+    target = Path(location)
+    existing = is_store_folder(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{target.parent}: cannot create the folder: {exc.strerror}") from exc
+    tmp = target.parent / f".{target.name}.building-{os.getpid()}"
+    old = target.parent / f".{target.name}.replaced-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if existing:
+            shutil.copytree(target, tmp)
+        store = SOPStore(tmp, create=True, taxonomy=taxonomy)
+        store.upsert_dialogues(dialogues, on_progress=on_progress)
+        counts = {"chains": store.count(), "annotated_turns": store.turns.count()}
+        _release(store)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.replace(old, target)  # put the store that was there back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return counts
+
+
+def _release(store: SOPStore) -> None:
+    """Close Chroma's handles on a store folder (its files are complete on disk) before it moves."""
+    store.client.close()

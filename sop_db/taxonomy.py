@@ -9,7 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.resources import load_resource, load_user_yaml
+from grouped_sim.io import load_user_yaml
+from grouped_sim.resources import load_resource
 
 
 class StageKind(StrEnum):

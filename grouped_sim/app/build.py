@@ -9,10 +9,12 @@ Every spec is checked before anything is loaded or written, so a typo fails in a
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,10 @@ from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, KnnS
 from grouped_sim.graphs.fit import SimFolder
 from grouped_sim.graphs.graph import SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
-from grouped_sim.graphs.plan import RunSettings
+from grouped_sim.graphs.plan import RunSettings, SimProfile
 from grouped_sim.models.limits import LimitedChatModel, limit_model
 from grouped_sim.graphs.salesman import ChatModelSalesman, Salesman
-from grouped_sim.models import api_key_from_env, build_chat_model, parse_spec
+from grouped_sim.models import build_chat_model, parse_spec
 from grouped_sim.models.local import TransformersChatModel
 from grouped_sim.sop_db.store import SOPStore
 
@@ -68,6 +70,67 @@ def load_callable(target: str) -> Callable[..., Any]:
     return fn
 
 
+def absolute_salesman_spec(spec: str) -> str:
+    """The spec with its file paths made absolute (python:FILE.py:FN, replay:CORPUS), so a plan
+    resumed from another working directory still finds them; other specs are returned as given."""
+    kind, _, rest = spec.partition(":")
+    if kind == "replay" and rest:
+        return f"replay:{Path(rest).expanduser().resolve()}"
+    if kind == "python":
+        module_name, sep, attr = rest.rpartition(":")
+        if sep and module_name.endswith(".py"):
+            return f"python:{Path(module_name).expanduser().resolve()}:{attr}"
+    return spec
+
+
+def salesman_code(spec: str) -> dict[str, str] | None:
+    """{'file', 'sha256'} of a python: salesman's source file (found without running it), else None."""
+    kind, _, rest = spec.partition(":")
+    if kind != "python":
+        return None
+    module_name = rest.rpartition(":")[0]
+    path: Path | None = None
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+    else:
+        try:
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.has_location and found.origin:
+            path = Path(found.origin)
+    if path is None or not path.is_file():
+        return None
+    return {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def check_salesman_code(spec: str, recorded: dict[str, str] | None) -> None:
+    """Refuse to resume a run whose python: salesman's file changed (or vanished) since it began."""
+    if not recorded:
+        return
+    now = salesman_code(spec)
+    if now is None:
+        raise InputError(f"--salesman {spec!r}: the run began with {recorded['file']}, which is gone; a resumed run must run the same agent")
+    if now["sha256"] != recorded["sha256"]:
+        raise InputError(
+            f"{now['file']}: the salesman's code changed since this run began (sha256 {recorded['sha256'][:12]} then, "
+            f"{now['sha256'][:12]} now); its dialogues would mix two agents. Restore the file, or start a new run with --out NEW_DIR"
+        )
+
+
+def salesman_key(settings: RunSettings) -> str | None:
+    """The Bearer key for an endpoint: salesman, read from the env var the user named for it (never another service's)."""
+    name = settings.salesman_key_env
+    if not name:
+        return None
+    if not settings.salesman.startswith("endpoint:"):
+        raise InputError(f"--salesman-key-env {name}: only an endpoint: salesman sends a key (the salesman is {settings.salesman!r})")
+    key = os.environ.get(name)
+    if not key:
+        raise InputError(f"--salesman-key-env {name}: the environment variable {name} is not set (or empty)")
+    return key
+
+
 def check_salesman_spec(spec: str) -> None:
     """Validate a salesman spec without loading a model (bad specs fail before any output)."""
     if is_model_spec(spec):
@@ -99,8 +162,12 @@ def limited(model: BaseChatModel, spec: str, runtime: RuntimeParams) -> BaseChat
     return limit_model(model, backend_key(spec), runtime)
 
 
-def build_salesman(spec: str, config: SimulationConfig) -> Salesman:
-    """The Salesman a spec names (see the module docstring for the forms)."""
+def build_salesman(spec: str, config: SimulationConfig, key: str | None = None) -> Salesman:
+    """The Salesman a spec names (see the module docstring for the forms).
+
+    An endpoint: salesman sends `key` as its Bearer token, and no key at all without one: keys in
+    the environment (OPENAI_API_KEY, ...) belong to other services and are never sent to the agent.
+    """
     check_salesman_spec(spec)
     kind, _, rest = spec.partition(":")
     runtime = config.runtime
@@ -108,8 +175,7 @@ def build_salesman(spec: str, config: SimulationConfig) -> Salesman:
         return ChatModelSalesman(limited(build_chat_model(spec, config.salesman), spec, runtime), name=spec)
     if kind == "endpoint":
         model, _, url = rest.partition("@")
-        key = api_key_from_env()
-        return EndpointSalesman(model, url, api_key=None if key == "not-needed" else key, timeout=runtime.timeout_seconds)
+        return EndpointSalesman(model, url, api_key=key, timeout=runtime.timeout_seconds)
     if kind == "webhook":
         return WebhookSalesman(rest, timeout=runtime.timeout_seconds)
     if kind == "python":
@@ -138,15 +204,31 @@ def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig, s
     return LLMManager(limited(build_chat_model(spec, params), spec, config.runtime), store, config.manager)
 
 
-def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | None = None) -> SOPStore | None:
-    """The SOP store a run reads (a sim folder's, with its taxonomy), or a clear error when its mode needs one and none was given."""
-    if sim is not None:
-        return SOPStore(location or sim.store, taxonomy=sim.load_taxonomy())
-    if location is None:
+def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | None = None, items: Sequence[SimProfile] = ()) -> SOPStore | None:
+    """The SOP store a run reads (a sim folder's, with its taxonomy), or a clear error when its mode
+    needs one and none was given.
+
+    In full mode the store must be able to answer: a store with 0 chains, or without a chain of a
+    profile's domain (retrieval filters by domain), would retrieve nothing for every call and
+    quietly turn the run into a no-sop run.
+    """
+    if sim is None and location is None:
         if config.mode is not SimulatorMode.prompt_only:
             raise InputError(f"mode '{config.mode.value}' needs an SOP store: pass --sim DIR (from grouped-sim fit) or --sop-db DIR (from grouped-sim sop build)")
         return None
-    return SOPStore(location)
+    store = SOPStore(location or sim.store, taxonomy=sim.load_taxonomy()) if sim is not None else SOPStore(location)  # type: ignore[arg-type]
+    location = store.location
+    if config.mode is SimulatorMode.full:
+        if store.count() == 0:
+            raise InputError(f"{location}: the SOP store has 0 behaviour chains; full mode would retrieve nothing. Rebuild it with grouped-sim sop build, or run --mode no-sop")
+        for domain in dict.fromkeys(item.domain for item in items):
+            if not store.has_domain(domain):
+                where = next(item.source for item in items if item.domain == domain) or "a profile"
+                raise InputError(
+                    f"{where}: domain {domain!r} has no behaviour chains in the SOP store {location} (its domains: {', '.join(store.domains())}); "
+                    "retrieval would return nothing. Build the store from calls of that domain, or run --mode no-sop"
+                )
+    return store
 
 
 def local_weights(*models: Any) -> tuple[Any, ...]:
@@ -163,19 +245,23 @@ def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None
     """Every spec of a run, checked before anything loads."""
     if not salesman_given:
         check_salesman_spec(settings.salesman)
+        salesman_key(settings)
     for spec in (settings.customer,) + (() if settings.manager in MANAGER_NAMES else (settings.manager,)):
         parse_spec(spec)
     if settings.sim is not None:
         SimFolder(settings.sim).check()
 
 
-def build_deps(settings: RunSettings, config: SimulationConfig, salesman: Salesman | None = None, customer: BaseChatModel | None = None) -> SimDeps:
-    """The participants and store of a run. Pass `salesman`/`customer` to plug in objects directly."""
+def build_deps(
+    settings: RunSettings, config: SimulationConfig, salesman: Salesman | None = None, customer: BaseChatModel | None = None, items: Sequence[SimProfile] = ()
+) -> SimDeps:
+    """The participants and store of a run. Pass `salesman`/`customer` to plug in objects directly;
+    `items` (the profiles to simulate) lets the store be checked against their domains first."""
     check_run_specs(settings, salesman_given=salesman is not None)
     sim = SimFolder(settings.sim) if settings.sim else None
-    store = open_store(settings.sop_db, config, sim)
+    store = open_store(settings.sop_db, config, sim, items)
     manager = build_manager(settings.manager, store, config, sim)
     customer = customer if customer is not None else build_customer(settings.customer, config)
-    salesman = salesman if salesman is not None else build_salesman(settings.salesman, config)
+    salesman = salesman if salesman is not None else build_salesman(settings.salesman, config, key=salesman_key(settings))
     models = [customer, *(m.model for m in (salesman, manager) if isinstance(m, (ChatModelSalesman, LLMManager)))]
     return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, local_weights=local_weights(*models))

@@ -16,7 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import typer  # noqa: E402
 
-from grouped_sim.cli.common import console  # noqa: E402
+from grouped_sim.cli.common import console, label  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.fit import fit  # noqa: E402
 from grouped_sim.cli.probe import probe  # noqa: E402
@@ -58,7 +58,7 @@ def main() -> None:
     try:
         app()
     except GroupedSimError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        label(console, "error:", "red", str(exc))
         sys.exit(getattr(exc, "exit_code", 1))
 
 

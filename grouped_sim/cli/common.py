@@ -8,8 +8,18 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
-out = Console()
+# Paths, ids, model answers and error messages are user text: printed as they are, never read as
+# Rich markup ("[bold]x.jsonl" keeps its brackets, "[/x]" cannot crash a print) or emoji codes.
+# The few styled labels go through `label()`, which escapes the text after them.
+console = Console(stderr=True, markup=False, emoji=False)
+out = Console(markup=False, emoji=False)
+
+
+def label(target: Console, tag: str, style: str, text: str) -> None:
+    """Print "TAG text" with TAG styled and `text` exactly as given (e.g. label(console, "error:", "red", msg))."""
+    from rich.text import Text
+
+    target.print(Text.assemble((tag, style), " ", text), soft_wrap=True)
 
 
 def default_corpus() -> Path:
@@ -42,7 +52,7 @@ def run_config(config_file: Path | None, mode: str, **overrides: Any) -> Any:
 def progress() -> Progress:
     """One look for every long-running command: bar, done/total, elapsed, remaining."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

@@ -33,7 +33,9 @@ def discriminator_data(
     """
     from grouped_sim.discriminator.data import NegativeParams, build_pairs, records_from_dialogues
     from grouped_sim.corpus import read_corpus
+    from grouped_sim.models import parse_spec
 
+    parse_spec(negatives)  # a typo fails before anything is read or written
     path = corpus or default_corpus()
     records = records_from_dialogues(read_corpus(path))
     params = NegativeParams(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
@@ -97,9 +99,10 @@ def discriminator_score(
     from grouped_sim.io import JsonlAppender
     from grouped_sim.transcript import transcript_text
 
+    calls = read_corpus(dialogues)  # the input is checked before the model loads
     scorer = DiscriminatorScorer(model)
     rows = []
-    for dialogue in read_corpus(dialogues):
+    for dialogue in calls:
         for index, turn in enumerate(dialogue.turns):
             if turn.role == "customer" and index > 0:
                 rows.append((dialogue.id, index, transcript_text(dialogue.turns[:index]), turn.text))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, out, progress
+from grouped_sim.cli.common import console, label, out, progress
 
 
 def fit(
@@ -43,7 +43,7 @@ def fit(
         stats = dyn["statistics"]
         out.print(f"decision dynamics fitted ({stats['moves']} moves, decisions {stats['events']}): held-out log loss {stats['cv_log_loss']} vs {stats['cv_null_log_loss']} for class frequencies")
     else:
-        console.print(f"[yellow]decision dynamics not fitted, the prior is used:[/yellow] {dyn['reason']}")
+        label(console, "decision dynamics not fitted, the prior is used:", "yellow", str(dyn["reason"]))
     out.print(f"next: grouped-sim simulate --sim {out_dir} --out RUN   |   grouped-sim probe {out_dir}")
 
 

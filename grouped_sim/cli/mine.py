@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, default_corpus, out, progress
+from grouped_sim.cli.common import console, default_corpus, label, out, progress
 from grouped_sim.cli.sop import sop_app
 
 
@@ -27,13 +27,15 @@ def sop_mine(
     retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Extra attempts after an invalid profile before the profile is derived from the transcript instead.")] = 2,
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml). Default: the built-in telemarketing one.")] = None,
+    skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Mine the valid dialogues even when some input lines are bad (they are listed, and recorded in mine.json).")] = False,
 ) -> None:
     """Mine a corpus (the paper's dual-stream pipeline, §3.1).
 
     Each dialogue's result is appended to OUT/mined.jsonl as it finishes; a rerun with the same
-    input and models skips finished dialogues, so a killed run resumes. Bad input lines are listed
-    one by one (file:line: field: message); the valid dialogues are still mined, and the command
-    exits with code 2 after writing them.
+    input and models skips finished dialogues, so a killed run resumes. The whole input is checked
+    first: bad lines (a field, a duplicate id, a stage label not in the taxonomy) are listed one by
+    one (file:line: field: message) and nothing is written (exit code 2), unless --skip-bad-lines
+    asks to mine the valid dialogues anyway.
     """
     from grouped_sim.config import GenerationParams
     from grouped_sim.corpus import read_corpus
@@ -41,6 +43,7 @@ def sop_mine(
     from grouped_sim.errors import InputError
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
+    from grouped_sim.sop_db.store import check_store_target
     from grouped_sim.sop_db.tagger import LLMStageAnnotator
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
@@ -52,9 +55,16 @@ def sop_mine(
     path = corpus or default_corpus()
     items, bad = read_lenient(path)
     for error in bad:
-        console.print(f"[red]bad line[/red] {error}")
+        label(console, "bad line", "red", str(error))
     if not items:
         raise InputError(f"{path}: no valid dialogue to mine ({len(bad)} bad lines)")
+    if bad and not skip_bad_lines:
+        raise InputError(f"{path}: {len(bad)} bad lines (listed above); nothing was written. Fix them, or pass --skip-bad-lines to mine the {len(items)} valid dialogues")
+    labelled_corpus = read_corpus(labelled) if labelled else None
+    store_dir = str(db) if db else str(out_dir / "sop_db")
+    check_store_target(store_dir)
+    if out_dir.is_file():
+        raise InputError(f"{out_dir}: --out is a file, expected a folder")
     settings = MineSettings(extractor=extractor, annotator=annotator, extract=extract, relabel=relabel, retries=retries, k=k, taxonomy=str(taxonomy.resolve()) if taxonomy else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = load_done(out_dir / MINED)
@@ -66,7 +76,7 @@ def sop_mine(
         if needs_tagger:
             from grouped_sim.sop_db.mine import build_tagger
 
-            tagger = build_tagger(items, settings, read_corpus(labelled) if labelled else None)
+            tagger = build_tagger(items, settings, labelled_corpus)
             console.print(f"kNN stage tagger over {tagger.size} labelled turns")
         gen = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)
         extractor_model = ProfileExtractor(build_chat_model(extractor, gen), retries=retries) if extractor else None
@@ -79,15 +89,14 @@ def sop_mine(
                 sink.write_line(record.model_dump_json())
                 done[record.key] = record
                 if record.profile_status == "derived" and record.profile_attempts:
-                    console.print(f"[yellow]extraction failed, profile derived[/yellow] {path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
+                    label(console, "extraction failed, profile derived", "yellow", f"{path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
                 bar.advance(task)
     keys = {f"{i.digest}:{settings.key()}" for i in items}
     records = [r for key, r in done.items() if key in keys]
-    store_dir = str(db) if db else str(out_dir / "sop_db")
     with progress() as bar:
         task = bar.add_task("storing chains", total=len(records))
         summary = finish(out_dir, records, bad, settings, store_dir, on_store_progress=lambda n: bar.advance(task, n))
     out.print(f"{summary['dialogues']} dialogues mined into {out_dir}: profiles {summary['profiles']}, stage labels {summary['stage_sources']}")
     out.print(f"D_gen {summary['datasets']['D_gen']} records, D_sim {summary['datasets']['D_sim']} records; store {store_dir}: {summary['store']['chains']} chains")
     if bad:
-        raise InputError(f"{path}: {len(bad)} bad lines (listed above, and in {out_dir / 'mine.json'}); the {len(items)} valid dialogues were mined")
+        label(console, "warning:", "yellow", f"{path}: {len(bad)} bad lines skipped (listed above, and in {out_dir / 'mine.json'}); the {len(items)} valid dialogues were mined")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, out, progress
+from grouped_sim.cli.common import console, label, out, progress
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 
 
@@ -41,7 +41,7 @@ def probe(
     from grouped_sim.errors import InputError
     from grouped_sim.graphs.fit import SimFolder
     from grouped_sim.graphs.probe import parse_variants, probe_cases, profile_similarity, run_probe
-    from grouped_sim.io import write_json_atomic
+    from grouped_sim.io import write_json_atomic, write_text_atomic
     from grouped_sim.metrics.probe import probe_summary
     from grouped_sim.models import parse_spec
     from grouped_sim.report.probe_html import render_probe_html
@@ -68,11 +68,10 @@ def probe(
     result = {"n": first["n"], "sim_folder": str(folder.root), "customer": customer, "seed": seed, "variant": variants[0].name, **{k: first[k] for k in ("figures", "majority_baseline", "confusion", "rows")}, "variants": summaries}
     write_json_atomic(target / "probe.json", result)
     html = target / "probe.html"
-    html.with_suffix(".html.tmp").write_text(render_probe_html(result), encoding="utf-8")
-    html.with_suffix(".html.tmp").replace(html)
+    write_text_atomic(html, render_probe_html(result))
     for name, summary in summaries.items():
         figs = summary["figures"]
-        out.print(f"[bold]{name}[/bold] ({summary['n']} customers, majority baseline {summary['majority_baseline']}):")
+        label(out, name, "bold", f"({summary['n']} customers, majority baseline {summary['majority_baseline']}):")
         for key, f in figs.items():
             flag = " beyond noise" if f.get("beyond_noise") else ""
             out.print(f"  {key}: sim {f['sim']} real {f['real']} gap {f['gap']} CI {f['ci']} noise floor {f['noise_floor']}{flag}")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, out, progress
+from grouped_sim.cli.common import console, label, out, progress
 from grouped_sim.errors import InputError
 
 profiles_app = typer.Typer(help="Customer profiles: generate N distinct, validated profiles from constraints or a population spec.", no_args_is_help=True)
@@ -75,7 +75,7 @@ def profiles_generate(
     if trained is not None:
         console.print(f"{model} was trained by `train profile-sft`: prompting it with the D_gen instruction it learnt")
         if trained["prompt_version"] != prompt_version("profile"):
-            console.print(f"[yellow]warning:[/yellow] the profile prompts changed since this adapter was trained (version {trained['prompt_version']}, now {prompt_version('profile')}); retrain it for the current instruction")
+            label(console, "warning:", "yellow", f"the profile prompts changed since this adapter was trained (version {trained['prompt_version']}, now {prompt_version('profile')}); retrain it for the current instruction")
     if out_file.exists():
         out_file.unlink()
     with JsonlAppender(out_file) as sink, progress() as bar:
@@ -101,5 +101,5 @@ def profiles_generate(
     if report.ages:
         out.print(f"ages: {report.ages}")
     for failure in report.failed:
-        out.print(f"[yellow]not produced[/yellow] #{failure['index']} ({failure['constraints']}) after {failure['attempts']} attempts: {'; '.join(failure['problems'])}")
+        label(out, "not produced", "yellow", f"#{failure['index']} ({failure['constraints']}) after {failure['attempts']} attempts: {'; '.join(failure['problems'])}")
     out.print(f"report: {report_path}")

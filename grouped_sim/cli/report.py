@@ -7,15 +7,15 @@ hands plain callables to `grouped_sim.metrics` / `grouped_sim.report`, which imp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, out, progress
+from grouped_sim.cli.common import console, label, out, progress
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
+from grouped_sim.io import read_json, write_text_atomic
 
 JUDGE_CACHE = "judge.jsonl"
 LIKENESS_CACHE = "likeness.jsonl"
@@ -31,12 +31,40 @@ def _read_run(run_dir: Path) -> tuple[list[Any], dict[str, Any]]:
         raise InputError(f"{run_dir}: no dialogues.jsonl in this folder; is it a run folder from `grouped-sim simulate`?")
     info: dict[str, Any] = {}
     if (run_dir / "run.json").is_file():
-        try:
-            info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{run_dir / 'run.json'}: not valid JSON ({exc.msg})") from exc
+        info = read_json(run_dir / "run.json", "run summary")
+        if not isinstance(info, dict):
+            raise InputError(f"{run_dir / 'run.json'}: expected a JSON object (the run summary `simulate` writes)")
     info["dir"] = str(run_dir)
     return read_corpus(path), info
+
+
+def _read_reference(reference: Path | None, taxonomy: Any) -> list[Any] | None:
+    """The real dialogues to compare with: every line valid, every stage label a node of the
+    taxonomy, at least one dialogue (an empty reference would silently drop every fidelity figure)."""
+    if reference is None:
+        return None
+    from grouped_sim.corpus import read_corpus_lines
+    from grouped_sim.sop_db.store import check_stages
+
+    lines = read_corpus_lines(reference)
+    if not lines:
+        raise InputError(f"{reference}: --reference holds no dialogues; the fidelity figures need real calls to compare with")
+    check_stages(lines, reference, taxonomy)
+    return [d for _, d in lines]
+
+
+def run_warnings(dialogues: list[Any], taxonomy_ids: list[str]) -> list[str]:
+    """What the figures of a run quietly leave out, said out loud (printed and kept in report.json)."""
+    unknown: dict[str, int] = {}
+    for d in dialogues:
+        for t in d.turns:
+            if t.sop_stage and t.sop_stage not in taxonomy_ids:
+                unknown[t.sop_stage] = unknown.get(t.sop_stage, 0) + 1
+    warnings = []
+    if unknown:
+        listed = ", ".join(f"{k} ({n})" for k, n in sorted(unknown.items()))
+        warnings.append(f"turns labelled with stages outside the taxonomy are left out of SNR and coverage: {listed}")
+    return warnings
 
 
 def _stage_tagger(sop_db: Path | None) -> Any:
@@ -95,7 +123,6 @@ def report(
 ) -> None:
     """Measure a run: diversity (TLV, IRS, SNR), fidelity to real dialogues, judge scores; write report.json + report.html."""
     from grouped_sim.config import GenerationParams
-    from grouped_sim.corpus import read_corpus
     from grouped_sim.io import write_json_atomic
     from grouped_sim.metrics.judge import aggregate, judge_run, role_inversion_judge
     from grouped_sim.metrics.likeness import likeness as likeness_scores
@@ -105,12 +132,13 @@ def report(
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     dialogues, info = _read_run(run_dir)
-    ref = read_corpus(reference) if reference is not None else None
+    loaded_taxonomy = load_taxonomy(taxonomy)
+    ref = _read_reference(reference, loaded_taxonomy)
     if likeness and ref is None:
         raise InputError("--likeness replays real dialogues: pass --reference F as well")
     if judge:
         parse_spec(judge)
-    taxonomy_ids = load_taxonomy(taxonomy).ids
+    taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     scorer = _scorer(discriminator)
     target = out_dir or run_dir
@@ -145,11 +173,12 @@ def report(
         role_judge=turn_judge,
         likeness_summary=likeness_summary,
     )
+    result["warnings"] = run_warnings(dialogues, taxonomy_ids)
+    for warning in result["warnings"]:
+        label(console, "warning:", "yellow", warning)
     write_json_atomic(target / "report.json", result)
     html_path = target / "report.html"
-    tmp = html_path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(result, dialogues), encoding="utf-8")
-    tmp.replace(html_path)
+    write_text_atomic(html_path, render_html(result, dialogues))
     _print_table(f"report: {run_dir}", comparison({run_dir.name or str(run_dir): result}))
     out.print(f"wrote {target / 'report.json'} and {html_path}")
 
@@ -193,7 +222,6 @@ def compare(
     A run's report.json (from `grouped-sim report`, with judge/realism/likeness figures) is reused
     when it was made against the same --reference; otherwise the cheap metrics are computed here.
     """
-    from grouped_sim.corpus import read_corpus
     from grouped_sim.io import write_json_atomic
     from grouped_sim.report.compare import comparison, to_markdown
     from grouped_sim.sop_db.taxonomy import load_taxonomy
@@ -205,9 +233,10 @@ def compare(
         raise InputError(f"--names gives {len(labels)} names for {len(runs)} runs")
     if len(set(labels)) != len(labels):
         raise InputError(f"column names must differ: {labels}; pass --names")
-    ref = read_corpus(reference) if reference is not None else None
+    loaded_taxonomy = load_taxonomy(taxonomy)
+    ref = _read_reference(reference, loaded_taxonomy)
     ref_name = str(reference) if reference is not None else None
-    taxonomy_ids = load_taxonomy(taxonomy).ids
+    taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     reports: dict[str, dict[str, Any]] = {}
     with progress() as bar:
@@ -216,7 +245,9 @@ def compare(
             cached = run_dir / "report.json"
             reuse = None
             if cached.is_file() and not refresh:
-                reuse = json.loads(cached.read_text(encoding="utf-8"))
+                reuse = read_json(cached, "report")
+                if not isinstance(reuse, dict) or not isinstance(reuse.get("reference") or {}, dict):
+                    raise InputError(f"{cached}: not a report written by `grouped-sim report`; rerun it, or pass --refresh")
                 if ((reuse.get("reference") or {}).get("name")) != ref_name:
                     reuse = None
             reports[label] = reuse or _cheap_report(run_dir, ref, ref_name, taxonomy_ids, tagger)[0]
@@ -227,6 +258,5 @@ def compare(
         write_json_atomic(json_out, table)
         out.print(f"wrote {json_out}")
     if markdown_out:
-        markdown_out.parent.mkdir(parents=True, exist_ok=True)
-        markdown_out.write_text(to_markdown(table), encoding="utf-8")
+        write_text_atomic(markdown_out, to_markdown(table))
         out.print(f"wrote {markdown_out}")

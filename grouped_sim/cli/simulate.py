@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, default_corpus, out, progress, run_config
+from grouped_sim.cli.common import console, default_corpus, label, out, progress, run_config
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
-from grouped_sim.errors import InputError
+from grouped_sim.errors import DialoguesFailed, InputError
 
 
 def simulate(
@@ -59,15 +59,25 @@ def simulate(
     ] = None,
     resume: Annotated[
         Optional[Path],
-        typer.Option("--resume", help="Finish an interrupted run in this folder: written dialogues are kept, the rest run (from their checkpoints)."),
+        typer.Option("--resume", help="Finish an interrupted run in this folder: written dialogues are kept, the rest run (from their checkpoints). A python: salesman in plan.json is run again: it must be the same file."),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Also run again the dialogues that ended in an error (agent, customer model, store or infrastructure down)."),
+    ] = False,
+    salesman_key_env: Annotated[
+        Optional[str],
+        typer.Option("--salesman-key-env", help="Name of the environment variable holding the Bearer key of an endpoint: salesman (no key is sent without it)."),
     ] = None,
 ) -> None:
     """Drive the salesman against simulated customers and write every dialogue as it finishes.
 
     Rerunning the same command into the same --out finishes the run instead of repeating it;
     --resume DIR does the same from the folder alone (plan.json holds the profiles, models and config).
+    One process writes a run folder at a time. Exit code 3 when the run finished but some dialogues
+    ended in errors (counted by whose); --retry-failed runs those again.
     """
-    from grouped_sim.app.build import build_deps, check_run_specs
+    from grouped_sim.app.build import absolute_salesman_spec, build_deps, check_run_specs, check_salesman_code, salesman_code
     from grouped_sim.config import load_config
     from grouped_sim.corpus import read_corpus
     from grouped_sim.graphs.batch import load_plan, run_simulation
@@ -85,6 +95,10 @@ def simulate(
             runtime_updates["concurrency"] = concurrency
         config = plan.config.model_copy(update={"runtime": plan.config.runtime.model_copy(update=runtime_updates)})
         items, settings, out_dir = plan.items, plan.settings, resume
+        if salesman_key_env is not None:
+            settings = settings.model_copy(update={"salesman_key_env": salesman_key_env})
+        check_salesman_code(settings.salesman, plan.salesman_code)
+        code = plan.salesman_code
     else:
         if out_dir is None:
             raise InputError("--out DIR is required (or --resume DIR to finish an earlier run)")
@@ -100,20 +114,43 @@ def simulate(
             items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
         if sop_db is not None and not sop_db.startswith(("http://", "https://")):
             sop_db = str(Path(sop_db).resolve())  # plan.json must still find it when resumed from elsewhere
+        # Paths in plan.json are absolute: a resume from another working directory finds the same files.
+        salesman = absolute_salesman_spec(salesman)
         settings = RunSettings(
             salesman=salesman, customer=customer, manager=manager, sop_db=sop_db,
             sim=str(folder.root) if folder else None, sim_digest=folder.digest() if folder else None,
+            salesman_key_env=salesman_key_env,
         )
+        code = salesman_code(salesman)
     check_run_specs(settings)
-    console.print(f"loading models (salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager}) ...")
+
+    def load() -> object:  # called only when something is left to simulate
+        console.print(f"loading models (salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager}) ...")
+        return build_deps(settings, config, items=items)
+
     with progress() as bar:
         task = bar.add_task("dialogues", total=len(items))
         summary = run_simulation(
-            items, settings, config, out_dir, deps=lambda: build_deps(settings, config), on_progress=lambda d: bar.advance(task), resume=resume is not None
+            items,
+            settings,
+            config,
+            out_dir,
+            deps=load,  # type: ignore[arg-type]
+            on_progress=lambda d: bar.advance(task),
+            resume=resume is not None,
+            retry_failed=retry_failed,
+            salesman_code=code,
         )
     kept = (summary.get("resumed") or {}).get("kept", 0)
     note = f" ({kept} kept from before)" if kept else ""
     out.print(f"{summary['dialogues']} dialogues in {out_dir / 'dialogues.jsonl'}{note}; outcomes: {summary['outcomes']}")
-    if summary["errors"]:
-        out.print(f"dialogues ended by errors, by whose: {summary['errors']}")
+    for warning in summary.get("warnings") or []:
+        label(console, "warning:", "yellow", warning)
     out.print(f"run summary: {out_dir / 'run.json'}")
+    if summary["errors"]:
+        failed = sum(summary["errors"].values())
+        whose = ", ".join(f"{who} {n}" for who, n in sorted(summary["errors"].items()))
+        raise DialoguesFailed(
+            f"{failed} of {summary['dialogues']} dialogues ended in an error (by whose: {whose}); they are in dialogues.jsonl with "
+            f"termination_reason 'error'. Fix the cause, then run: grouped-sim simulate --resume {out_dir} --retry-failed"
+        )

@@ -21,19 +21,26 @@ def sop_build(
     """Embed each dialogue's customer profile and store its stage-annotated behaviour chain.
 
     Upserts by dialogue id, so building twice from the same corpus leaves the same store. Dialogues
-    without a profile are indexed by a summary derived from what the customer said.
+    without a profile are indexed by a summary derived from what the customer said. The whole
+    corpus is checked first (every line, every stage label) and the store is built beside its
+    folder and moved into place when complete: a bad line or a failure leaves no store behind.
     """
-    from grouped_sim.corpus import read_corpus
-    from grouped_sim.sop_db.store import SOPStore
+    from grouped_sim.corpus import read_corpus_lines
+    from grouped_sim.errors import InputError
+    from grouped_sim.sop_db.store import build_store, check_stages
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     path = corpus or default_corpus()
-    dialogues = read_corpus(path)
-    store = SOPStore(db, create=True, taxonomy=load_taxonomy(taxonomy))
+    stages = load_taxonomy(taxonomy)
+    lines = read_corpus_lines(path)
+    check_stages(lines, path, stages)
+    if not lines:
+        raise InputError(f"{path}: no dialogues in the corpus; a store with 0 behaviour chains would make every full-mode run retrieve nothing")
+    dialogues = [d for _, d in lines]
     with progress() as bar:
         task = bar.add_task("embedding dialogues", total=len(dialogues))
-        store.upsert_dialogues(dialogues, on_progress=lambda n: bar.advance(task, n))
-    out.print(f"SOP store {db}: {store.count()} behaviour chains, {store.turns.count()} annotated turns (from {path})")
+        counts = build_store(str(db), dialogues, on_progress=lambda n: bar.advance(task, n), taxonomy=stages)
+    out.print(f"SOP store {db}: {counts['chains']} behaviour chains, {counts['annotated_turns']} annotated turns (from {path})")
 
 
 @sop_app.command("query")
@@ -47,11 +54,15 @@ def sop_query(
 ) -> None:
     """Print the top-K behaviour chains for a profile (eq. 8 of the paper)."""
     from rich.table import Table
+    from rich.text import Text
 
     from grouped_sim.sop_db.store import SOPStore
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
-    store = SOPStore(db, taxonomy=load_taxonomy(taxonomy))
+    stages = load_taxonomy(taxonomy)
+    if stage is not None:
+        stages.check(stage, "--stage")  # before the store opens
+    store = SOPStore(db, taxonomy=stages)
     chains = store.retrieve(profile, k=k, stage=stage, domain=domain)
     if not chains:
         out.print("no matching chains")
@@ -65,7 +76,7 @@ def sop_query(
             if stage and step.stage != stage:
                 continue
             table.add_row(step.stage or "", step.salesman, step.customer)
-        out.print(f"[dim]{chain.profile_text}[/dim]")
+        out.print(Text(chain.profile_text, style="dim"))
         out.print(table)
 
 
@@ -86,6 +97,7 @@ def sop_propose_stages(
 
     from grouped_sim.corpus import read_corpus
     from grouped_sim.errors import InputError
+    from grouped_sim.io import write_text_atomic
     from grouped_sim.sop_db.propose import propose_taxonomy
 
     try:
@@ -94,10 +106,7 @@ def sop_propose_stages(
         raise InputError(f"{corpus}: {exc}") from exc
     header = "# Draft stages proposed by `grouped-sim sop propose-stages` from " + str(corpus) + ".\n# Name each stage, set its kind, merge or split, then pass this file to `grouped-sim fit --taxonomy`.\n"
     body = yaml.safe_dump(taxonomy.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=110)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(out_file.name + ".tmp")
-    tmp.write_text(header + body, encoding="utf-8")
-    tmp.replace(out_file)
+    write_text_atomic(out_file, header + body)
     for stage, share in zip(taxonomy.stages, shares):
         out.print(f"{stage.id}  {share:.0%} of moves  e.g. {stage.examples[0][:90]}")
     out.print(f"wrote {out_file}")

@@ -35,6 +35,7 @@ class RowRequest:
     temperature: float
     top_p: float
     max_new_tokens: int
+    cancel: Any = field(default=None, compare=False)  # a threading.Event: set, the row stops at its next token
 
 
 class RowSampler:
@@ -77,6 +78,18 @@ class RowSampler:
         return out
 
 
+class CancelledRows:
+    """A stopping criterion: a row whose caller cancelled it (RowRequest.cancel set) is done."""
+
+    def __init__(self, rows: list[RowRequest]) -> None:
+        self.rows = rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.tensor([r.cancel is not None and r.cancel.is_set() for r in self.rows], dtype=torch.bool, device=input_ids.device)
+
+
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
     """The text up to the first stop string (generate stops a row a few characters late)."""
     if not stop:
@@ -110,6 +123,10 @@ def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, 
     }
     if stop:
         gen_kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+    if any(r.cancel is not None for r in rows):
+        from transformers import StoppingCriteriaList
+
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([CancelledRows(rows)])
     with loaded.lock, torch.inference_mode():
         out = model.generate(**batch, **gen_kwargs)
     width = batch["input_ids"].shape[1]

@@ -10,6 +10,7 @@ prompt form, its batch API and its local weights pass through. Retries are the c
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -94,7 +95,8 @@ class LimitedChatModel(LocalChatModel):
         if not isinstance(self.inner, LocalChatModel):
             kwargs = {k: v for k, v in kwargs.items() if k not in _OWN_OPTIONS}
         pool = backend_pool(self.backend_key, self.max_in_flight)
-        future = pool.submit(self.inner._generate, messages, stop, None, **kwargs)  # noqa: SLF001
+        # The call runs in the pool under the caller's context (its cancel event, models/cancel.py).
+        future = pool.submit(contextvars.copy_context().run, self.inner._generate, messages, stop, None, **kwargs)  # noqa: SLF001
         try:
             return future.result(timeout=self.timeout_seconds)
         except FutureTimeout as exc:

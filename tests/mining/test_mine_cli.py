@@ -29,11 +29,16 @@ def test_mine_writes_datasets_store_and_reports_bad_lines_then_resumes(corpus: l
     _raw_corpus(corpus, raw)
     out = tmp_path / "mined"
     runner = CliRunner()
-    first = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out)])
-    # The valid dialogues are mined, then the command fails with the input-error exit code (2).
-    assert isinstance(first.exception, InputError) and first.exception.exit_code == 2, first.output
-    shown = " ".join(first.output.split())
+    refused = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out)])
+    # Every bad line is listed, and by default nothing is written (the input-error exit code, 2).
+    assert isinstance(refused.exception, InputError) and refused.exception.exit_code == 2, refused.output
+    shown = " ".join(refused.output.split())
     assert "raw.jsonl:3: field 'turns'" in shown and "raw.jsonl:7: field 'id': duplicate id 'fd-001'" in shown
+    assert not out.exists()
+    # --skip-bad-lines: the valid dialogues are mined and the bad lines recorded.
+    first = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out), "--skip-bad-lines"])
+    assert first.exit_code == 0, first.output
+    assert "2 bad lines skipped" in " ".join(first.output.split())
 
     summary = json.loads((out / "mine.json").read_text())
     assert summary["dialogues"] == 5
@@ -55,7 +60,7 @@ def test_mine_writes_datasets_store_and_reports_bad_lines_then_resumes(corpus: l
     assert len(d_sim) == sum(1 for d in corpus[:5] for i, t in enumerate(d.turns) if t.role == "customer" and i > 0)
 
     before = (out / "annotated_corpus.jsonl").read_text()
-    second = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out)])
+    second = runner.invoke(app, ["sop", "mine", "--corpus", str(raw), "--out", str(out), "--skip-bad-lines"])
     assert "5 dialogues, 5 already mined, 0 to do" in " ".join(second.output.split())
     assert (out / "annotated_corpus.jsonl").read_text() == before
     assert len((out / "mined.jsonl").read_text().splitlines()) == 5

@@ -32,3 +32,12 @@ def broken(history, domain, seed):
     """An agent whose backend is down."""
     CALLS["n"] += 1
     raise ConnectionError("agent backend unreachable")
+
+
+def down_while_flagged(history, domain, seed):
+    """An agent whose backend is down while $GS_TEST_AGENT_DOWN is set, and fine after."""
+    import os
+
+    if os.environ.get("GS_TEST_AGENT_DOWN"):
+        raise ConnectionError("agent backend unreachable")
+    return scripted(history, domain, seed)

@@ -1,0 +1,112 @@
+"""Test doubles that load no model: a customer model that answers at once (or slowly, token by
+token, stopping when its caller cancels), and an in-process runner of the real CLI."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ConfigDict
+
+from grouped_sim.models.base import LocalChatModel
+
+try:
+    from grouped_sim.models.cancel import check_cancelled
+except ImportError:  # an older tree without cancellation: lets these tests show what it did
+
+    def check_cancelled() -> None:
+        return None
+
+
+class FakeCustomer(LocalChatModel):
+    """Says `reply`; with `steps` > 1 it "generates" one step every `step_seconds`, checking for
+    cancellation at each step as the real models do at each token."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    reply: str = "Who is this? I'm busy right now."
+    steps: int = 1
+    step_seconds: float = 0.0
+    calls: int = 0
+    cancelled: int = 0
+    running: Any = None  # a threading.Event set while a generation runs
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-customer"
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        self.calls += 1
+        if self.running is not None:
+            self.running.set()
+        try:
+            for _ in range(self.steps):
+                try:
+                    check_cancelled()
+                except Exception:
+                    self.cancelled += 1
+                    raise
+                time.sleep(self.step_seconds)
+        finally:
+            if self.running is not None:
+                self.running.clear()
+        return [self.reply for _ in prompts]
+
+
+def prompt_only_deps(customer: LocalChatModel | None = None, salesman_spec: str | None = None) -> Any:
+    """Participants of a prompt-only run with a fake customer (and a scripted salesman): no model loads."""
+    from grouped_sim.app.build import build_deps
+    from grouped_sim.config import SimulationConfig
+    from grouped_sim.graphs.plan import RunSettings
+
+    from tests.runtime.conftest import SCRIPTED, fast_config_dict
+
+    config = SimulationConfig.model_validate({**fast_config_dict(), "mode": "prompt-only"})
+    settings = RunSettings(salesman=salesman_spec or SCRIPTED, customer="hf:smollm2")
+    return settings, config, build_deps(settings, config, customer=customer or FakeCustomer())
+
+
+@dataclass
+class Result:
+    code: int
+    output: str  # stdout and stderr, whitespace collapsed
+    traceback: str | None
+
+
+_CLI_LOCK = threading.Lock()
+
+
+def invoke(args: list[str], capsys: Any) -> Result:
+    """Run the real console entry point in this process (no interpreter start, no model load)."""
+    from grouped_sim.cli.app import main
+
+    code, trace = 0, None
+    with _CLI_LOCK:
+        argv = sys.argv
+        sys.argv = ["grouped-sim", *args]
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # anything else escaped main(): the user would see a traceback
+            code, trace = 1, traceback.format_exc()
+        finally:
+            sys.argv = argv
+    captured = capsys.readouterr()
+    return Result(code=code, output=" ".join((captured.out + captured.err).split()), traceback=trace)
+
+
+def with_fake_customer(real: Any) -> Any:
+    """`build_deps` as the CLI calls it, but every run gets a FakeCustomer: no weights load."""
+    import inspect
+
+    takes_items = "items" in inspect.signature(real).parameters
+
+    def build(settings: Any, config: Any, salesman: Any = None, customer: Any = None, items: Any = ()) -> Any:
+        extra = {"items": items} if takes_items else {}
+        return real(settings, config, salesman=salesman, customer=FakeCustomer(), **extra)
+
+    return build
