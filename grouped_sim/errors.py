@@ -40,8 +40,3 @@ class InputError(GroupedSimError):
 class ModelSpecError(InputError):
     """A model spec that cannot be parsed or whose backend is not installed."""
 
-
-class GateFailed(GroupedSimError):
-    """A run missed a bar set with `report --fail-under/--fail-over`: exit code 1, after the report is written."""
-
-    exit_code = 1

@@ -15,7 +15,7 @@ import typer
 
 from grouped_sim.cli.common import console, out, progress
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
-from grouped_sim.errors import GateFailed, InputError
+from grouped_sim.errors import InputError
 
 JUDGE_CACHE = "judge.jsonl"
 LIKENESS_CACHE = "likeness.jsonl"
@@ -226,8 +226,9 @@ def report(
     _print_table(f"report: {run_dir}", comparison({run_dir.name or str(run_dir): result}))
     out.print(f"wrote {target / 'report.json'} and {html_path}")
     failed = check(Scorecard(result["scorecard"]), gates, strict=strict_gate)
-    if failed:
-        raise GateFailed("gate failed: " + "; ".join(failed))
+    if failed:  # one line, never wrapped, whatever the terminal width: CI logs grep for it
+        console.print("[red]gate failed:[/red] " + "; ".join(failed), soft_wrap=True)
+        raise typer.Exit(code=1)
     if gates:
         out.print(f"gates passed: {', '.join(g.label for g in gates)}")
 

@@ -279,7 +279,10 @@ def by_customer(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, A
 
 
 def pass_k(sim: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """pass^1..pass^K over customers simulated K or more times (None for a single-trial run)."""
+    """pass^1..pass^K over customers simulated K or more times (None for a single-trial run: a
+    profile planned twice in one trial is two customers who look alike, not two trials)."""
+    if not any(r["trial"] for r in sim):
+        return None
     customers = list(by_customer(sim).values())
     k_max = min((len(c) for c in customers), default=0)
     if k_max < 2:
