@@ -79,16 +79,19 @@ def _headline(report: dict[str, Any]) -> str:
             continue
         hint = {"up": "higher is better", "down": "lower is better", "ref": "closer to real is better", "zero": "closer to 0 is better"}.get(better, "")
         fig = figures.get(key)
-        cells = f'<td>{escape(label)}</td><td class="num">{_fmt(sim[key])}{_ci(shown(fig)[1])}</td>'
+        is_gap = bool(fig) and fig.get("kind") in ("gap", "distance")
+        own = " class='num beyond'" if is_gap and fig.get("beyond_noise") else " class='num'"  # type: ignore[union-attr]
+        cells = f"<td>{escape(label)}</td><td{own}>{_fmt(sim[key])}{_ci(shown(fig)[1])}</td>"
         if has_ref:
-            real_ci = fig.get("real_ci") if fig and fig.get("kind") == "stat" else None
-            cells += f'<td class="num">{_fmt(ref.get(key))}{_ci(real_ci)}</td>'
+            real_value = ref.get(key) if ref.get(key) is not None else (fig.get("real") if fig and fig.get("kind") == "stat" else None)
+            real_ci = fig.get("real_ci") if fig and fig.get("kind") == "stat" and real_value is not None else None
+            cells += f'<td class="num">{_fmt(real_value)}{_ci(real_ci)}</td>'
             if fig and fig.get("kind") == "stat" and fig.get("gap") is not None:
                 mark = " class='num beyond'" if fig.get("beyond_noise") else " class='num'"
                 cells += f"<td{mark}>{fig['gap']:+.3f}{_ci(fig.get('ci'))}</td><td class='num'>{_fmt(fig.get('noise_floor'))}</td>"
-            elif fig and fig.get("kind") in ("gap", "distance"):
-                mark = " class='num beyond'" if fig.get("beyond_noise") else " class='num'"
-                cells += f"<td{mark}>(this row)</td><td class='num'>{_fmt(fig.get('noise_floor'))}</td>"
+            elif is_gap:
+                what = "the row is the gap" if fig["kind"] == "gap" else "the row is the distance"  # type: ignore[index]
+                cells += f"<td class='note'>{what}</td><td class='num'>{_fmt(fig.get('noise_floor'))}</td>"  # type: ignore[union-attr]
             else:
                 cells += "<td></td><td></td>"
         rows.append(f'<tr>{cells}<td class="note">{hint}</td></tr>')
@@ -363,13 +366,16 @@ def _paired_section(block: dict[str, Any]) -> str:
 
     a, b = block["a"], block["b"]
     rows = [(label, fig["diff"], *(fig["ci"] or [None, None]), fig["beyond_noise"]) for label, fig in paired_rows(block) if fig["diff"] is not None]
-    agent_rows = [r for r in rows if not r[0].startswith("reached ")]
-    funnel_rows = [r for r in rows if r[0].startswith("reached ")]
-    charts = (
-        f"<figure class='wide'><figcaption>{escape(b)} − {escape(a)}: outcomes, exit turn and habits (filled: beyond noise)</figcaption>"
-        f"{svg.forest(agent_rows, 'paired differences', f'{b} minus {a}, with 95 % interval')}</figure>"
-        f"<figure class='wide'><figcaption>{escape(b)} − {escape(a)}: share of calls reaching each stage</figcaption>"
-        f"{svg.forest(funnel_rows, 'funnel differences', f'{b} minus {a}, share of calls')}</figure>"
+    rates = ("conversion", "conversion with callback", "walk away", "cut off")
+    groups = [
+        ("outcomes: share of calls", [r for r in rows if r[0] in rates]),
+        ("exit turn and habits (in their own units)", [r for r in rows if r[0] not in rates and not r[0].startswith("reached ")]),
+        ("share of calls reaching each stage", [r for r in rows if r[0].startswith("reached ")]),
+    ]
+    charts = "".join(
+        f"<figure class='wide'><figcaption>{escape(b)} − {escape(a)}: {escape(title)} (filled: beyond noise)</figcaption>"
+        f"{svg.forest(chosen, title, f'{b} minus {a}, with 95 % interval')}</figure>"
+        for title, chosen in groups
     )
     table_rows = []
     for label, fig in paired_rows(block):

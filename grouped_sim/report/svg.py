@@ -161,8 +161,8 @@ def interval_bars(categories: Sequence[str], series: dict[str, Sequence[Estimate
     """Grouped bars with 95 % interval whiskers (conversion by archetype, the funnel)."""
     if not categories or not series:
         return empty_chart(title)
-    width, left, top, bottom = max(480, 56 * len(categories) + 200), 70, 14, 96
-    plot_w, plot_h = width - left - 130, 190
+    width, left, top, bottom = max(760, 56 * len(categories) + 240), 110, 14, 110
+    plot_w, plot_h = width - left - 150, 190
     highs = [v for vals in series.values() for est in vals for v in (est[0], est[2]) if v is not None]
     top_value = y_max or _nice_max(max(highs, default=1.0))
     body = _axes(left, top, plot_w, plot_h, top_value, y_label)

@@ -106,4 +106,4 @@ def test_report_gates_and_compare_pairs_two_agents(tmp_path: Path, monkeypatch: 
     assert paired["pairs"] == 6 and paired["customers"] == 1 and paired["figures"]["conversion"]["mcnemar"]["b_only"] == 5
     assert len(paired["won"]) == 1 and paired["won"][0]["a_converted"] == 0 and paired["won"][0]["b_converted"] == 5
     html = page.read_text()
-    assert html.count("<svg") == 2 and "B vs A, paired" in html
+    assert html.count("<svg") == 3 and "B vs A, paired" in html
