@@ -29,6 +29,8 @@ class SimProfile(BaseModel):
     profile: Profile
     domain: str
     source: str = Field("", description="corpus dialogue id or file:line the profile came from")
+    trial: int = Field(0, ge=0, description="which of the customer's seeded repeats this is (simulate --trials N)")
+    customer: int | None = Field(None, ge=0, description="the customer's position in the plan before trials were repeated")
 
 
 class RunSettings(BaseModel):
@@ -41,6 +43,16 @@ class RunSettings(BaseModel):
     sim: str | None = Field(None, description="a sim folder from `grouped-sim fit` (absolute path): its store, taxonomy and fitted dynamics")
     sim_digest: str | None = Field(None, description="the fit's identity, so a refitted folder never reuses old dialogue ids")
     salesman_key_env: str | None = Field(None, description="env var holding the endpoint: salesman's Bearer key (its name only, never the key)")
+    plan_from: str | None = Field(None, description="the run whose customers and seeds this run repeats (simulate --plan-from)")
+
+
+def with_trials(items: list[SimProfile], trials: int) -> list[SimProfile]:
+    """Each customer `trials` times, trial-major: trial 0 keeps the positions (so the seeds and
+    dialogue ids) of a single-trial run; trial t of customer i sits at t * len(items) + i, so its
+    seed, and with it its dialogue id, differs."""
+    if trials < 1:
+        raise InputError(f"--trials {trials}: expected 1 or more")
+    return [item.model_copy(update={"trial": t, "customer": i}) for t in range(trials) for i, item in enumerate(items)]
 
 
 def sample_profiles(corpus: list[Dialogue], n: int, seed: int) -> list[SimProfile]:

@@ -22,7 +22,7 @@ def start_state(item: SimProfile, seed: int, dialogue_id: str, index: int) -> Si
         domain=item.domain,
         seed=seed,
         case_id=item.source,
-        case_index=index,
+        case_index=item.customer if item.customer is not None else index,
         profile=item.profile.model_dump(mode="json"),
         history=[],
     )
@@ -56,7 +56,10 @@ def to_dialogue(state: dict[str, Any], item: SimProfile, meta: dict[str, Any]) -
         profile=item.profile,
         termination_reason=reason,
         error=error,
-        meta={"seed": state["seed"], "profile_source": item.source, **meta, "retrieved": [c["id"] for c in state.get("chains", [])]},
+        meta={
+            "seed": state["seed"], "profile_source": item.source, "trial": item.trial, **meta,
+            "retrieved": [c["id"] for c in state.get("chains", [])],
+        },
     )
 
 

@@ -86,26 +86,64 @@ def _scorer(discriminator: Path | None) -> Any:
     return DiscriminatorScorer(discriminator).score
 
 
-def _cheap_report(run_dir: Path, reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any) -> tuple[dict[str, Any], list[Any]]:
+def _cheap_report(
+    run_dir: Path, reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None
+) -> tuple[dict[str, Any], list[Any]]:
     from grouped_sim.report import compute_report
 
     dialogues, info = _read_run(run_dir)
-    return compute_report(dialogues, taxonomy_ids=taxonomy_ids, run_info=info, reference=reference, reference_name=reference_name, stage_tagger=tagger), dialogues
+    report = compute_report(dialogues, taxonomy_ids=taxonomy_ids, run_info=info, reference=reference, reference_name=reference_name, stage_tagger=tagger, context=context)
+    return report, dialogues
 
 
 def _print_table(title: str, table: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from grouped_sim.report.compare import HINTS
+    from grouped_sim.report.compare import HINTS, cell
 
-    t = Table(title=title)
+    t = Table(title=title, caption="[95 % bootstrap interval over dialogues]; Δ: difference to the first run, * beyond noise")
     t.add_column("metric")
     for col in table["columns"]:
         t.add_column(col, justify="right")
     for row in table["rows"]:
-        cells = ["n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in (row["values"].get(c) for c in table["columns"])]
-        t.add_row(f"{row['label']} {HINTS[row['better']]}".strip(), *cells)
+        t.add_row(f"{row['label']} {HINTS[row['better']]}".strip(), *(cell(row, c) for c in table["columns"]))
     out.print(t)
+
+
+def _fmt_fig(fig: dict[str, Any] | None, side: str = "sim") -> str:
+    if not fig or fig.get(side) is None:
+        return "n/a"
+    ci = fig.get(f"{side}_ci")
+    return f"{fig[side]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _print_scorecard(report: dict[str, Any]) -> None:
+    """The agent's headline figures and conversion by archetype, with intervals."""
+    from rich.table import Table
+
+    card = report["scorecard"]
+    has_ref = report.get("reference") is not None
+    t = Table(title=f"agent scorecard ({card['calls']} calls)", caption="[95 % bootstrap interval over calls]; docs/scorecard.md")
+    t.add_column("figure")
+    t.add_column("this agent", justify="right")
+    if has_ref:
+        t.add_column("real salesman", justify="right")
+        t.add_column("gap", justify="right")
+    rows = [(name.replace("_", " "), card[name]) for name in ("conversion", "conversion_with_callback", "walk_away", "cut_off", "exit_turn")]
+    rows += [(f"conversion: {name} (n={g['n']})", g["conversion"]) for name, g in card["by_archetype"].items()]
+    if card.get("pass_k"):
+        rows += [(f"pass^{k}", fig) for k, fig in card["pass_k"]["conversion"].items()]
+    for row, fig in rows:
+        cells = [_fmt_fig(fig)]
+        if has_ref:
+            gap = "" if fig.get("gap") is None else f"{fig['gap']:+.3f}{'*' if fig.get('beyond_noise') else ''}"
+            cells += [_fmt_fig(fig, "real"), gap]
+        t.add_row(row, *cells)
+    out.print(t)
+    lost = card["funnel"]["lost"]
+    if lost["calls"]:
+        where = ", ".join(f"{stage} {g['calls']}" for stage, g in lost["by_stage"].items())
+        out.print(f"calls lost (walk-away or refusal) by the stage of the agent's last move: {where}")
 
 
 def report(
@@ -120,8 +158,35 @@ def report(
     judge_retries: Annotated[int, typer.Option("--judge-retries", min=0, max=10, help="Re-asks after an unparseable judge answer before the score is recorded as missing.")] = 2,
     role_judge: Annotated[bool, typer.Option("--role-judge/--no-role-judge", help="With --judge, let the judge confirm replies the role-inversion pre-filter flags.")] = True,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where report.json and report.html go (default: RUN_DIR).")] = None,
+    fail_under: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--fail-under",
+            help=(
+                "Gate: exit 1 when a scorecard figure is below a bar, e.g. conversion=0.25 or conversion:price-sensitive=0.2 (repeatable). "
+                "It fails when the figure's whole 95 % interval is below the bar (its upper bound is), i.e. beyond sampling noise; "
+                "--strict-gate fails unless the whole interval is above it. Figures: conversion, conversion_with_callback, walk_away, "
+                "cut_off, exit_turn, pass_k, pass_k_with_callback."
+            ),
+        ),
+    ] = None,
+    fail_over: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--fail-over",
+            help="Gate: exit 1 when a scorecard figure is above a bar, e.g. walk_away=0.5 (repeatable); fails when the interval's lower bound is above it (--strict-gate: its upper bound).",
+        ),
+    ] = None,
+    strict_gate: Annotated[
+        bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
+    ] = False,
 ) -> None:
-    """Measure a run: diversity (TLV, IRS, SNR), fidelity to real dialogues, judge scores; write report.json + report.html."""
+    """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
+    judge scores, each figure with its 95 % interval; write report.json + report.html.
+
+    With --fail-under / --fail-over the command gates the agent: the report is written either way,
+    then a missed bar exits 1 with a one-line reason.
+    """
     from grouped_sim.config import GenerationParams
     from grouped_sim.io import write_json_atomic
     from grouped_sim.metrics.judge import aggregate, judge_run, role_inversion_judge
@@ -130,7 +195,11 @@ def report(
     from grouped_sim.report import compute_report, render_html
     from grouped_sim.report.compare import comparison
     from grouped_sim.sop_db.taxonomy import load_taxonomy
+    from grouped_sim.app.scoring import scorecard_context
+    from grouped_sim.report.gates import check, parse_gate
+    from grouped_sim.report.scorecard import Scorecard
 
+    gates = [parse_gate(g, under=True) for g in fail_under or []] + [parse_gate(g, under=False) for g in fail_over or []]
     dialogues, info = _read_run(run_dir)
     loaded_taxonomy = load_taxonomy(taxonomy)
     ref = _read_reference(reference, loaded_taxonomy)
@@ -143,7 +212,7 @@ def report(
     scorer = _scorer(discriminator)
     target = out_dir or run_dir
 
-    judge_summary, turn_judge = None, None
+    judge_summary, turn_judge, judge_scores = None, None, None
     if judge:
         console.print(f"loading judge {judge} ...")
         model = build_chat_model(judge, GenerationParams(temperature=0.1, top_p=0.2, repetition_penalty=1.0, max_new_tokens=256))
@@ -151,6 +220,7 @@ def report(
             task = bar.add_task("judging dialogues", total=len(dialogues))
             records = judge_run(model, dialogues, judge, run_dir / JUDGE_CACHE, retries=judge_retries, on_progress=lambda r: bar.advance(task))
         judge_summary = aggregate(records)
+        judge_scores = _judge_scores(records, dialogues)
         if role_judge:
             turn_judge = role_inversion_judge(model, retries=judge_retries)
 
@@ -172,6 +242,8 @@ def report(
         judge_summary=judge_summary,
         role_judge=turn_judge,
         likeness_summary=likeness_summary,
+        context=scorecard_context(taxonomy),
+        judge_scores=judge_scores,
     )
     result["warnings"] = run_warnings(dialogues, taxonomy_ids)
     for warning in result["warnings"]:
@@ -179,8 +251,32 @@ def report(
     write_json_atomic(target / "report.json", result)
     html_path = target / "report.html"
     write_text_atomic(html_path, render_html(result, dialogues))
+    _print_scorecard(result)
     _print_table(f"report: {run_dir}", comparison({run_dir.name or str(run_dir): result}))
     out.print(f"wrote {target / 'report.json'} and {html_path}")
+    failed = check(Scorecard(result["scorecard"]), gates, strict=strict_gate)
+    if failed:  # one line, never wrapped, whatever the terminal width: CI logs grep for it
+        label(console, "gate failed:", "red", "; ".join(failed))
+        raise typer.Exit(code=1)
+    if gates:
+        out.print(f"gates passed: {', '.join(g.label for g in gates)}")
+
+
+def _judge_scores(records: list[Any], dialogues: list[Any]) -> dict[str, list[Any]]:
+    """Per-dialogue judge scores by dimension, in the run's dialogue order (for the intervals)."""
+    from grouped_sim.metrics._common import mean
+    from grouped_sim.metrics.judge import dimensions
+
+    by_id = {r.dialogue_id: r for r in records}
+    out: dict[str, list[Any]] = {name: [] for name in dimensions()}
+    out["overall"] = []
+    for d in dialogues:
+        record = by_id.get(d.id)
+        scores = {name: (record.dimensions.get(name).score if record and record.dimensions.get(name) else None) for name in dimensions()}
+        for name, score in scores.items():
+            out[name].append(score)
+        out["overall"].append(mean(scores.values()))
+    return out
 
 
 def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -208,22 +304,29 @@ def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_d
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders (e.g. a full run and a prompt-only run).")],
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders (e.g. a full run and a prompt-only run; or agent A and agent B, the first being the baseline).")],
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Corpus of REAL dialogues: adds the fidelity rows and a 'real' column.")] = None,
     names: Annotated[Optional[str], typer.Option("--names", help="Comma-separated column names (default: the folder names).")] = None,
     sop_db: Annotated[Optional[Path], typer.Option("--sop-db", help="SOP store to tag stages of unlabelled turns, so SNR is comparable across modes.")] = None,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="SOP taxonomy YAML (default: the built-in one).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the table as JSON here.")] = None,
-    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as a markdown table here.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the table (and the paired comparisons) as JSON here.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table (and the paired comparisons) as markdown here.")] = None,
+    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML page with the table and charts of the paired differences here.")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Recompute every run's metrics instead of reusing its report.json.")] = False,
 ) -> None:
-    """Put the metrics of several runs side by side (like the paper's Table 2).
+    """Put the metrics of several runs side by side, each with its 95 % interval, and mark which
+    differences to the first run are beyond noise.
 
     A run's report.json (from `grouped-sim report`, with judge/realism/likeness figures) is reused
     when it was made against the same --reference; otherwise the cheap metrics are computed here.
+    Runs of the same customers (`simulate --plan-from`) are also compared pair by pair: paired
+    differences of conversion (McNemar), exit turn and the funnel, and the customers won and lost.
     """
+    from grouped_sim.app.scoring import scorecard_context
     from grouped_sim.io import write_json_atomic
     from grouped_sim.report.compare import comparison, to_markdown
+    from grouped_sim.report.html import render_compare_html
+    from grouped_sim.report.paired import paired_comparison
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
     if len(runs) < 1:
@@ -237,26 +340,68 @@ def compare(
     ref = _read_reference(reference, loaded_taxonomy)
     ref_name = str(reference) if reference is not None else None
     taxonomy_ids = loaded_taxonomy.ids
+    context = scorecard_context(taxonomy)
     tagger = _stage_tagger(sop_db)
     reports: dict[str, dict[str, Any]] = {}
+    dialogues: dict[str, list[Any]] = {}
     with progress() as bar:
         task = bar.add_task("runs", total=len(runs))
-        for label, run_dir in zip(labels, runs):
+        for name, run_dir in zip(labels, runs):
             cached = run_dir / "report.json"
             reuse = None
             if cached.is_file() and not refresh:
                 reuse = read_json(cached, "report")
                 if not isinstance(reuse, dict) or not isinstance(reuse.get("reference") or {}, dict):
                     raise InputError(f"{cached}: not a report written by `grouped-sim report`; rerun it, or pass --refresh")
-                if ((reuse.get("reference") or {}).get("name")) != ref_name:
+                if ((reuse.get("reference") or {}).get("name")) != ref_name or "units" not in reuse:
                     reuse = None
-            reports[label] = reuse or _cheap_report(run_dir, ref, ref_name, taxonomy_ids, tagger)[0]
+            if reuse is not None:
+                reports[name], dialogues[name] = reuse, _read_run(run_dir)[0]
+            else:
+                reports[name], dialogues[name] = _cheap_report(run_dir, ref, ref_name, taxonomy_ids, tagger, context)
             bar.advance(task)
+    if tagger is not None:  # the pairs read stages the same way the figures did
+        from grouped_sim.report import fill_stages
+
+        dialogues = {k: fill_stages(v, tagger)[0] for k, v in dialogues.items()}
     table = comparison(reports)
     _print_table("compare", table)
+    paired = []
+    for name in labels[1:]:
+        block = paired_comparison(dialogues[labels[0]], dialogues[name], context, names=(labels[0], name))
+        if block is not None:
+            paired.append(block)
+            _print_paired(block)
     if json_out:
-        write_json_atomic(json_out, table)
+        write_json_atomic(json_out, {**table, "paired": paired})
         out.print(f"wrote {json_out}")
     if markdown_out:
-        write_text_atomic(markdown_out, to_markdown(table))
+        write_text_atomic(markdown_out, to_markdown(table, paired))
         out.print(f"wrote {markdown_out}")
+    if html_out:
+        write_text_atomic(html_out, render_compare_html(table, paired))
+        out.print(f"wrote {html_out}")
+
+
+def _print_paired(block: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from grouped_sim.report.paired import paired_rows
+
+    a, b = block["a"], block["b"]
+    seeds = "same customers and seeds" if block["same_seeds"] else "same customers, different seeds"
+    t = Table(title=f"{b} vs {a}, paired: {block['pairs']} pairs, {block['customers']} customers ({seeds})",
+              caption="B − A over matched calls; interval: bootstrap over customers; * beyond noise (interval excludes 0 and |Δ| > noise floor)")
+    for col in ("figure", a, b, f"{b} − {a} [95 % CI]", "noise floor", "McNemar p"):
+        t.add_column(col, justify="left" if col == "figure" else "right")
+    for row, fig in paired_rows(block):
+        if fig["diff"] is None:
+            continue
+        ci = fig["ci"]
+        diff = f"{fig['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "") + ("*" if fig["beyond_noise"] else "")
+        mc = fig.get("mcnemar")
+        t.add_row(row, f"{fig['a']:.3f}", f"{fig['b']:.3f}", diff, "n/a" if fig["noise_floor"] is None else f"{fig['noise_floor']:.3f}", str(mc["p"]) if mc else "")
+    out.print(t)
+    for title, rows in (("won", block["won"]), ("lost", block["lost"])):
+        listed = "; ".join(f"{r['archetype']}/{r['domain']} {r['a_converted']}→{r['b_converted']} of {r['trials']}" for r in rows) or "none"
+        out.print(f"customers {b} {title} ({len(rows)}): {listed}")

@@ -69,6 +69,19 @@ def simulate(
         Optional[str],
         typer.Option("--salesman-key-env", help="Name of the environment variable holding the Bearer key of an endpoint: salesman (no key is sent without it)."),
     ] = None,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Simulate each customer N times with different seeds (pass^k in `report`; trial 0 is the single-trial run).")
+    ] = 1,
+    plan_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plan-from",
+            help=(
+                "Repeat an earlier run's customers, trials, seeds, customer model, manager, store and config with this --salesman, "
+                "so `compare` pairs the two runs dialogue by dialogue. --config then only sets the salesman's sampling and the runtime."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Drive the salesman against simulated customers and write every dialogue as it finishes.
 
@@ -82,7 +95,7 @@ def simulate(
     from grouped_sim.corpus import read_corpus
     from grouped_sim.graphs.batch import load_plan, run_simulation
     from grouped_sim.graphs.fit import SimFolder, sim_profiles
-    from grouped_sim.graphs.plan import RunSettings, load_profiles_file, sample_profiles
+    from grouped_sim.graphs.plan import RunSettings, load_profiles_file, sample_profiles, with_trials
 
     if resume is not None:
         if out_dir is not None and out_dir.resolve() != resume.resolve():
@@ -99,6 +112,13 @@ def simulate(
             settings = settings.model_copy(update={"salesman_key_env": salesman_key_env})
         check_salesman_code(settings.salesman, plan.salesman_code)
         code = plan.salesman_code
+    elif plan_from is not None:
+        items, settings, config = _planned_from(
+            plan_from, salesman, config_file, concurrency, out_dir, trials=trials, profiles_file=profiles_file, sop_db=sop_db, corpus=corpus,
+            mode=mode, max_turns=max_turns, seed=seed, customer=customer, manager=manager, sim=sim,
+        )
+        settings = settings.model_copy(update={"salesman_key_env": salesman_key_env})
+        code = salesman_code(settings.salesman)
     else:
         if out_dir is None:
             raise InputError("--out DIR is required (or --resume DIR to finish an earlier run)")
@@ -112,6 +132,7 @@ def simulate(
             items = sim_profiles(folder, profiles, config.seed)
         else:
             items = sample_profiles(read_corpus(corpus or default_corpus()), profiles, config.seed)
+        items = with_trials(items, trials)
         if sop_db is not None and not sop_db.startswith(("http://", "https://")):
             sop_db = str(Path(sop_db).resolve())  # plan.json must still find it when resumed from elsewhere
         # Paths in plan.json are absolute: a resume from another working directory finds the same files.
@@ -154,3 +175,35 @@ def simulate(
             f"{failed} of {summary['dialogues']} dialogues ended in an error (by whose: {whose}); they are in dialogues.jsonl with "
             f"termination_reason 'error'. Fix the cause, then run: grouped-sim simulate --resume {out_dir} --retry-failed"
         )
+
+
+def _planned_from(
+    run_dir: Path, salesman: str, config_file: Optional[Path], concurrency: Optional[int], out_dir: Optional[Path], **fixed: object
+) -> tuple[list, object, object]:
+    """The plan of an earlier run with a new agent: same customers, trials and seeds (the config's
+    seed and the items' positions), same customer model, manager, store and simulation config."""
+    from grouped_sim.app.build import absolute_salesman_spec
+    from grouped_sim.config import load_config
+    from grouped_sim.graphs.batch import load_plan
+
+    if out_dir is None:
+        raise InputError("--plan-from RUN needs --out DIR for the new run")
+    if out_dir.resolve() == run_dir.resolve():
+        raise InputError(f"--plan-from {run_dir} and --out {out_dir} are the same folder; the new agent's run needs its own")
+    defaults = {
+        "trials": 1, "profiles_file": None, "sop_db": None, "corpus": None, "mode": "full", "max_turns": None, "seed": None,
+        "customer": DEFAULT_CUSTOMER_SPEC, "manager": "light", "sim": None,
+    }
+    clashing = [name for name, value in fixed.items() if value != defaults[name]]
+    if clashing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in clashing)
+        raise InputError(f"--plan-from takes the customers, seeds and config of {run_dir}; drop {flags}")
+    plan = load_plan(run_dir)
+    config = plan.config
+    if config_file is not None:
+        own = load_config(config_file)
+        config = config.model_copy(update={"salesman": own.salesman, "runtime": own.runtime})
+    if concurrency is not None:
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"concurrency": concurrency})})
+    settings = plan.settings.model_copy(update={"salesman": absolute_salesman_spec(salesman), "plan_from": str(run_dir.resolve())})
+    return plan.items, settings, config

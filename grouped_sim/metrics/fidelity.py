@@ -271,23 +271,29 @@ def tfidf_redundancy(dialogues: Sequence[Dialogue]) -> float | None:
     The vectoriser is fitted per domain; domains with a single dialogue (no peers) and dialogues
     with no words are skipped. Higher means customers of a domain say the same things.
     """
+    return mean(tfidf_redundancy_per_dialogue(dialogues))
+
+
+def tfidf_redundancy_per_dialogue(dialogues: Sequence[Dialogue]) -> list[float | None]:
+    """Each dialogue's mean TF-IDF cosine to its same-domain peers (None where it has none)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import cosine_similarity
 
-    by_domain: dict[str, list[str]] = {}
-    for d in dialogues:
+    by_domain: dict[str, list[tuple[int, str]]] = {}
+    for i, d in enumerate(dialogues):
         text = " ".join(t.text for t in d.customer_turns())
         if words(text):
-            by_domain.setdefault(d.domain, []).append(text)
-    per_dialogue: list[float] = []
-    for texts in by_domain.values():
-        if len(texts) < 2:
+            by_domain.setdefault(d.domain, []).append((i, text))
+    per_dialogue: list[float | None] = [None] * len(dialogues)
+    for group in by_domain.values():
+        if len(group) < 2:
             continue
-        matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(texts)
+        matrix = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform([text for _, text in group])
         sims = cosine_similarity(matrix)
-        n = len(texts)
-        per_dialogue.extend(float((sims[i].sum() - sims[i, i]) / (n - 1)) for i in range(n))
-    return mean(per_dialogue)
+        n = len(group)
+        for row, (i, _) in enumerate(group):
+            per_dialogue[i] = float((sims[row].sum() - sims[row, row]) / (n - 1))
+    return per_dialogue
 
 
 # --------------------------------------------------------------------------- realism

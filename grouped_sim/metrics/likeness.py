@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from grouped_sim.metrics.intervals import bootstrap_ci
 from grouped_sim.metrics._common import mean, std, words
 
 BLEU_EPSILON = 0.1
@@ -111,5 +112,6 @@ def likeness(
     else:
         per["embedding_cosine"] = []
     for name, values in per.items():
-        out[name] = {"mean": mean(values), "std": std(values)}
+        out[name] = {"mean": mean(values), "std": std(values), "ci": bootstrap_ci(values, mean)}
+    out["values"] = per  # per pair, for the report's intervals and `compare` (the report moves them out of this block)
     return out

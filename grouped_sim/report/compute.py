@@ -5,7 +5,10 @@ tagger for runs without stage labels, the discriminator's scorer, judge and like
 The CLI (`grouped_sim/cli/report.py`) is where those are built; this module only computes.
 
 Figures that compare with real people take the shape {"simulated", "reference", "gap"}, with
-"reference" and "gap" None when no reference corpus was given.
+"reference" and "gap" None when no reference corpus was given. Since report version 2, every
+headline figure also has its 95 % bootstrap interval over dialogues in `figures` (and, with a
+reference, the gap's interval, the noise floor and whether the gap is beyond it), the per-dialogue
+units behind them in `units`, and the agent under test has its `scorecard` (docs/scorecard.md).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from grouped_sim.metrics import diversity as div
 from grouped_sim.metrics import fidelity as fid
 from grouped_sim.metrics._common import gap, rounded
 from grouped_sim.metrics.diversity import EmbedFn
+from grouped_sim.report.figures import dialogue_units, figures, shown
+from grouped_sim.report.scorecard import ScorecardContext, scorecard
 from grouped_sim.schemas import Dialogue, Turn
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 StageTagger = Callable[[list[str]], list[str]]
 """Salesman texts -> SOP stage ids (the SOP store's nearest-neighbour tagger, injected by the CLI)."""
 
@@ -121,9 +126,17 @@ def compute_report(
     role_judge: fid.TurnJudge | None = None,
     likeness_summary: dict[str, Any] | None = None,
     trajectories: int = 6,
+    context: ScorecardContext | None = None,
+    judge_scores: dict[str, list[float | None]] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of the report; JSON-serialisable, floats rounded to 4 places."""
+    """Every figure of the report; JSON-serialisable, floats rounded to 4 places.
+
+    `context` tells the scorecard the taxonomy's stage kinds and the difficulty tiers (without
+    it, stages are known by id only and pushes are not counted); `judge_scores` are per-dialogue
+    judge scores by dimension (and "overall"), for the judge figures' intervals.
+    """
     has_ref = reference is not None and len(reference) > 0
+    context = context or ScorecardContext(stages=list(taxonomy_ids))
     ref = list(reference or [])
     embed_fn = memo_embed(embed_fn)
     sims = list(dialogues)
@@ -172,6 +185,7 @@ def compute_report(
         "distributions": {"reply_lengths": {"simulated": sim_lengths, "reference": ref_lengths if has_ref else None}},
         "trajectories": state_trajectories(sims, trajectories),
     }
+    sim_real = ref_real = None
     if scorer is not None:
         sim_real = fid.realism(sims, scorer)
         ref_real = fid.realism(ref, scorer) if has_ref else None
@@ -179,6 +193,14 @@ def compute_report(
             "scorer": scorer_name,
             **_pair(sim_real["mean_p_real"], ref_real["mean_p_real"] if ref_real else None, has_ref),
         }
+    sim_units = dialogue_units(sims, taxonomy_ids=taxonomy_ids, embed_fn=embed_fn, context=context, realism_scores=sim_real and sim_real["scores"], judge_scores=judge_scores)
+    ref_units = dialogue_units(ref, taxonomy_ids=taxonomy_ids, embed_fn=embed_fn, context=context, realism_scores=ref_real and ref_real["scores"]) if has_ref else None
+    if likeness_summary and "values" in likeness_summary:  # per replayed turn: units, not a summary figure
+        values = likeness_summary.pop("values")
+        sim_units.update({f"likeness_{k}": v for k, v in values.items()})
+    report["figures"] = figures(sim_units, ref_units, len(taxonomy_ids))
+    report["units"] = {"simulated": sim_units, "reference": ref_units}
+    report["scorecard"] = scorecard(sims, context, ref if has_ref else None)
     return rounded(report)
 
 
@@ -194,6 +216,14 @@ def _count(values: Any) -> dict[str, int]:
 # (key, label, path into the report, better: "up" | "down" | "ref" (closer to real) | "zero" | "")
 METRICS: list[tuple[str, str, tuple[str, ...], str]] = [
     ("dialogues", "dialogues", ("summary", "dialogues"), ""),
+    ("conversion", "agent: conversion (agreed)", ("scorecard", "conversion", "sim"), "up"),
+    ("conversion_with_callback", "agent: agreed or callback", ("scorecard", "conversion_with_callback", "sim"), "up"),
+    ("cut_off", "agent: calls cut off by max turns", ("scorecard", "cut_off", "sim"), ""),
+    ("exit_turn", "agent: salesman turns per call", ("scorecard", "exit_turn", "sim"), ""),
+    ("words_per_turn", "agent: words per turn", ("scorecard", "habits", "words_per_turn", "all", "sim"), ""),
+    ("talk_ratio", "agent: talk ratio", ("scorecard", "habits", "talk_ratio", "all", "sim"), ""),
+    ("questions", "agent: questions per call", ("scorecard", "habits", "questions", "all", "sim"), ""),
+    ("pushes_in_a_row", "agent: longest run of pushes", ("scorecard", "habits", "pushes_in_a_row", "all", "sim"), ""),
     ("judge_pc", "judge: profile consistency", ("judge", "dimensions", "profile_consistency", "score"), "up"),
     ("judge_br", "judge: business realism", ("judge", "dimensions", "business_realism", "score"), "up"),
     ("judge_il", "judge: interaction logic", ("judge", "dimensions", "interaction_logic", "score"), "up"),
@@ -226,6 +256,13 @@ METRICS: list[tuple[str, str, tuple[str, ...], str]] = [
 # Where the real corpus's own value of a metric lives (for the "reference" column).
 REFERENCE_PATHS: dict[str, tuple[str, ...]] = {
     "dialogues": ("reference", "dialogues"),
+    "conversion": ("scorecard", "conversion", "real"),
+    "conversion_with_callback": ("scorecard", "conversion_with_callback", "real"),
+    "exit_turn": ("scorecard", "exit_turn", "real"),
+    "words_per_turn": ("scorecard", "habits", "words_per_turn", "all", "real"),
+    "talk_ratio": ("scorecard", "habits", "talk_ratio", "all", "real"),
+    "questions": ("scorecard", "habits", "questions", "all", "real"),
+    "pushes_in_a_row": ("scorecard", "habits", "pushes_in_a_row", "all", "real"),
     "tlv": ("diversity", "reference", "tlv"),
     "irs": ("diversity", "reference", "irs"),
     "snr": ("diversity", "reference", "snr"),
@@ -258,3 +295,14 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float | None]:
 def reference_metrics(report: dict[str, Any]) -> dict[str, float | None]:
     """The same headline figures measured on the reference corpus (None where not applicable)."""
     return {key: dig(report, REFERENCE_PATHS[key]) if key in REFERENCE_PATHS else None for key, _, _, _ in METRICS}
+
+
+def figure_interval(report: dict[str, Any], key: str) -> list[float] | None:
+    """The 95 % interval shown next to a headline figure (None where the report has none)."""
+    return shown((report.get("figures") or {}).get(key))[1]
+
+
+def reference_interval(report: dict[str, Any], key: str) -> list[float] | None:
+    """The interval of the reference corpus's own value of a headline figure."""
+    fig = (report.get("figures") or {}).get(key)
+    return fig.get("real_ci") if fig and fig.get("kind") == "stat" else None

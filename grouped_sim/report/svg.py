@@ -1,7 +1,8 @@
 """Tiny inline-SVG charts for the HTML report: no plotting library, no external files.
 
-Four shapes cover every plot the report draws: grouped bars (outcome mix, stage coverage),
-overlaid histograms (reply lengths), lines (IRS by turn, state trajectories). Each returns an
+Five shapes cover every plot the report draws: grouped bars (outcome mix, stage coverage),
+bars with 95 % interval whiskers (conversion by archetype, the funnel), overlaid histograms (reply
+lengths), lines (IRS by turn, state trajectories), and a forest plot of paired differences. Each returns an
 `<svg>` string with its own axis labels and legend, sized by viewBox so it scales with the page.
 """
 
@@ -149,4 +150,77 @@ def lines(series: dict[str, Sequence[tuple[float, float]]], title: str, x_label:
         body.append(f'<text x="{px(x):.1f}" y="{top + plot_h + 14}" text-anchor="middle" {FONT}>{_fmt(x)}</text>')
     body.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 32}" text-anchor="middle" {FONT}>{escape(x_label)}</text>')
     body += _legend(list(present), left + plot_w + 12, top + 4)
+    return _frame(width, height, body, title)
+
+
+Estimate = tuple[float | None, float | None, float | None]
+"""(value, low, high) of a figure with its interval; None where missing."""
+
+
+def interval_bars(categories: Sequence[str], series: dict[str, Sequence[Estimate]], title: str, y_label: str, y_max: float | None = None) -> str:
+    """Grouped bars with 95 % interval whiskers (conversion by archetype, the funnel)."""
+    if not categories or not series:
+        return empty_chart(title)
+    width, left, top, bottom = max(760, 56 * len(categories) + 240), 110, 14, 110
+    plot_w, plot_h = width - left - 150, 190
+    highs = [v for vals in series.values() for est in vals for v in (est[0], est[2]) if v is not None]
+    top_value = y_max or _nice_max(max(highs, default=1.0))
+    body = _axes(left, top, plot_w, plot_h, top_value, y_label)
+    group_w = plot_w / len(categories)
+    bar_w = group_w * 0.8 / len(series)
+
+    def y(v: float) -> float:
+        return top + plot_h - plot_h * max(0.0, min(v, top_value)) / top_value
+
+    for s, (name, values) in enumerate(series.items()):
+        color = PALETTE[s % len(PALETTE)]
+        for c, (value, low, high) in enumerate(values):
+            x = left + c * group_w + group_w * 0.1 + s * bar_w
+            if value is None:
+                continue
+            tip = f"{escape(name)} · {escape(categories[c])}: {_fmt(value)}" + (f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else "")
+            body.append(f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{bar_w:.1f}" height="{top + plot_h - y(value):.1f}" fill="{color}" fill-opacity="0.75"><title>{tip}</title></rect>')
+            if low is not None and high is not None:
+                cx = x + bar_w / 2
+                body.append(f'<line x1="{cx:.1f}" y1="{y(low):.1f}" x2="{cx:.1f}" y2="{y(high):.1f}" stroke="#222" stroke-width="1.5"/>')
+                for v in (low, high):
+                    body.append(f'<line x1="{cx - 4:.1f}" y1="{y(v):.1f}" x2="{cx + 4:.1f}" y2="{y(v):.1f}" stroke="#222" stroke-width="1.5"/>')
+    for c, cat in enumerate(categories):
+        x = left + c * group_w + group_w / 2
+        body.append(f'<text x="{x:.1f}" y="{top + plot_h + 12}" text-anchor="end" transform="rotate(-35 {x:.1f} {top + plot_h + 12})" {FONT}>{escape(cat)}</text>')
+    body += _legend(list(series), left + plot_w + 14, top + 4)
+    return _frame(width, top + plot_h + bottom, body, title)
+
+
+def forest(rows: Sequence[tuple[str, float | None, float | None, float | None, bool | None]], title: str, x_label: str) -> str:
+    """Differences with their intervals around a zero line, one row each (label, diff, low, high,
+    beyond noise): the paired comparison of two agents. Beyond-noise rows are drawn solid."""
+    present = [r for r in rows if r[1] is not None]
+    if not present:
+        return empty_chart(title)
+    span = max(abs(v) for r in present for v in r[1:4] if v is not None) or 1.0
+    span = _nice_max(span)
+    left, right, top, row_h = 190, 30, 14, 22
+    width = 640
+    plot_w = width - left - right
+    height = top + row_h * len(present) + 44
+
+    def x(v: float) -> float:
+        return left + plot_w * (v + span) / (2 * span)
+
+    body = [f'<line x1="{x(0):.1f}" y1="{top}" x2="{x(0):.1f}" y2="{top + row_h * len(present)}" stroke="#888" stroke-dasharray="3,3"/>']
+    for i, (label, diff, low, high, beyond) in enumerate(present):
+        cy = top + row_h * i + row_h / 2
+        color = PALETTE[3] if beyond else PALETTE[5]
+        body.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" {FONT}>{escape(label)}</text>')
+        if low is not None and high is not None:
+            body.append(f'<line x1="{x(low):.1f}" y1="{cy:.1f}" x2="{x(high):.1f}" y2="{cy:.1f}" stroke="{color}" stroke-width="2"/>')
+        tip = f"{escape(label)}: {_fmt(diff)}" + (f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else "") + (" beyond noise" if beyond else "")
+        fill = color if beyond else "#fff"
+        body.append(f'<circle cx="{x(diff):.1f}" cy="{cy:.1f}" r="4" fill="{fill}" stroke="{color}" stroke-width="2"><title>{tip}</title></circle>')  # type: ignore[arg-type]
+    axis_y = top + row_h * len(present)
+    body.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#444"/>')
+    for v in (-span, -span / 2, 0.0, span / 2, span):
+        body.append(f'<text x="{x(v):.1f}" y="{axis_y + 14}" text-anchor="middle" {FONT}>{_fmt(v)}</text>')
+    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 32}" text-anchor="middle" {FONT}>{escape(x_label)}</text>')
     return _frame(width, height, body, title)

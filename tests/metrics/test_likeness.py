@@ -51,5 +51,5 @@ def test_likeness_aggregates_and_skips_bare_acknowledgements(table_embed):
 def test_likeness_with_nothing_to_compare():
     result = likeness([], embed_fn=lambda texts: (_ for _ in ()).throw(AssertionError("no encoding needed")))
     assert result["evaluated"] == 0
-    assert result["bleu4"] == {"mean": None, "std": None}
-    assert result["embedding_cosine"] == {"mean": None, "std": None}
+    assert result["bleu4"] == {"mean": None, "std": None, "ci": None}
+    assert result["embedding_cosine"] == {"mean": None, "std": None, "ci": None}

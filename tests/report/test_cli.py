@@ -50,7 +50,7 @@ def test_report_then_compare(runs, corpus_path, tmp_path, monkeypatch, capsys):
     assert 0.0 < report["diversity"]["simulated"]["irs"] <= 1.0  # real MiniLM φ
     assert report["fidelity"]["walk_away_rate"]["gap"] is not None
     page = (runs["a"] / "report.html").read_text()
-    assert page.count("<details>") == 6 and "walk-away rate" in text
+    assert page.count("<details id='d-") == 6 and "walk-away rate" in text
 
     md, js = tmp_path / "table.md", tmp_path / "table.json"
     code, text = run_main(["compare", str(runs["a"]), str(runs["b"]), "--names", "full,prompt-only", "--reference", str(corpus_path), "--markdown", str(md), "--json", str(js)], monkeypatch, capsys)

@@ -80,7 +80,8 @@ def test_comparison_table_puts_runs_and_real_side_by_side(sim_run, real_run, emb
     assert "judge_pc" not in rows  # no judge ran: the row is left out rather than filled with n/a
     md = to_markdown(table)
     assert md.splitlines()[0] == f"| metric | full | prompt-only | {REAL} |"
-    assert "| walk-away rate ≈ real | 0.500 | 1.000 | 1.000 |" in md
+    # each value with its 95 % interval; later runs with their difference to the first (* beyond noise)
+    assert "| walk-away rate ≈ real | 0.500 [0.000, 1.000] | 1.000 [1.000, 1.000] Δ+0.500 | 1.000 [1.000, 1.000] |" in md
 
 
 def test_html_is_self_contained_with_every_section(sim_run, real_run, embed):
@@ -95,7 +96,7 @@ def test_html_is_self_contained_with_every_section(sim_run, real_run, embed):
     for caption in ("Customer reply length", "IRS by turn", "SOP stage coverage", "Outcome mix", "State: s1"):
         assert caption in page
     assert page.count("<svg") >= 6  # lengths, IRS, stages, outcomes, two state trajectories
-    assert page.count("<details>") == 2 and "price_objection" in page and "i 0.40 · t 0.30 · p 0.30 · resist" in page
+    assert page.count("<details id='d-") == 2 and "price_objection" in page and "i 0.40 · t 0.30 · p 0.30 · resist" in page
     assert "&lt;b&gt;busy&lt;/b&gt;" in page and "<b>busy</b>" not in page  # dialogue text is escaped
     assert page.count("<section") == page.count("</section>")
 
