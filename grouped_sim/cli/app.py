@@ -16,6 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import typer  # noqa: E402
 
+from grouped_sim.cli.coherence import coherence_app  # noqa: E402
 from grouped_sim.cli.common import console  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.report import compare, report  # noqa: E402
@@ -47,6 +48,7 @@ app.add_typer(sop_app, name="sop")
 app.add_typer(train_app, name="train")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(discriminator_app, name="discriminator")
+app.add_typer(coherence_app, name="coherence")
 
 
 def main() -> None:
