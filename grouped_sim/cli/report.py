@@ -58,6 +58,17 @@ def _scorer(discriminator: Path | None) -> Any:
     return DiscriminatorScorer(discriminator).score
 
 
+def _coherence(spec: str | None) -> tuple[Any, str | None]:
+    """The coherence scorer of `report --coherence`: a folder, "none", or (default) the shipped judge."""
+    if spec is not None and spec.strip().lower() == "none":
+        return None, None
+    from grouped_sim.data import shipped_scorer_path
+    from grouped_sim.discriminator.coherence import CoherenceScorer
+
+    folder = Path(spec) if spec else shipped_scorer_path()
+    return CoherenceScorer(folder).score, str(folder) if spec else "shipped:coherence-judge"
+
+
 def _cheap_report(run_dir: Path, reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any) -> tuple[dict[str, Any], list[Any]]:
     from grouped_sim.report import compute_report
 
@@ -92,6 +103,7 @@ def report(
     judge_retries: Annotated[int, typer.Option("--judge-retries", min=0, max=10, help="Re-asks after an unparseable judge answer before the score is recorded as missing.")] = 2,
     role_judge: Annotated[bool, typer.Option("--role-judge/--no-role-judge", help="With --judge, let the judge confirm replies the role-inversion pre-filter flags.")] = True,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where report.json and report.html go (default: RUN_DIR).")] = None,
+    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`); default: the shipped judge scorer; 'none' to skip.")] = None,
 ) -> None:
     """Measure a run: diversity (TLV, IRS, SNR), fidelity to real dialogues, judge scores; write report.json + report.html."""
     from grouped_sim.config import GenerationParams
@@ -113,6 +125,7 @@ def report(
     taxonomy_ids = load_taxonomy(taxonomy).ids
     tagger = _stage_tagger(sop_db)
     scorer = _scorer(discriminator)
+    coherence_score, coherence_name = _coherence(coherence)
     target = out_dir or run_dir
 
     judge_summary, turn_judge = None, None
@@ -144,6 +157,8 @@ def report(
         judge_summary=judge_summary,
         role_judge=turn_judge,
         likeness_summary=likeness_summary,
+        coherence=coherence_score,
+        coherence_name=coherence_name,
     )
     write_json_atomic(target / "report.json", result)
     html_path = target / "report.html"

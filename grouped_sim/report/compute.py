@@ -19,6 +19,7 @@ import numpy as np
 from grouped_sim.metrics import diversity as div
 from grouped_sim.metrics import fidelity as fid
 from grouped_sim.metrics._common import gap, rounded
+from grouped_sim.metrics.coherence import coherence_figures
 from grouped_sim.metrics.diversity import EmbedFn
 from grouped_sim.schemas import Dialogue, Turn
 
@@ -121,6 +122,8 @@ def compute_report(
     role_judge: fid.TurnJudge | None = None,
     likeness_summary: dict[str, Any] | None = None,
     trajectories: int = 6,
+    coherence: Callable[[list[str], list[str]], Sequence[float]] | None = None,
+    coherence_name: str | None = None,
 ) -> dict[str, Any]:
     """Every figure of the report; JSON-serialisable, floats rounded to 4 places."""
     has_ref = reference is not None and len(reference) > 0
@@ -179,6 +182,8 @@ def compute_report(
             "scorer": scorer_name,
             **_pair(sim_real["mean_p_real"], ref_real["mean_p_real"] if ref_real else None, has_ref),
         }
+    # Coherence (P(the reply answers this call), grouped_sim.metrics.coherence): Figures with intervals.
+    report["fidelity"]["coherence"] = coherence_figures(sims, coherence, ref if has_ref else None, scorer_name=coherence_name) if coherence is not None else None
     return rounded(report)
 
 
@@ -203,6 +208,8 @@ METRICS: list[tuple[str, str, tuple[str, ...], str]] = [
     ("snr", "SNR (per dialogue)", ("diversity", "simulated", "snr"), "up"),
     ("sop_coverage", "SOP coverage (run)", ("diversity", "simulated", "sop_coverage"), "up"),
     ("realism", "realism: mean P(real)", ("fidelity", "realism", "simulated"), "up"),
+    ("coherence", "coherence: mean P(answers the call)", ("fidelity", "coherence", "mean", "sim"), "ref"),
+    ("coherence_accept", "coherence: replies accepted (P ≥ 0.5)", ("fidelity", "coherence", "acceptance", "sim"), "ref"),
     ("walk_away", "walk-away rate", ("fidelity", "walk_away_rate", "simulated"), "ref"),
     ("walk_away_gap", "walk-away gap to real", ("fidelity", "walk_away_rate", "gap"), "zero"),
     ("outcome_tv", "outcome mix distance (TV)", ("fidelity", "outcome_mix", "total_variation"), "down"),
@@ -231,6 +238,8 @@ REFERENCE_PATHS: dict[str, tuple[str, ...]] = {
     "snr": ("diversity", "reference", "snr"),
     "sop_coverage": ("diversity", "reference", "sop_coverage"),
     "realism": ("fidelity", "realism", "reference"),
+    "coherence": ("fidelity", "coherence", "mean", "real"),
+    "coherence_accept": ("fidelity", "coherence", "acceptance", "real"),
     "walk_away": ("fidelity", "walk_away_rate", "reference"),
     "nb_resistance": ("fidelity", "disengagement", "reference", "non_buyers", "shares", "resistance"),
     "nb_deliberation": ("fidelity", "disengagement", "reference", "non_buyers", "shares", "deliberation"),
