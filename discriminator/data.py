@@ -7,6 +7,12 @@ that from real customers. The default negative model is the embedded SmolLM2.
 
 Pairs are appended to `pairs.jsonl` as they are produced and keyed by D_sim record id, so a killed
 run resumes where it stopped; `meta.json` records the negative model and the source.
+
+Hard negatives (`add_hard_negatives`, on by default in `grouped-sim discriminator data`) add, for
+each real reply, pairs whose negative is a REAL reply from another call at the same SOP stage
+(`grouped_sim.discriminator.negatives`): same style, wrong conversation. A model-written negative
+alone lets the discriminator win on surface style; these make it read the context too. Their
+`negative_model` is `HARD_NEGATIVES` and their id is the record id plus `:hardK`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from grouped_sim.schemas import Dialogue
 PAIRS_FILE = "pairs.jsonl"
 META_FILE = "meta.json"
 DEFAULT_NEGATIVES = "hf:smollm2"
+HARD_NEGATIVES = "real:other-call-same-stage"
 
 
 class Pair(BaseModel):
@@ -168,3 +175,53 @@ def build_pairs(
             if on_progress:
                 on_progress(len(batch))
     return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "written": written}
+
+
+def add_hard_negatives(
+    records: Sequence[dict[str, Any]],
+    out_dir: Path | str,
+    n: int = 1,
+    seed: int = 0,
+    limit: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Append, for each record (the first `limit`), `n` pairs whose negative is a real reply of another
+    call at the same stage (any other call when the stage is missing or no other call has it).
+
+    The pool is every record given, so pass the whole corpus's records; ids already in the folder
+    are skipped. Returns counts: wanted, already done, written now.
+    """
+    from grouped_sim.discriminator.negatives import Reply, other_call_replies
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = [r for r in records if r.get("reference", "").strip()]
+    drawn = other_call_replies([Reply(r["dialogue_id"], r["turn_index"], r.get("sop_stage"), r["reference"]) for r in pool], n, seed) if n > 0 else [[] for _ in pool]
+    wanted = list(zip(pool, drawn))[:limit] if limit is not None else list(zip(pool, drawn))
+    pairs_path = out / PAIRS_FILE
+    done = _done_ids(pairs_path)
+    todo = [
+        Pair(
+            id=f"{record['id']}:hard{k}",
+            dialogue_id=record["dialogue_id"],
+            turn_index=record["turn_index"],
+            domain=record["domain"],
+            context=record["context"],
+            positive=record["reference"],
+            negative=other.text,
+            negative_model=HARD_NEGATIVES,
+        )
+        for record, others in wanted
+        for k, other in enumerate(others)
+    ]
+    total = len(todo)
+    todo = [p for p in todo if p.id not in done]
+    with JsonlAppender(pairs_path) as appender:
+        for pair in todo:
+            appender.write_line(pair.model_dump_json())
+    meta_path = out / META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    write_json_atomic(meta_path, {**meta, "hard_negatives": {"per_reply": n, "seed": seed, "source": HARD_NEGATIVES}})
+    if on_progress:
+        on_progress(len(wanted))
+    return {"wanted": total, "already_done": total - len(todo), "written": len(todo)}

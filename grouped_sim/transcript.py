@@ -27,3 +27,22 @@ def transcript_lines(turns: Iterable[Turn]) -> list[str]:
 def transcript_text(turns: Iterable[Turn]) -> str:
     """The call as lines joined by newlines (empty for an empty call)."""
     return "\n".join(transcript_lines(turns))
+
+
+def parse_transcript(text: str) -> list[tuple[str, str]]:
+    """(role, text) turns of a transcript this module rendered: the inverse of `transcript_text`.
+
+    A line that opens with no speaker label continues the turn before it (a turn whose text held a
+    newline); text before any label is dropped.
+    """
+    labels = {f"{label}: ": role for role, label in SPEAKERS.items()}
+    turns: list[tuple[str, str]] = []
+    for line in text.split("\n"):
+        for prefix, role in labels.items():
+            if line.startswith(prefix):
+                turns.append((role, line[len(prefix) :]))
+                break
+        else:
+            if turns:
+                turns[-1] = (turns[-1][0], f"{turns[-1][1]}\n{line}")
+    return turns

@@ -16,6 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import typer  # noqa: E402
 
+from grouped_sim.cli.coherence import coherence_app  # noqa: E402
 from grouped_sim.cli.common import console, label  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.fit import fit  # noqa: E402
@@ -51,6 +52,7 @@ app.add_typer(sop_app, name="sop")
 app.add_typer(train_app, name="train")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(discriminator_app, name="discriminator")
+app.add_typer(coherence_app, name="coherence")
 
 
 def main() -> None:

@@ -24,14 +24,17 @@ def discriminator_data(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Length cap of each negative reply.")] = 32,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Replies generated per batch (local models).")] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    hard_negatives: Annotated[int, typer.Option("--hard-negatives", min=0, max=50, help="Per real reply, this many extra pairs whose negative is a real reply from ANOTHER call at the same stage (0: none).")] = 1,
 ) -> None:
     """Write pairs (context, real customer reply, model reply) for every customer turn of a corpus.
 
     The model reply comes from an untuned chat model asked to play the customer on the same context:
     polite, helpful and wordy, the bias the discriminator learns to spot. Pairs are appended as they
-    are made; a second run skips the turns already done.
+    are made; a second run skips the turns already done. With --hard-negatives N (default 1), each
+    real reply also gets N pairs whose negative is a real reply of another call at the same stage:
+    same style, wrong conversation, so realism cannot be won on surface style alone.
     """
-    from grouped_sim.discriminator.data import NegativeParams, build_pairs, records_from_dialogues
+    from grouped_sim.discriminator.data import NegativeParams, add_hard_negatives, build_pairs, records_from_dialogues
     from grouped_sim.corpus import read_corpus
     from grouped_sim.models import parse_spec
 
@@ -43,7 +46,11 @@ def discriminator_data(
     with progress() as bar:
         task = bar.add_task("negative replies", total=total)
         counts = build_pairs(records, out_dir, negatives=negatives, params=params, limit=limit, source=str(path), on_progress=lambda n: bar.advance(task, n))
-    out.print(f"{out_dir}/pairs.jsonl: {counts['written']} pairs written, {counts['already_done']} already there ({counts['wanted']} customer turns in {path})")
+    hard = add_hard_negatives(records, out_dir, hard_negatives, seed=seed, limit=limit)
+    out.print(
+        f"{out_dir}/pairs.jsonl: {counts['written']} pairs written, {counts['already_done']} already there ({counts['wanted']} customer turns in {path}); "
+        f"hard negatives from other calls: {hard['written']} written, {hard['already_done']} already there"
+    )
 
 
 @discriminator_app.command("train")

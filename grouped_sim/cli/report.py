@@ -86,6 +86,17 @@ def _scorer(discriminator: Path | None) -> Any:
     return DiscriminatorScorer(discriminator).score
 
 
+def _coherence(spec: str | None) -> tuple[Any, str | None]:
+    """The coherence scorer of `report --coherence`: a folder, "none", or (default) the shipped judge."""
+    if spec is not None and spec.strip().lower() == "none":
+        return None, None
+    from grouped_sim.data import shipped_scorer_path
+    from grouped_sim.discriminator.coherence import CoherenceScorer
+
+    folder = Path(spec) if spec else shipped_scorer_path()
+    return CoherenceScorer(folder).score, str(folder) if spec else "shipped:coherence-judge"
+
+
 def _cheap_report(
     run_dir: Path, reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None
 ) -> tuple[dict[str, Any], list[Any]]:
@@ -180,6 +191,7 @@ def report(
     strict_gate: Annotated[
         bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
     ] = False,
+    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`); default: the shipped judge scorer; 'none' to skip.")] = None,
 ) -> None:
     """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
     judge scores, each figure with its 95 % interval; write report.json + report.html.
@@ -210,6 +222,7 @@ def report(
     taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     scorer = _scorer(discriminator)
+    coherence_score, coherence_name = _coherence(coherence)
     target = out_dir or run_dir
 
     judge_summary, turn_judge, judge_scores = None, None, None
@@ -244,6 +257,8 @@ def report(
         likeness_summary=likeness_summary,
         context=scorecard_context(taxonomy),
         judge_scores=judge_scores,
+        coherence=coherence_score,
+        coherence_name=coherence_name,
     )
     result["warnings"] = run_warnings(dialogues, taxonomy_ids)
     for warning in result["warnings"]:

@@ -22,6 +22,7 @@ import numpy as np
 from grouped_sim.metrics import diversity as div
 from grouped_sim.metrics import fidelity as fid
 from grouped_sim.metrics._common import gap, rounded
+from grouped_sim.metrics.coherence import coherence_figures
 from grouped_sim.metrics.diversity import EmbedFn
 from grouped_sim.report.figures import dialogue_units, figures, shown
 from grouped_sim.report.scorecard import ScorecardContext, scorecard
@@ -128,6 +129,8 @@ def compute_report(
     trajectories: int = 6,
     context: ScorecardContext | None = None,
     judge_scores: dict[str, list[float | None]] | None = None,
+    coherence: Callable[[list[str], list[str]], Sequence[float]] | None = None,
+    coherence_name: str | None = None,
 ) -> dict[str, Any]:
     """Every figure of the report; JSON-serialisable, floats rounded to 4 places.
 
@@ -201,6 +204,8 @@ def compute_report(
     report["figures"] = figures(sim_units, ref_units, len(taxonomy_ids))
     report["units"] = {"simulated": sim_units, "reference": ref_units}
     report["scorecard"] = scorecard(sims, context, ref if has_ref else None)
+    # Coherence (P(the reply answers this call), grouped_sim.metrics.coherence): Figures with intervals.
+    report["fidelity"]["coherence"] = coherence_figures(sims, coherence, ref if has_ref else None, scorer_name=coherence_name) if coherence is not None else None
     return rounded(report)
 
 
@@ -233,6 +238,8 @@ METRICS: list[tuple[str, str, tuple[str, ...], str]] = [
     ("snr", "SNR (per dialogue)", ("diversity", "simulated", "snr"), "up"),
     ("sop_coverage", "SOP coverage (run)", ("diversity", "simulated", "sop_coverage"), "up"),
     ("realism", "realism: mean P(real)", ("fidelity", "realism", "simulated"), "up"),
+    ("coherence", "coherence: mean P(answers the call)", ("fidelity", "coherence", "mean", "sim"), "ref"),
+    ("coherence_accept", "coherence: replies accepted (P ≥ 0.5)", ("fidelity", "coherence", "acceptance", "sim"), "ref"),
     ("walk_away", "walk-away rate", ("fidelity", "walk_away_rate", "simulated"), "ref"),
     ("walk_away_gap", "walk-away gap to real", ("fidelity", "walk_away_rate", "gap"), "zero"),
     ("outcome_tv", "outcome mix distance (TV)", ("fidelity", "outcome_mix", "total_variation"), "down"),
@@ -268,6 +275,8 @@ REFERENCE_PATHS: dict[str, tuple[str, ...]] = {
     "snr": ("diversity", "reference", "snr"),
     "sop_coverage": ("diversity", "reference", "sop_coverage"),
     "realism": ("fidelity", "realism", "reference"),
+    "coherence": ("fidelity", "coherence", "mean", "real"),
+    "coherence_accept": ("fidelity", "coherence", "acceptance", "real"),
     "walk_away": ("fidelity", "walk_away_rate", "reference"),
     "nb_resistance": ("fidelity", "disengagement", "reference", "non_buyers", "shares", "resistance"),
     "nb_deliberation": ("fidelity", "disengagement", "reference", "non_buyers", "shares", "deliberation"),

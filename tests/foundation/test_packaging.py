@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_FOLDERS = {"grouped_sim": "grouped_sim", "graphs": "grouped_sim/graphs", "sop_db": "grouped_sim/sop_db", "profiles": "grouped_sim/profiles", "discriminator": "grouped_sim/discriminator"}
-SHIPPED_DATA = ("*.yaml", "*.jsonl", "*.safetensors", "adapter_config.json")
+SHIPPED_DATA = ("*.yaml", "*.jsonl", "*.safetensors", "adapter_config.json", "*.npz", "coherence.json")
 
 
 @pytest.fixture(scope="module")

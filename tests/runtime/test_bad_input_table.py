@@ -132,6 +132,11 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("fit", ["--corpus", "calls.jsonl", "--out", "fitted", "--taxonomy", "taxonomy.yaml"], "taxonomy.yaml:2: the taxonomy file is not UTF-8 text"),
     ("sop propose-stages", ["--corpus", "latin1.jsonl", "--out", "stages.yaml"], "latin1.jsonl:2: not UTF-8 text"),
     ("sop propose-stages", ["--corpus", "empty.jsonl", "--out", "stages.yaml"], "empty.jsonl: 0 distinct salesman moves"),
+    ("coherence train", ["--out", "scorer", "--corpus", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8 text"),
+    ("coherence train", ["--out", "scorer", "--corpus", "calls.jsonl", "--split", "plain"], "plain/coherence.json: split file not found"),
+    ("coherence score", ["--dialogues", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8 text"),
+    ("coherence score", ["--dialogues", "calls.jsonl", "--model", "plain"], "plain: not a coherence scorer folder"),
+    ("report", ["run_ok", "--coherence", "plain"], "plain: not a coherence scorer folder"),
     ("probe", ["plain"], "plain: not a sim folder"),
     ("probe", ["run_ok", "--customer", "smollm2"], "run_ok: not a sim folder"),
 ]
