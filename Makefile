@@ -11,6 +11,8 @@ EXTRAS ?= test,train
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 DEMO_PROFILES ?= 4
+# The shipped sample corpus (inside the installed package); read after `install` has run.
+SAMPLE = $(shell $(PY) -c 'from grouped_sim.data import sample_corpus_path; print(sample_corpus_path())')
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -38,8 +40,9 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(VENV)/bin/grouped-sim sop build --db $(DEMO_DIR)/sop_db
-	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7
-	$(VENV)/bin/grouped-sim report $(DEMO_DIR)/run --reference "$$($(PY) -c 'from grouped_sim.data import sample_corpus_path; print(sample_corpus_path())')" --sop-db $(DEMO_DIR)/sop_db
+	# The agent under test is a retrieval stand-in (knn:): real salesman moves from the sample corpus.
+	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7 --salesman "knn:$(SAMPLE)"
+	$(VENV)/bin/grouped-sim report $(DEMO_DIR)/run --reference "$(SAMPLE)" --sop-db $(DEMO_DIR)/sop_db
 	@echo ""
 	@echo "Dialogues:   $(DEMO_DIR)/run/dialogues.jsonl"
 	@echo "Run summary: $(DEMO_DIR)/run/run.json"

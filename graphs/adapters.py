@@ -200,6 +200,29 @@ def _replies_after_moves(turns: list[Turn]) -> list[str]:
     return replies
 
 
+def embedded_once(texts: list[str]) -> Any:
+    """MiniLM vectors of `texts`, kept on disk by their content: a corpus's moves are embedded once
+    per machine, not at every start (about 10 s for the sample corpus on 2 cores)."""
+    import hashlib
+    import os
+
+    import numpy as np
+
+    from grouped_sim.embeddings import ENCODER_NAME, embed
+    from grouped_sim.models.materialize import cache_dir
+
+    key = hashlib.sha256("\x00".join([ENCODER_NAME, *texts]).encode()).hexdigest()[:20]
+    path = cache_dir() / "embeddings" / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
 class KnnSalesman:
     """A coherent stand-in for the agent under test: each turn it says what a real salesman of the
     corpus said after the exchange most like this call's last one: the customer's reply weighs
@@ -217,15 +240,14 @@ class KnnSalesman:
 
     def __init__(self, corpus_path: Path | str) -> None:
         from grouped_sim.corpus import read_corpus
-        from grouped_sim.embeddings import embed
 
         self.path = str(corpus_path)
         self.name = f"knn:{corpus_path}"
         self.moves = real_moves(read_corpus(corpus_path))
         if not self.moves:
             raise InputError(f"{corpus_path}: no salesman moves to draw from")
-        self.replies = embed([m.reply or "(the call starts)" for m in self.moves])
-        self.previous = embed([m.previous or "(the call starts)" for m in self.moves])
+        self.replies = embedded_once([m.reply or "(the call starts)" for m in self.moves])
+        self.previous = embedded_once([m.previous or "(the call starts)" for m in self.moves])
         self.states = [decision_state(m.reply) for m in self.moves]
 
     def candidates(self, call: CallContext) -> list[int]:

@@ -8,6 +8,7 @@ manager's guidance and the real exchanges it picked for this stage go into eithe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +16,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
 from grouped_sim.customer_prompt import chat_messages, transcript_prompt
-from grouped_sim.models.base import PromptForm, prompt_form_of
+from grouped_sim.models.base import LocalChatModel, PromptForm, prompt_form_of
 from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
@@ -37,12 +38,17 @@ _KEEN_RE = re.compile(r"\b(?:great|interesting|sounds good|love (?:it|that)|perf
 _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
 
 
+Picker = Callable[[list[Turn], list[str]], list[float]]
+"""(the call so far, candidate replies) -> a score per candidate; the highest is said (best-of-N)."""
+
+
 class CustomerReply(BaseModel):
     text: str
     action: CustomerAction
     attempts: int = 1
     fallback: bool = False
     rejected: list[str] = Field(default_factory=list, description="replies the role guard threw away")
+    scores: list[float] | None = Field(None, description="best-of-N: the picker's score of each candidate the guard kept (the said one first)")
 
 
 class CustomerPrompt(BaseModel):
@@ -92,6 +98,8 @@ def clean_reply(text: str) -> str:
     sentences = re.split(r"(?<=[.!?])\s+", text.strip())
     text = " ".join(sentences[:MAX_SENTENCES])
     text = re.sub(r"\s+([.,!?])", r"\1", re.sub(r"\s{2,}", " ", text))
+    # A small model's runs of one mark ("hello,,,,,,,,", "from where?||"): no person says them.
+    text = re.sub(r"\.{4,}", "...", re.sub(r"([,!?])\1{2,}", r"\1", text.replace("|", "")))
     return text.strip().strip('"').strip()
 
 
@@ -128,18 +136,41 @@ def problem_with(text: str, tagged: CustomerAction | None, planned: CustomerActi
     return None
 
 
-def generate_reply(model: BaseChatModel, inputs: CustomerPrompt, planned: CustomerAction, seed: int, retries: int) -> CustomerReply:
-    """Generate, then regenerate while the reply is empty, too long, pitches like a salesman or
-    contradicts the manager's decision; after the last try, a real line (or a stock one) stands in."""
+def draw_candidates(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], seed: int, n: int) -> list[str]:
+    """n raw replies: one batched call on our own backends (candidate i seeded seed + i), seeded
+    calls one by one on any other chat model. Candidate 0 is what a plain call with `seed` says."""
+    if n == 1:
+        return [str(model.invoke(messages, seed=seed, **kwargs).content)]
+    texts: list[str] = []
+    if isinstance(model, LocalChatModel):
+        texts = [str(g.message.content) for g in model.generate([messages], n=n, seed=seed, **kwargs).generations[0]]
+    texts += [str(model.invoke(messages, seed=seed + i, **kwargs).content) for i in range(len(texts), n)]
+    return texts
+
+
+def generate_reply(
+    model: BaseChatModel, inputs: CustomerPrompt, planned: CustomerAction, seed: int, retries: int, n: int = 1, pick: Picker | None = None
+) -> CustomerReply:
+    """Draw n candidates, drop those that are empty, too long, pitch like a salesman or contradict
+    the manager's decision, and say the one `pick` scores highest (the first, without a picker).
+    Nothing left: draw again; after the last try, a real line (or a stock one) stands in."""
     messages, kwargs = render(model, inputs)
     rejected: list[str] = []
     for attempt in range(retries + 1):
-        raw = model.invoke(messages, seed=seed + attempt, **kwargs)
-        text, tagged = parse_action(str(raw.content))
-        text = clean_reply(text)
-        problem = problem_with(text, tagged, planned)
-        if problem is None:
+        kept: list[tuple[str, CustomerAction | None]] = []
+        for raw in draw_candidates(model, messages, kwargs, seed + attempt * n, n):
+            text, tagged = parse_action(raw)
+            text = clean_reply(text)
+            problem = problem_with(text, tagged, planned)
+            if problem is None:
+                kept.append((text, tagged))
+            else:
+                rejected.append(f"{problem} | {text[:120]}")
+        if kept:
+            scores = pick(inputs.history, [t for t, _ in kept]) if pick is not None and len(kept) > 1 else None
+            best = max(range(len(kept)), key=lambda i: scores[i]) if scores else 0
+            text, tagged = kept[best]
             action = planned if planned is not CustomerAction.speak else (tagged or CustomerAction.speak)
-            return CustomerReply(text=text, action=action, attempts=attempt + 1, rejected=rejected)
-        rejected.append(f"{problem} | {text[:120]}")
+            ordered = [round(scores[best], 4), *(round(x, 4) for i, x in enumerate(scores) if i != best)] if scores else None
+            return CustomerReply(text=text, action=action, attempts=attempt + 1, rejected=rejected, scores=ordered)
     return CustomerReply(text=fallback_line(planned, inputs.example_lines), action=planned, attempts=retries + 1, fallback=True, rejected=rejected)

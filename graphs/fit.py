@@ -13,6 +13,8 @@ The folder (a "sim folder"):
     profiles.jsonl    one profile per dialogue: {id, split, source, domain, profile}
     sop_db/           the Chroma store of the training calls
     dynamics.json     the fitted decision dynamics (or the prior, and why)
+    coherence/        a coherence scorer of this domain: trained on the training calls, measured
+                      on the held-out ones (report and probe read it to tell a reply from gibberish)
 
 Steps write atomically and are skipped when their output exists, so a killed fit resumes and a
 rerun gives the same folder. A folder holding a fit of other input is refused.
@@ -34,6 +36,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from grouped_sim.corpus import iter_corpus_lines, read_corpus, write_corpus
+from grouped_sim.discriminator.coherence import CARD_FILE, CoherenceConfig, CoherenceScorer, train_coherence
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.dynamics import FittedDynamics, move_stages, propensity_of
 from grouped_sim.graphs.fitting import CallFacts, base_rates, decision_move, fit_dynamics
@@ -86,6 +89,7 @@ class SimFolder:
         self.profiles = self.root / "profiles.jsonl"
         self.store = self.root / "sop_db"
         self.dynamics = self.root / "dynamics.json"
+        self.coherence = self.root / "coherence"
 
     def check(self) -> None:
         """A clear error unless this is a finished fit."""
@@ -100,6 +104,10 @@ class SimFolder:
 
     def load_profiles(self, split: str) -> list[ProfileRecord]:
         return [r for _, raw in iter_jsonl(self.profiles) if (r := ProfileRecord.model_validate(raw)).split == split]
+
+    def coherence_scorer(self) -> CoherenceScorer | None:
+        """The domain's own coherence scorer, or None (a fit too small to train one)."""
+        return CoherenceScorer(self.coherence) if (self.coherence / CARD_FILE).is_file() else None
 
     def digest(self) -> str:
         """The fit's identity: changes when anything it was built from changes (for dialogue ids)."""
@@ -276,7 +284,11 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
     progress.start("SOP store", len(train))
     store_counts = build_store(folder, train, taxonomy, progress.advance)
     dynamics = fit_or_load_dynamics(folder, train, taxonomy, settings)
+    progress.start("coherence scorer", 1)
+    coherence = fit_or_load_coherence(folder, annotated, train_ids, held_ids, settings)
+    progress.advance(1)
     summary = fit_summary(settings, digest, train_ids, held_ids, records, stage_stats, store_counts, dynamics)
+    summary["coherence"] = coherence
     write_json_atomic(folder.fit, summary)
     (folder.root / "fit.partial.json").unlink(missing_ok=True)
     return summary
@@ -299,6 +311,20 @@ def fit_or_load_dynamics(folder: SimFolder, train: list[Dialogue], taxonomy: Tax
     dynamics = fit_dynamics(call_facts(train, store, taxonomy, settings.top_k, rates), taxonomy, seed=settings.seed)
     write_json_atomic(folder.dynamics, dynamics.model_dump(mode="json"))
     return dynamics
+
+
+def fit_or_load_coherence(folder: SimFolder, annotated: list[Dialogue], train_ids: list[str], held_ids: list[str], settings: FitSettings) -> dict[str, Any]:
+    """The domain's coherence scorer, trained on the training calls only and measured on the held-out
+    ones, so a coherence figure in probe or report never scores a reply the scorer learned from.
+    A corpus too small to learn from is recorded, not fatal: the fit works without the scorer."""
+    if not (folder.coherence / CARD_FILE).is_file():
+        try:
+            model = train_coherence(annotated, train_ids, held_ids, CoherenceConfig(seed=settings.seed), source=settings.corpus, split_rule="the fit's split (split.json)")
+        except InputError as exc:
+            return {"trained": False, "reason": str(exc)}
+        model.save(folder.coherence)
+    card = read_json(folder.coherence / CARD_FILE, "coherence scorer card")
+    return {"trained": True, "n": card["n"], "heldout": card["heldout"]}
 
 
 def fit_summary(

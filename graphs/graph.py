@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
-from grouped_sim.graphs.customer import CustomerPrompt, generate_reply
+from grouped_sim.graphs.customer import CustomerPrompt, Picker, generate_reply
 from grouped_sim.graphs.manager import Manager, ManagerUpdate, intent_of
 from grouped_sim.graphs.resilience import aretry_call, retry_call
 from grouped_sim.graphs.salesman import CallContext, Salesman, SalesmanDone, is_goodbye
@@ -50,6 +50,7 @@ class SimDeps:
     store: SOPStore | None
     config: SimulationConfig
     local_weights: tuple[Any, ...] = ()  # weights of local (hf:) models: concurrent calls batch on them
+    pick: Picker | None = None  # best-of-N: scores the customer's candidate replies (config.best_of)
 
     @property
     def use_manager(self) -> bool:
@@ -134,12 +135,12 @@ def manager_step(deps: SimDeps, profile: Profile, history: list[Turn], state: Cu
 def customer_turn(deps: SimDeps, inputs: CustomerPrompt, update: ManagerUpdate, seed: int) -> Turn:
     """Algorithm 1, line 12: the customer model answers, conditioned on p, g_sop and H."""
     config = deps.config
-    reply = retry_call(lambda: generate_reply(deps.customer, inputs, update.action, seed, config.role_guard_retries), config.runtime)
+    reply = retry_call(lambda: generate_reply(deps.customer, inputs, update.action, seed, config.role_guard_retries, config.best_of.n, deps.pick), config.runtime)
     state = update.state
     if reply.action is not update.action:  # the model ended the call itself: its intent follows
         state = state.model_copy(update={"intent": intent_of(state, reply.action)})
     meta: dict[str, Any] = {"guidance": update.guidance, "manager": update.source, "stage_confidence": round(update.stage_confidence, 3)}
-    meta.update({"attempts": reply.attempts, "fallback": reply.fallback, **({"rejected": reply.rejected} if reply.rejected else {})})
+    meta.update({"attempts": reply.attempts, "fallback": reply.fallback, **({"rejected": reply.rejected} if reply.rejected else {}), **({"pick_scores": reply.scores} if reply.scores else {})})
     return Turn(
         role="customer",
         text=reply.text,

@@ -74,6 +74,24 @@ class RuntimeParams(BaseModel):
     checkpoint: bool = Field(True, description="LangGraph SQLite checkpoints in the run folder, so --resume continues unfinished dialogues mid-call")
 
 
+class BestOfParams(BaseModel):
+    """The pattern reward at inference time: the customer draws `n` candidate replies in one batched
+    call, and the one with the highest weighted score is said. n = 1 is plain sampling.
+
+    The score of a candidate is coherence_weight * P(it answers this call) from the coherence
+    scorer, plus realism_weight * P(real) from a realism discriminator (`discriminator train`).
+    Candidates the role guard rejects are never picked.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(1, ge=1, le=16, description="candidate replies per customer turn")
+    coherence_weight: float = Field(1.0, ge=0.0, description="weight of P(coherent) in the pick")
+    realism_weight: float = Field(0.0, ge=0.0, description="weight of the discriminator's P(real) in the pick (needs `discriminator`)")
+    coherence_scorer: str | None = Field(None, description="coherence scorer folder; None: the sim folder's own (simulate --sim), else the shipped picker")
+    discriminator: str | None = Field(None, description="realism discriminator folder (grouped-sim discriminator train)")
+
+
 class SimulationConfig(BaseModel):
     """Everything that shapes a run besides the profiles themselves."""
 
@@ -87,14 +105,17 @@ class SimulationConfig(BaseModel):
     customer: GenerationParams = GenerationParams(temperature=0.95, top_p=0.95, max_new_tokens=40)
     manager: ManagerParams = ManagerParams()
     role_guard_retries: int = Field(3, ge=0, le=20, description="regenerations of a customer reply that pitches like a salesman")
+    best_of: BestOfParams = BestOfParams()
     runtime: RuntimeParams = RuntimeParams()
 
     def digest(self) -> str:
         """A short stable hash: part of dialogue ids, so a changed config never reuses old output.
 
-        `runtime` is left out: how fast a run goes must not rename its dialogues.
+        `runtime` is left out: how fast a run goes must not rename its dialogues. So is `best_of`
+        while it is plain sampling (n = 1): runs from before it existed keep their ids.
         """
-        blob = json.dumps(self.model_dump(mode="json", exclude={"runtime"}), sort_keys=True)
+        exclude = {"runtime"} | ({"best_of"} if self.best_of.n == 1 else set())
+        blob = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from grouped_sim.config import RuntimeParams, SimulationConfig, SimulatorMode
+from grouped_sim.config import BestOfParams, RuntimeParams, SimulationConfig, SimulatorMode
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, KnnSalesman, ReplaySalesman, WebhookSalesman
 from grouped_sim.graphs.fit import SimFolder
+from grouped_sim.graphs.customer import Picker
 from grouped_sim.graphs.graph import SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
 from grouped_sim.graphs.plan import RunSettings, SimProfile
@@ -252,6 +253,39 @@ def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None
         SimFolder(settings.sim).check()
 
 
+def build_picker(params: BestOfParams, sim: SimFolder | None) -> Picker | None:
+    """The best-of-N picker of config.best_of, or None for plain sampling (n = 1).
+
+    Coherence comes from the configured scorer, else the sim folder's own (trained on the team's
+    calls), else the shipped picker scorer, which was trained on other calls than the shipped judge
+    that grades coherence in reports: what picks a reply never also grades it.
+    """
+    if params.n == 1:
+        return None
+    from grouped_sim.data import PICKER_SCORER, shipped_scorer_path
+    from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.transcript import transcript_text
+
+    own = sim.coherence_scorer() if sim is not None and params.coherence_scorer is None else None
+    coherence = own or CoherenceScorer(params.coherence_scorer or shipped_scorer_path(PICKER_SCORER))
+    realism = None
+    if params.realism_weight > 0:
+        if params.discriminator is None:
+            raise InputError("best_of.realism_weight > 0 needs best_of.discriminator: a folder from `grouped-sim discriminator train`")
+        from grouped_sim.discriminator.model import DiscriminatorScorer
+
+        realism = DiscriminatorScorer(params.discriminator)
+
+    def pick(history: list[Any], replies: list[str]) -> list[float]:
+        contexts = [transcript_text(history)] * len(replies)
+        scores = [params.coherence_weight * p for p in coherence.score(contexts, replies)] if params.coherence_weight > 0 else [0.0] * len(replies)
+        if realism is not None:
+            scores = [s + params.realism_weight * r for s, r in zip(scores, realism.score(contexts, replies))]
+        return scores
+
+    return pick
+
+
 def build_deps(
     settings: RunSettings, config: SimulationConfig, salesman: Salesman | None = None, customer: BaseChatModel | None = None, items: Sequence[SimProfile] = ()
 ) -> SimDeps:
@@ -264,4 +298,5 @@ def build_deps(
     customer = customer if customer is not None else build_customer(settings.customer, config)
     salesman = salesman if salesman is not None else build_salesman(settings.salesman, config, key=salesman_key(settings))
     models = [customer, *(m.model for m in (salesman, manager) if isinstance(m, (ChatModelSalesman, LLMManager)))]
-    return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, local_weights=local_weights(*models))
+    pick = build_picker(config.best_of, sim)
+    return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, local_weights=local_weights(*models), pick=pick)

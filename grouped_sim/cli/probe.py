@@ -59,9 +59,14 @@ def probe(
     config = load_config(config_file).model_copy(update={"seed": seed})
     target = (out_dir or folder.root / "probe").resolve()
     console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} ...")
+    scorer = folder.coherence_scorer()
+    if scorer is None:
+        label(console, "note:", "yellow", f"{folder.root}: the fit has no coherence scorer (too few calls to train one); coherence is not probed")
     with progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
-        rows = run_probe(folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), on_progress=lambda d: bar.advance(task))
+        rows = run_probe(
+            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task)
+        )
     similarity = profile_similarity(cases)
     summaries = {name: probe_summary(r, similarity, seed) for name, r in rows.items()}
     first = summaries[variants[0].name]

@@ -86,15 +86,21 @@ def _scorer(discriminator: Path | None) -> Any:
     return DiscriminatorScorer(discriminator).score
 
 
-def _coherence(spec: str | None) -> tuple[Any, str | None]:
-    """The coherence scorer of `report --coherence`: a folder, "none", or (default) the shipped judge."""
+def _coherence(spec: str | None, info: dict[str, Any]) -> tuple[Any, str | None]:
+    """The coherence scorer of `report --coherence`: a folder, "none", or by default the run's own
+    domain scorer (a `simulate --sim DIR` run: DIR/coherence) and otherwise the shipped judge."""
     if spec is not None and spec.strip().lower() == "none":
         return None, None
     from grouped_sim.data import shipped_scorer_path
     from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.graphs.fit import SimFolder
 
-    folder = Path(spec) if spec else shipped_scorer_path()
-    return CoherenceScorer(folder).score, str(folder) if spec else "shipped:coherence-judge"
+    if spec:
+        return CoherenceScorer(Path(spec)).score, spec
+    sim = (info.get("models") or {}).get("sim")
+    if sim and (domain := SimFolder(sim).coherence_scorer()) is not None:
+        return domain.score, f"sim:{domain.folder}"
+    return CoherenceScorer(shipped_scorer_path()).score, "shipped:coherence-judge"
 
 
 def _cheap_report(
@@ -191,7 +197,7 @@ def report(
     strict_gate: Annotated[
         bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
     ] = False,
-    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`); default: the shipped judge scorer; 'none' to skip.")] = None,
+    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`, or a sim folder's coherence/); default: the run's sim folder's scorer (simulate --sim), else the shipped judge scorer; 'none' to skip.")] = None,
 ) -> None:
     """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
     judge scores, each figure with its 95 % interval; write report.json + report.html.
@@ -222,7 +228,7 @@ def report(
     taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     scorer = _scorer(discriminator)
-    coherence_score, coherence_name = _coherence(coherence)
+    coherence_score, coherence_name = _coherence(coherence, info)
     target = out_dir or run_dir
 
     judge_summary, turn_judge, judge_scores = None, None, None

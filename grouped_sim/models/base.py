@@ -81,8 +81,17 @@ class LocalChatModel(BaseChatModel):
         return self.generate_chats([messages], stop, seed, max_new_tokens)[0]
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        """One reply, or with `n` > 1 that many candidates in one batch (row i seeded seed + i, so
+        candidate 0 is the reply a plain call with the same seed gives)."""
         form = PromptForm.transcript if kwargs.get("raw_prompt") else PromptForm.chat
-        return chat_result(self._generate_one(messages, form, stop, kwargs.get("seed"), kwargs.get("max_new_tokens")))
+        seed, budget, n = kwargs.get("seed"), kwargs.get("max_new_tokens"), int(kwargs.get("n") or 1)
+        if n == 1:
+            return chat_result(self._generate_one(messages, form, stop, seed, budget))
+        if form is PromptForm.transcript:
+            texts = self.generate_texts([joined_text(messages)] * n, stop, seed, budget)
+        else:
+            texts = self.generate_chats([messages] * n, stop, seed, budget)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=t)) for t in texts])
 
 
 class SamplingChatModel(LocalChatModel):

@@ -34,7 +34,7 @@ _POOLS: dict[str, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
 # Call options only grouped-sim's own models understand; an API client would send them on.
-_OWN_OPTIONS = ("raw_prompt", "max_new_tokens")
+_OWN_OPTIONS = ("raw_prompt", "max_new_tokens", "n")
 
 
 def backend_pool(key: str, size: int) -> ThreadPoolExecutor:

@@ -7,7 +7,9 @@ its config without the quantisation part, load the de-quantised state dict, and 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from pathlib import Path
 
 from grouped_sim.models.local import quiet_gguf_loading, resolve_weights
@@ -28,11 +30,14 @@ def materialize_plain(model: str, out_dir: Path | str | None = None, log: bool =
     location = resolve_weights(model)
     if location.gguf_file is None:
         return location.folder
-    target = Path(out_dir) if out_dir else cache_dir() / "plain" / Path(location.gguf_file).stem
+    gguf = location.folder / location.gguf_file
+    # Named by the file's place and size too: two different GGUFs called model.gguf never share a copy.
+    digest = hashlib.sha256(f"{gguf.resolve()}:{gguf.stat().st_size}".encode()).hexdigest()[:10]
+    target = Path(out_dir) if out_dir else cache_dir() / "plain" / f"{gguf.stem}-{digest}"
     if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
         return target
     if log:
-        print(f"materialising {location.gguf_file} as a plain model in {target} (once; cached)", flush=True)
+        print(f"materialising {location.gguf_file} as a plain model in {target} (once; cached)", file=sys.stderr, flush=True)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -50,13 +55,16 @@ def materialize_plain(model: str, out_dir: Path | str | None = None, log: bool =
         raise RuntimeError(f"materialising {location.gguf_file}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     if getattr(config, "tie_word_embeddings", False):
         plain.tie_weights()
-    tmp = target.with_name(target.name + ".partial")
+    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     plain.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    if target.exists():
+    try:
+        os.replace(tmp, target)  # atomic; refused when another process put a complete copy there first
+    except OSError:
         import shutil
 
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
     return target

@@ -53,3 +53,5 @@ def test_probe_writes_figures_with_intervals_and_noise_floors(fitted_dir: Path, 
     assert len(probe["rows"]) == 4 and all(r["real"] and r["sim"] and isinstance(r["forced"], bool) for r in probe["rows"])
     assert all(r["sim_exit"] <= r["real_exit"] for r in probe["rows"] if r["error"] is None)  # the replay stops at the real decision
     assert (out / "probe.html").read_text().count("<details>") == 4
+    coherence = probe["figures"]["coherence"]  # scored by the fit's own scorer, on real and simulated replies
+    assert 0 < coherence["real"] < 1 and 0 < coherence["sim"] < 1

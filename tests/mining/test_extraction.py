@@ -68,13 +68,13 @@ def test_json_parser_tolerates_prose_fences_and_trailing_commas() -> None:
 
 
 def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue], embedded_chat) -> None:
-    """The real embedded model on 2 dialogues: each result is a valid profile or a failure with its reason."""
+    """The real embedded model on a dialogue: the result is a valid profile or a failure with its reason."""
     from grouped_sim.models.local import TransformersChatModel
 
-    model = TransformersChatModel(loaded=embedded_chat.loaded, temperature=0.7, max_new_tokens=160)
-    extractor = ProfileExtractor(model, retries=1, max_new_tokens=160)
+    model = TransformersChatModel(loaded=embedded_chat.loaded, temperature=0.7, max_new_tokens=120)
+    extractor = ProfileExtractor(model, retries=1, max_new_tokens=120)
     outcomes = []
-    for dialogue in corpus[:2]:
+    for dialogue in corpus[:1]:
         result = extractor.extract(_unprofiled(dialogue))
         outcomes.append(result.status)
         if result.status == "ok":

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory, store_dir: Path) -> tuple[Path, dict]:
-    """One real CLI run: 4 profiles, half price-sensitive half status-quo, ages 30-45, broadband."""
+    """One real CLI run: 2 profiles, one price-sensitive one status-quo, ages 30-45, broadband."""
     out = tmp_path_factory.mktemp("gen") / "profiles.jsonl"
     spec = out.parent / "spec.yaml"
     spec.write_text("archetypes: {price-sensitive: 0.5, status-quo: 0.5}\ntiers: {hard: 0.5, easy: 0.5}\ndomains: {broadband: 1}\nage_min: 30\nage_max: 45\n")
     result = CliRunner().invoke(
         app,
-        ["profiles", "generate", "--spec", str(spec), "-n", "4", "--out", str(out), "--sop-db", str(store_dir), "--max-attempts", "6", "--seed", "1"],
+        ["profiles", "generate", "--spec", str(spec), "-n", "2", "--out", str(out), "--sop-db", str(store_dir), "--max-attempts", "6", "--seed", "1"],
     )
     assert result.exit_code == 0, result.output
     print(result.output)
@@ -38,13 +38,13 @@ def test_population_spec_is_met_and_each_profile_passes_its_check(generated: tup
     out, report = generated
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     print(f"rule-check pass rate {report['rule_pass_rate']:.0%} over {report['candidates']} candidates; problems {report['problems']}")
-    assert len(lines) == report["produced"] >= 3
+    assert len(lines) == report["produced"] >= 1
     for line in lines:
         profile = Profile.model_validate(line["profile"])
         assert check_profile(profile, ProfileConstraints.model_validate(line["constraints"])) == []
         assert line["domain"] == "broadband" and 30 <= profile.age <= 45
         assert len(line["retrieved"]) == 4 and all(r["id"] for r in line["retrieved"])
-    if report["produced"] == 4:
+    if report["produced"] == 2:
         assert report["realised"]["archetype"] == {"price-sensitive": 0.5, "status-quo": 0.5}
         assert report["realised"]["tier"] == {"easy": 0.5, "hard": 0.5}
 

@@ -17,7 +17,7 @@ def _dialogues(run: Path) -> list[dict]:
 
 
 def _simulate(out: Path, config: Path, env: dict, extra: list[str] | None = None) -> list[str]:
-    return CLI + ["simulate", "--out", str(out), "--mode", "prompt-only", "--profiles", "4", "--seed", "5",
+    return CLI + ["simulate", "--out", str(out), "--mode", "prompt-only", "--profiles", "3", "--seed", "5",
                   "--salesman", SCRIPTED, "--config", str(config), "--concurrency", "1"] + (extra or [])
 
 
@@ -36,13 +36,13 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path, fast_c
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _dialogues(killed)
-    assert 1 <= len(before) < 4
+    assert 1 <= len(before) < 3
 
     done = subprocess.run(CLI + ["simulate", "--resume", str(killed)], env=sub_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     after = _dialogues(killed)
     ids = [d["id"] for d in after]
-    assert len(ids) == len(set(ids)) == 4
+    assert len(ids) == len(set(ids)) == 3
     reference = {d["id"]: d for d in _dialogues(clean)}
     assert set(ids) == set(reference)
     for d in after:  # deterministic given the seed: the same calls, word for word
@@ -50,7 +50,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path, fast_c
     # What was written before the kill was kept, not redone.
     assert after[: len(before)] == before
     summary = json.loads((killed / "run.json").read_text(encoding="utf-8"))
-    assert summary["dialogues"] == 4 and summary["resumed"]["kept"] == len(before)
+    assert summary["dialogues"] == 3 and summary["resumed"]["kept"] == len(before)
 
 
 def test_rerun_same_command_finishes_instead_of_repeating(tmp_path: Path, fast_config_file: Path, sub_env: dict) -> None:

@@ -1,0 +1,79 @@
+"""Best-of-N at inference time: the customer draws N candidates, the picker chooses among the ones
+the role guard keeps, and N = 1 is exactly plain sampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from grouped_sim.config import SimulationConfig
+from grouped_sim.graphs.customer import CustomerPrompt, generate_reply
+from grouped_sim.models.base import LocalChatModel
+from grouped_sim.schemas import CustomerAction, Profile, Turn
+
+
+class SeededModel(LocalChatModel):
+    """A local-form model whose reply is a function of its seed: candidate i of a batch is seed + i."""
+
+    replies: dict[int, str]
+    batches: list[int] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "seeded-test-model"
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        self.batches.append(len(prompts))
+        return [self.replies.get((seed or 0) + i, "fine.") for i in range(len(prompts))]
+
+    def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        return self.generate_texts(["x"] * len(conversations), stop, seed, max_new_tokens)
+
+
+def _inputs() -> CustomerPrompt:
+    history = [Turn(role="salesman", text="Hi, this is Sam from BrightPower. Do you have a minute to talk about your energy bill?")]
+    return CustomerPrompt(profile=Profile(summary="a busy café owner"), domain="energy", history=history)
+
+
+REPLIES = {
+    10: "What is this about?",
+    11: "Would you like to hear about our fantastic new plan? Let me tell you about our offer today!",  # pitches: the guard drops it
+    12: "A minute, yes. Is it cheaper than what I pay now?",
+    13: "Banana hats.",
+}
+
+
+def test_n_candidates_come_from_one_batch_and_the_best_kept_one_is_said() -> None:
+    model = SeededModel(replies=REPLIES, batches=[])
+    seen: list[list[str]] = []
+
+    def pick(history: list[Turn], replies: list[str]) -> list[float]:
+        seen.append(replies)
+        return [len(set(r.lower().split()) & {"minute", "cheaper", "pay"}) for r in replies]
+
+    reply = generate_reply(model, _inputs(), CustomerAction.speak, seed=10, retries=0, n=4, pick=pick)
+    assert model.batches == [4]  # one batched call
+    assert reply.text == "A minute, yes. Is it cheaper than what I pay now?"
+    assert all("fantastic" not in r for r in seen[0])  # a rejected candidate is never scored or said
+    assert len(reply.rejected) == 1 and reply.scores is not None and reply.scores[0] == max(reply.scores)
+
+
+def test_n_of_1_is_plain_sampling() -> None:
+    plain = generate_reply(SeededModel(replies=REPLIES, batches=[]), _inputs(), CustomerAction.speak, seed=10, retries=0)
+    one = generate_reply(SeededModel(replies=REPLIES, batches=[]), _inputs(), CustomerAction.speak, seed=10, retries=0, n=1, pick=lambda h, r: [0.0] * len(r))
+    assert plain.text == one.text == "What is this about?" and one.scores is None
+
+
+def test_best_of_1_keeps_dialogue_ids_and_other_n_renames_them() -> None:
+    base = SimulationConfig()
+    assert SimulationConfig.model_validate({"best_of": {"n": 1, "coherence_weight": 2.0}}).digest() == base.digest()
+    assert SimulationConfig.model_validate({"best_of": {"n": 4}}).digest() != base.digest()
+
+
+def test_an_api_model_gets_seeded_calls_one_by_one() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    model: Any = FakeListChatModel(responses=["Banana hats.", "Who is this?", "Not now."])
+    reply = generate_reply(model, _inputs(), CustomerAction.speak, seed=0, retries=0, n=3, pick=lambda h, r: [float("?" in x) for x in r])
+    assert reply.text == "Who is this?"
