@@ -254,7 +254,8 @@ class KnnSalesman:
         said = {t.text for t in call.history if t.role == "salesman"}
         same_domain = [i for i, m in enumerate(self.moves) if m.domain == call.domain and m.dialogue_id != call.case_id]
         pool = same_domain or [i for i, m in enumerate(self.moves) if m.dialogue_id != call.case_id]
-        return [i for i in pool if not said.intersection(self.moves[i].messages)]
+        # A call opens once: after the first move, another call's greeting is never a candidate.
+        return [i for i in pool if not said.intersection(self.moves[i].messages) and not (said and self.moves[i].index == 1)]
 
     async def respond(self, call: CallContext) -> list[str]:
         import random

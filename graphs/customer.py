@@ -155,6 +155,7 @@ def generate_reply(
     the manager's decision, and say the one `pick` scores highest (the first, without a picker).
     Nothing left: draw again; after the last try, a real line (or a stock one) stands in."""
     messages, kwargs = render(model, inputs)
+    n = n if pick is not None else 1  # nothing to choose with: one candidate is plain sampling
     rejected: list[str] = []
     for attempt in range(retries + 1):
         kept: list[tuple[str, CustomerAction | None]] = []

@@ -37,7 +37,7 @@ def test_confusion_and_agreement_with_the_human_noise_floor() -> None:
 
 def test_probe_writes_figures_with_intervals_and_noise_floors(fitted_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "fast.yaml"
-    config.write_text(yaml.safe_dump({"customer": {"max_new_tokens": 6}, "role_guard_retries": 0}), encoding="utf-8")
+    config.write_text(yaml.safe_dump({"customer": {"max_new_tokens": 6}, "role_guard_retries": 0, "best_of": {"n": 1}}), encoding="utf-8")
     out = tmp_path / "probe"
     done = subprocess.run(
         CLI + ["probe", str(fitted_dir), "--n", "4", "--config", str(config), "--out", str(out)],

@@ -65,10 +65,10 @@ def test_n_of_1_is_plain_sampling() -> None:
     assert plain.text == one.text == "What is this about?" and one.scores is None
 
 
-def test_best_of_1_keeps_dialogue_ids_and_other_n_renames_them() -> None:
-    base = SimulationConfig()
-    assert SimulationConfig.model_validate({"best_of": {"n": 1, "coherence_weight": 2.0}}).digest() == base.digest()
-    assert SimulationConfig.model_validate({"best_of": {"n": 4}}).digest() != base.digest()
+def test_plain_sampling_ids_ignore_the_picker_and_other_n_renames_them() -> None:
+    plain = SimulationConfig.model_validate({"best_of": {"n": 1}})
+    assert SimulationConfig.model_validate({"best_of": {"n": 1, "coherence_weight": 2.0}}).digest() == plain.digest()
+    assert SimulationConfig.model_validate({"best_of": {"n": 4}}).digest() != plain.digest() != SimulationConfig().digest()
 
 
 def test_an_api_model_gets_seeded_calls_one_by_one() -> None:

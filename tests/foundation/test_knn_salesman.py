@@ -36,6 +36,8 @@ def test_moves_are_real_never_repeated_and_the_same_for_a_seed(knn: KnnSalesman)
     real = {m for move in knn.moves for m in move.messages}
     assert set(flat) <= real and len(flat) == len(set(flat))
     assert play(knn, replies, seed=3) == moves
+    openers = {m for move in knn.moves if move.index == 1 for m in move.messages}
+    assert set(moves[0]) <= openers and not openers.intersection(m for move in moves[1:] for m in move)  # a call opens once
 
 
 def test_the_customers_own_call_is_never_read(knn: KnnSalesman) -> None:

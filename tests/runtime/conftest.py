@@ -25,6 +25,7 @@ def fast_config_dict() -> dict:
         "customer": {"max_new_tokens": 8},
         "salesman": {"max_new_tokens": 8},
         "role_guard_retries": 0,
+        "best_of": {"n": 1},
         "runtime": {"backoff_seconds": 0.01, "backoff_max_seconds": 0.02},
     }
 
