@@ -13,8 +13,9 @@ The folder (a "sim folder"):
     profiles.jsonl    one profile per dialogue: {id, split, source, domain, profile}
     sop_db/           the Chroma store of the training calls
     dynamics.json     the fitted decision dynamics (or the prior, and why)
-    coherence/        a coherence scorer of this domain: trained on the training calls, measured
-                      on the held-out ones (report and probe read it to tell a reply from gibberish)
+    coherence/        two coherence scorers of this domain, trained on disjoint halves of the
+                      training calls and measured on the held-out ones: judge/ grades replies in
+                      report and probe, picker/ chooses among best-of-N candidates (never the judge)
 
 Steps write atomically and are skipped when their output exists, so a killed fit resumes and a
 rerun gives the same folder. A folder holding a fit of other input is refused.
@@ -90,6 +91,8 @@ class SimFolder:
         self.store = self.root / "sop_db"
         self.dynamics = self.root / "dynamics.json"
         self.coherence = self.root / "coherence"
+        self.coherence_judge = self.coherence / "judge"
+        self.coherence_picker = self.coherence / "picker"
 
     def check(self) -> None:
         """A clear error unless this is a finished fit."""
@@ -106,8 +109,12 @@ class SimFolder:
         return [r for _, raw in iter_jsonl(self.profiles) if (r := ProfileRecord.model_validate(raw)).split == split]
 
     def coherence_scorer(self) -> CoherenceScorer | None:
-        """The domain's own coherence scorer, or None (a fit too small to train one)."""
-        return CoherenceScorer(self.coherence) if (self.coherence / CARD_FILE).is_file() else None
+        """The domain's coherence judge (grades replies), or None (a fit too small to train one)."""
+        return CoherenceScorer(self.coherence_judge) if (self.coherence_judge / CARD_FILE).is_file() else None
+
+    def picker_scorer(self) -> CoherenceScorer | None:
+        """The domain's coherence picker (chooses best-of-N candidates; trained on other calls than the judge)."""
+        return CoherenceScorer(self.coherence_picker) if (self.coherence_picker / CARD_FILE).is_file() else None
 
     def digest(self) -> str:
         """The fit's identity: changes when anything it was built from changes (for dialogue ids)."""
@@ -314,17 +321,24 @@ def fit_or_load_dynamics(folder: SimFolder, train: list[Dialogue], taxonomy: Tax
 
 
 def fit_or_load_coherence(folder: SimFolder, annotated: list[Dialogue], train_ids: list[str], held_ids: list[str], settings: FitSettings) -> dict[str, Any]:
-    """The domain's coherence scorer, trained on the training calls only and measured on the held-out
-    ones, so a coherence figure in probe or report never scores a reply the scorer learned from.
-    A corpus too small to learn from is recorded, not fatal: the fit works without the scorer."""
-    if not (folder.coherence / CARD_FILE).is_file():
-        try:
-            model = train_coherence(annotated, train_ids, held_ids, CoherenceConfig(seed=settings.seed), source=settings.corpus, split_rule="the fit's split (split.json)")
-        except InputError as exc:
-            return {"trained": False, "reason": str(exc)}
-        model.save(folder.coherence)
-    card = read_json(folder.coherence / CARD_FILE, "coherence scorer card")
-    return {"trained": True, "n": card["n"], "heldout": card["heldout"]}
+    """The domain's two coherence scorers, each trained on half of the training calls (alternately,
+    in id order) and both measured on the held-out calls: the judge grades, the picker chooses, and
+    neither has seen a reply it scores in probe. A corpus too small to learn from is recorded, not
+    fatal: the fit works without them (best-of-N then falls back to the shipped picker)."""
+    ordered = sorted(train_ids)
+    halves = {"judge": (folder.coherence_judge, ordered[0::2]), "picker": (folder.coherence_picker, ordered[1::2])}
+    summary: dict[str, Any] = {}
+    for role, (target, ids) in halves.items():
+        if not (target / CARD_FILE).is_file():
+            try:
+                model = train_coherence(annotated, ids, held_ids, CoherenceConfig(seed=settings.seed), source=settings.corpus, split_rule=f"{role}: every other training call of the fit (split.json), in id order")
+            except InputError as exc:
+                summary[role] = {"trained": False, "reason": str(exc)}
+                continue
+            model.save(target)
+        card = read_json(target / CARD_FILE, "coherence scorer card")
+        summary[role] = {"trained": True, "n": card["n"], "heldout": card["heldout"]}
+    return summary
 
 
 def fit_summary(

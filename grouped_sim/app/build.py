@@ -256,9 +256,9 @@ def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None
 def build_picker(params: BestOfParams, sim: SimFolder | None) -> Picker | None:
     """The best-of-N picker of config.best_of, or None for plain sampling (n = 1).
 
-    Coherence comes from the configured scorer, else the sim folder's own (trained on the team's
-    calls), else the shipped picker scorer, which was trained on other calls than the shipped judge
-    that grades coherence in reports: what picks a reply never also grades it.
+    Coherence comes from the configured scorer, else the sim folder's picker (trained on other
+    calls of the team's than its judge), else the shipped picker scorer (other sample calls than
+    the shipped judge): what picks a reply never also grades it.
     """
     if params.n == 1:
         return None
@@ -266,7 +266,7 @@ def build_picker(params: BestOfParams, sim: SimFolder | None) -> Picker | None:
     from grouped_sim.discriminator.coherence import CoherenceScorer
     from grouped_sim.transcript import transcript_text
 
-    own = sim.coherence_scorer() if sim is not None and params.coherence_scorer is None else None
+    own = sim.picker_scorer() if sim is not None and params.coherence_scorer is None else None
     coherence = own or CoherenceScorer(params.coherence_scorer or shipped_scorer_path(PICKER_SCORER))
     realism = None
     if params.realism_weight > 0:

@@ -197,7 +197,7 @@ def report(
     strict_gate: Annotated[
         bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
     ] = False,
-    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`, or a sim folder's coherence/); default: the run's sim folder's scorer (simulate --sim), else the shipped judge scorer; 'none' to skip.")] = None,
+    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`, or a sim folder's coherence/judge/); default: the run's sim folder's scorer (simulate --sim), else the shipped judge scorer; 'none' to skip.")] = None,
 ) -> None:
     """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
     judge scores, each figure with its 95 % interval; write report.json + report.html.

@@ -23,10 +23,12 @@ def test_fit_writes_a_sim_folder_from_raw_transcripts(fitted_dir: Path) -> None:
     assert dynamics["fitted"] is True or dynamics["reason"]
     split = json.loads((fitted_dir / "split.json").read_text())
     assert not set(split["train"]) & set(split["holdout"])
-    # The domain's coherence scorer: learnt from the training calls, measured on the held-out ones.
-    card = json.loads((fitted_dir / "coherence" / "coherence.json").read_text())
-    assert sorted(card["split"]["train"]) == sorted(split["train"]) and sorted(card["split"]["heldout"]) == sorted(split["holdout"])
-    assert fit["coherence"]["trained"] and fit["coherence"]["heldout"]["roc_auc"] > 0.5
+    # The domain's coherence judge and picker: disjoint halves of the training calls, measured on the held-out ones.
+    judge, picker = (json.loads((fitted_dir / "coherence" / role / "coherence.json").read_text()) for role in ("judge", "picker"))
+    assert not set(judge["split"]["train"]) & set(picker["split"]["train"])
+    assert sorted(judge["split"]["train"] + picker["split"]["train"]) == sorted(split["train"])
+    assert judge["split"]["heldout"] == picker["split"]["heldout"] == sorted(split["holdout"])
+    assert all(fit["coherence"][role]["trained"] for role in ("judge", "picker"))
 
 
 def test_profiles_never_carry_the_outcome_and_held_out_ones_only_the_calls_start(fitted_dir: Path, raw_corpus: Path) -> None:
