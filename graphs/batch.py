@@ -76,6 +76,9 @@ def load_plan(run_dir: Path | str) -> RunPlan:
     if not folder.plan.is_file():
         raise InputError(f"{run_dir}: not a run folder ({folder.plan.name} missing); start a run with grouped-sim simulate --out {run_dir}")
     raw = read_json(folder.plan, "plan file")
+    config = raw.get("config") if isinstance(raw, dict) else None
+    if isinstance(config, dict) and "best_of" not in config:
+        config["best_of"] = {"n": 1}  # a plan from before best-of-N sampled plainly: resume it so
     try:
         return RunPlan.model_validate(raw)
     except ValidationError as exc:

@@ -77,3 +77,17 @@ def test_an_api_model_gets_seeded_calls_one_by_one() -> None:
     model: Any = FakeListChatModel(responses=["Banana hats.", "Who is this?", "Not now."])
     reply = generate_reply(model, _inputs(), CustomerAction.speak, seed=0, retries=0, n=3, pick=lambda h, r: [float("?" in x) for x in r])
     assert reply.text == "Who is this?"
+
+
+def test_a_plan_from_before_best_of_resumes_with_plain_sampling_and_its_ids(tmp_path) -> None:
+    import json
+
+    from grouped_sim.graphs.batch import load_plan
+    from grouped_sim.graphs.plan import RunPlan, RunSettings
+
+    plain = SimulationConfig.model_validate({"best_of": {"n": 1}, "max_turns": 3})
+    raw = json.loads(RunPlan(settings=RunSettings(), config=plain, items=[]).model_dump_json())
+    del raw["config"]["best_of"]  # as plan.json files were written before best_of existed
+    (tmp_path / "plan.json").write_text(json.dumps(raw), encoding="utf-8")
+    loaded = load_plan(tmp_path)
+    assert loaded.config.best_of.n == 1 and loaded.config.digest() == plain.digest()
