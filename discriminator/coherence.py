@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grouped_sim.discriminator.negatives import Reply, other_call_replies
 from grouped_sim.embeddings import ENCODER_NAME
 from grouped_sim.errors import InputError
+from grouped_sim.io import read_json
 from grouped_sim.schemas import Dialogue
 from grouped_sim.transcript import parse_transcript, speaker, transcript_text
 
@@ -169,10 +170,7 @@ def read_split(path: Path | str) -> tuple[list[str], list[str]]:
         path = path / CARD_FILE
     if not path.is_file():
         raise InputError(f"{path}: split file not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON split ({exc})") from exc
+    raw = read_json(path, "split file")
     split = raw.get("split", raw) if isinstance(raw, dict) else None
     if not isinstance(split, dict) or not all(isinstance(split.get(k), list) for k in ("train", "heldout")):
         raise InputError(f"{path}: a split needs lists \"train\" and \"heldout\" of dialogue ids")
@@ -502,10 +500,7 @@ def _card(folder: Path) -> dict[str, Any]:
     path = folder / CARD_FILE
     if not path.is_file():
         raise InputError(f"{folder}: not a coherence scorer folder (no {CARD_FILE}); train one with `grouped-sim coherence train`")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    card = read_json(path, "coherence scorer card")
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise InputError(f"{path}: not a coherence scorer card (format should be {FORMAT!r})")
     if card.get("format_version") != FORMAT_VERSION:

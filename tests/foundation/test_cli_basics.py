@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grouped_sim.cli.app import app, main
+from grouped_sim.cli.app import app
+from tests.cli_main import run_main
 
 runner = CliRunner()
 
@@ -17,14 +18,6 @@ def test_every_command_explains_itself(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output and len(result.output) > 300
-
-
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr("sys.argv", ["grouped-sim", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.err + captured.out
 
 
 def test_bad_corpus_line_exits_2_naming_file_and_line(tmp_path: Path, monkeypatch, capsys) -> None:

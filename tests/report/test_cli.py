@@ -8,18 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grouped_sim.cli.app import app, main
+from grouped_sim.cli.app import app
 from grouped_sim.corpus import write_corpus
+from tests.cli_main import run_main
 
 runner = CliRunner()
-
-
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr("sys.argv", ["grouped-sim", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.err + captured.out
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from grouped_sim.cli.app import main
 from grouped_sim.cli.simulate import _planned_from
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import write_corpus
@@ -21,6 +20,7 @@ from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, with_trial
 from grouped_sim.schemas import Outcome, Profile
 
 from tests.scorecard.calls import call
+from tests.cli_main import run_main
 
 FUNNEL = ["opening", "pitch", "closing_ask"]
 
@@ -71,14 +71,6 @@ def test_a_run_with_trials_records_them_and_resumes(tmp_path: Path) -> None:
     assert sorted(d["meta"]["trial"] for d in written) == [0, 0, 1, 1] and len({d["id"] for d in written}) == 4
     again = run_simulation(with_trials(items(), 2), settings, config, run, deps=lambda: pytest.fail("nothing is left to simulate"))
     assert again["resumed"] == {"kept": 4, "ran": 0, "retried_failed": 0}
-
-
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr("sys.argv", ["grouped-sim", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.err + captured.out
 
 
 def test_report_gates_and_compare_pairs_two_agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
