@@ -173,7 +173,9 @@ def build_world(w: Path) -> dict[str, Any]:
     profile = next(d for d in corpus if d.profile).profile
     (w / "profiles.jsonl").write_bytes(profile.model_dump_json().encode() + b"\n")
     (w / "profile.json").write_text(profile.model_dump_json(indent=2), encoding="utf-8")
-    (w / "fast.yaml").write_text("max_turns: 1\nrole_guard_retries: 0\nruntime: {checkpoint: false, backoff_seconds: 0.0}\n", encoding="utf-8")
+    # Plain sampling: the run-folder faults are about writing and resuming; a best-of-N picker would
+    # load the sentence encoder, which the sweep counts as reaching the models.
+    (w / "fast.yaml").write_text("max_turns: 1\nrole_guard_retries: 0\nbest_of: {n: 1}\nruntime: {checkpoint: false, backoff_seconds: 0.0}\n", encoding="utf-8")
     store = w / "store"
     picked = [next(d for d in corpus if d.domain == "food-delivery" and d.profile)] + [d for d in corpus if d.domain == "broadband"][:2]
     if getattr(stores, "build_store", None):
@@ -565,7 +567,8 @@ def fault_cases(w: Path) -> list[Case]:
         cases.append(Case(f"full disk: report writing {target}", "report", [run], "fault", setup=with_encoder(disk_full_at(lambda p, t=target: p.endswith(t + ".tmp"))), check=no_tmp_and(1, f"{target}: cannot write it")))
     (w / "rep_cached").mkdir()
     shutil.copy(w / "run_ok" / "dialogues.jsonl", w / "rep_cached" / "dialogues.jsonl")
-    (w / "rep_cached" / "report.json").write_text(json.dumps({"reference": None, "summary": {"dialogues": 3}}), encoding="utf-8")
+    # A report compare may reuse (v2: with per-dialogue units), so the fault hits the write, not a model load.
+    (w / "rep_cached" / "report.json").write_text(json.dumps({"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": {}, "reference": None}}), encoding="utf-8")
     cases.append(Case("full disk: compare --json", "compare", ["rep_cached", "--json", "table.json"], "fault", setup=disk_full_at(lambda p: p.endswith("table.json.tmp")), check=no_tmp_and(1, "table.json: cannot write it")))
     cases.append(Case("full disk: compare --markdown", "compare", ["rep_cached", "--markdown", "table.md"], "fault", setup=disk_full_at(lambda p: p.endswith("table.md.tmp")), check=no_tmp_and(1, "table.md: cannot write it")))
     cases.append(Case("full disk: sop mine mined.jsonl", "sop mine", ["--out", "mine_full", "--corpus", "calls.jsonl", "--db", "mine_full_db"], "fault",
