@@ -6,7 +6,9 @@ Each store is a real embedded Chroma store (the same collections and metadata `s
 To reach 100k chains without embedding 100k texts, records are the sample corpus's chains with
 their real MiniLM profile vectors jittered (Gaussian noise, renormalised); queries go through
 `SOPStore.retrieve` exactly as the simulator calls it: embed the profile text, HNSW query with a
-domain filter, parse the chains. Medians over repeats; results: benchmarks/results/retrieval.json.
+domain filter, parse the chains. The first pass over the queries embeds each text ("first"); later
+passes find it in the embedding cache, as every turn after a dialogue's first does ("cached").
+Results: benchmarks/results/retrieval.json.
 """
 
 from __future__ import annotations
@@ -71,18 +73,20 @@ def main() -> None:
                                 documents=[texts[i] for i in idx], metadatas=[metas[i] for i in idx])
         build = time.perf_counter() - start
         store.retrieve(queries[0][0], k=4, domain=queries[0][1])  # warm-up: index load, encoder
-        p50s, p95s = [], []
-        for _ in range(args.repeats):
+        passes = []
+        for _ in range(args.repeats + 1):
             lat = []
             for text, domain in queries:
                 t0 = time.perf_counter()
                 store.retrieve(text, k=4, domain=domain)
                 lat.append((time.perf_counter() - t0) * 1000)
-            p50s.append(percentile(lat, 0.5))
-            p95s.append(percentile(lat, 0.95))
+            passes.append(lat)
+        first, cached = passes[0], passes[1:]
         results[str(size)] = {"chains": store.count(), "build_seconds": round(build, 1),
-                              "p50_ms": round(statistics.median(p50s), 2), "p95_ms": round(statistics.median(p95s), 2),
-                              "p50_per_repeat": [round(x, 2) for x in p50s], "p95_per_repeat": [round(x, 2) for x in p95s]}
+                              "first_p50_ms": round(percentile(first, 0.5), 2), "first_p95_ms": round(percentile(first, 0.95), 2),
+                              "p50_ms": round(statistics.median(percentile(x, 0.5) for x in cached), 2),
+                              "p95_ms": round(statistics.median(percentile(x, 0.95) for x in cached), 2),
+                              "p50_per_repeat": [round(percentile(x, 0.5), 2) for x in cached]}
         print(size, results[str(size)], flush=True)
     out = {"benchmark": "sop_retrieval", "k": 4, "queries": len(queries), "repeats": args.repeats,
            "machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}, "results": results}

@@ -303,9 +303,9 @@ class SOPStore:
         n = min(k, self.count())
         if n == 0:
             return []
-        result = self.chains.query(query_texts=[profile_text], n_results=n, where=where)
+        rows = self._nearest(profile_text, n, filters, where)
         chains = []
-        for cid, doc, meta, dist in zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]):
+        for cid, doc, meta, dist in rows:
             chains.append(
                 BehaviourChain(
                     id=cid,
@@ -318,6 +318,23 @@ class SOPStore:
                 )
             )
         return chains
+
+    OVERFETCH = 16
+
+    def _nearest(self, profile_text: str, n: int, filters: list[dict[str, Any]], where: dict[str, Any] | None) -> list[tuple[Any, Any, Any, Any]]:
+        """(id, document, metadata, distance) of the n nearest chains that pass the filters.
+
+        A filtered Chroma query costs about 13 ms at 10k chains and 120 ms at 100k, against 1-2 ms
+        unfiltered; so the nearest OVERFETCH * n are fetched unfiltered and filtered here, and the
+        filtered query runs only when too few of them pass (a rare domain or stage).
+        """
+        if where is not None:
+            wide = self.chains.query(query_texts=[profile_text], n_results=min(self.count(), n * self.OVERFETCH))
+            rows = [r for r in zip(wide["ids"][0], wide["documents"][0], wide["metadatas"][0], wide["distances"][0]) if all(r[2].get(key) == value for f in filters for key, value in f.items())]
+            if len(rows) >= n:
+                return rows[:n]
+        result = self.chains.query(query_texts=[profile_text], n_results=n, where=where)
+        return list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]))
 
     def tag_stage(self, salesman_text: str, k: int = 5) -> StageVote:
         """Nearest-neighbour vote over annotated salesman moves, weighted by similarity."""

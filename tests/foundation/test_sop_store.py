@@ -45,6 +45,18 @@ def test_query_ranks_by_profile_similarity_and_filters(store: SOPStore) -> None:
     assert all(any(s.stage == "trust_objection" for s in c.steps) for c in only)
 
 
+def test_filtered_retrieval_equals_chromas_filtered_query_with_or_without_the_fallback(store: SOPStore, monkeypatch) -> None:
+    """Filters are applied to an unfiltered over-fetch (fast at scale); the chains must be exactly
+    those Chroma's own filtered query returns, also when too few pass and it falls back to it."""
+    cases = [("busy restaurant owner, hates commissions", "food-delivery", None), ("retired homeowner", "insurance", "price_objection"), ("shop owner", None, "closing_ask")]
+    for overfetch in (SOPStore.OVERFETCH, 1):
+        monkeypatch.setattr(SOPStore, "OVERFETCH", overfetch)
+        for text, domain, stage in cases:
+            where = [f for f in ({"domain": domain} if domain else None, {f"stage_{stage}": True} if stage else None) if f]
+            direct = store.chains.query(query_texts=[text], n_results=4, where=where[0] if len(where) == 1 else {"$and": where})
+            assert [c.id for c in store.retrieve(text, k=4, stage=stage, domain=domain)] == direct["ids"][0]
+
+
 def test_unknown_stage_filter_is_an_input_error(store: SOPStore) -> None:
     with pytest.raises(InputError, match="not in the taxonomy"):
         store.retrieve("x", stage="haggling")
