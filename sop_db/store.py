@@ -300,10 +300,11 @@ class SOPStore:
             where = filters[0]
         elif filters:
             where = {"$and": filters}
-        n = min(k, self.count())
+        total = self.count()
+        n = min(k, total)
         if n == 0:
             return []
-        rows = self._nearest(profile_text, n, filters, where)
+        rows = self._nearest(profile_text, n, total, filters, where)
         chains = []
         for cid, doc, meta, dist in rows:
             chains.append(
@@ -321,15 +322,15 @@ class SOPStore:
 
     OVERFETCH = 16
 
-    def _nearest(self, profile_text: str, n: int, filters: list[dict[str, Any]], where: dict[str, Any] | None) -> list[tuple[Any, Any, Any, Any]]:
-        """(id, document, metadata, distance) of the n nearest chains that pass the filters.
+    def _nearest(self, profile_text: str, n: int, total: int, filters: list[dict[str, Any]], where: dict[str, Any] | None) -> list[tuple[Any, Any, Any, Any]]:
+        """(id, document, metadata, distance) of the n nearest of the store's `total` chains that pass the filters.
 
         A filtered Chroma query costs about 13 ms at 10k chains and 120 ms at 100k, against 1-2 ms
         unfiltered; so the nearest OVERFETCH * n are fetched unfiltered and filtered here, and the
         filtered query runs only when too few of them pass (a rare domain or stage).
         """
         if where is not None:
-            wide = self.chains.query(query_texts=[profile_text], n_results=min(self.count(), n * self.OVERFETCH))
+            wide = self.chains.query(query_texts=[profile_text], n_results=min(total, n * self.OVERFETCH))
             rows = [r for r in zip(wide["ids"][0], wide["documents"][0], wide["metadatas"][0], wide["distances"][0]) if all(r[2].get(key) == value for f in filters for key, value in f.items())]
             if len(rows) >= n:
                 return rows[:n]
