@@ -3,11 +3,13 @@ annotations, D_gen, D_sim and the behaviour-chain store M_SOP.
 
 Per dialogue: (1) the customer's implicit profile is extracted with a chat model as a validated
 `Profile`, retried on invalid output and recorded as failed with its reason after the last try:
-never invented; (2) every turn gets an SOP stage from an LLM annotator or, with none, from the kNN
-tagger over already labelled turns. Each dialogue's result is appended to `mined.jsonl` the moment
-it is done, keyed by a content hash of the input line and the models, so a rerun skips finished
-work and a killed run resumes. At the end the annotated corpus, D_gen, D_sim and the store are
-(re)built from all results: rebuilding is idempotent (atomic files, upserts by id).
+never invented (on our own backends the first attempts of a chunk of dialogues run as one batch;
+retries, and every call to an API model, go one dialogue at a time); (2) every turn gets an SOP
+stage from an LLM annotator or, with none, from the kNN tagger over already labelled turns. Each
+dialogue's result is appended to `mined.jsonl` the moment it is done, keyed by a content hash of
+the input line and the models, so a rerun skips finished work and a killed run resumes. At the
+end the annotated corpus, D_gen, D_sim and the store are (re)built from all results: rebuilding is
+idempotent (atomic files, upserts by id).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ class InputLine(BaseModel):
     line: int
     dialogue: Dialogue
     digest: str
+    seed: int = Field(0, description="sampling seed of the dialogue's model calls: its index among the valid lines")
 
 
 def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
@@ -76,7 +79,9 @@ def read_lenient(path: Path | str) -> tuple[list[InputLine], list[LineError]]:
             continue
         seen[dialogue.id] = line_no
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-        good.append(InputLine(line=line_no, dialogue=dialogue, digest=digest))
+        # Consecutive dialogues get consecutive seeds: a batch of them is one call (row i seeded
+        # seed + i) that gives each the answer a call of its own would.
+        good.append(InputLine(line=line_no, dialogue=dialogue, digest=digest, seed=len(good)))
     return good, bad
 
 
@@ -150,6 +155,19 @@ def copies_example(summary: str) -> bool:
     return SequenceMatcher(None, summary.lower().strip(), example.lower().strip()).ratio() >= 0.8
 
 
+RETRY_SEED_STRIDE = 1_000_003  # attempt a of the dialogue seeded s uses s + a * stride: never a neighbour's first seed
+
+
+def consecutive_runs(seeds: Sequence[int]) -> list[range]:
+    """Index ranges of `seeds` that count up by one: each can be one batched call (row i seeded seed + i)."""
+    runs, start = [], 0
+    for i in range(1, len(seeds) + 1):
+        if i == len(seeds) or seeds[i] != seeds[i - 1] + 1:
+            runs.append(range(start, i))
+            start = i
+    return runs
+
+
 class ProfileExtractor:
     """Infers a customer's profile from a call with any chat model; retried, never invented."""
 
@@ -174,19 +192,43 @@ class ProfileExtractor:
             user += "\n" + cfg["retry_note"].format(error=error)
         return [SystemMessage(content=cfg["system"]), HumanMessage(content=user)]
 
-    def extract(self, dialogue: Dialogue, seed: int = 0) -> ExtractionResult:
+    def first_answers(self, jobs: Sequence[tuple[Dialogue, int]]) -> list[str | None]:
+        """The first attempt's answer for each (dialogue, seed), batched on our own backends.
+
+        An answer is mostly decoding (a JSON profile of up to `max_new_tokens`), which a batch
+        shares across its rows. Jobs whose seeds count up by one share a `generate_chats` call
+        (row i seeded seed + i), so each answer is the one a call of its own with its seed gives.
+        Other chat models (APIs) get None for every job: `extract` asks them one call at a time.
+        """
+        if not isinstance(self.model, LocalChatModel) or not jobs:
+            return [None] * len(jobs)
+        answers: list[str | None] = []
+        for run in consecutive_runs([seed for _, seed in jobs]):
+            conversations = [self.messages(jobs[i][0]) for i in run]
+            answers += self.model.generate_chats(conversations, seed=jobs[run.start][1], max_new_tokens=self.max_new_tokens)
+        return answers
+
+    def ask(self, dialogue: Dialogue, seed: int, error: str | None = None) -> str:
+        """One answer in a call of its own (a retry names the last attempt's error)."""
+        # Only our own models take a per-call token budget; API clients would send it on as an unknown field.
+        extra = {"max_new_tokens": self.max_new_tokens} if isinstance(self.model, LocalChatModel) else {}
+        return str(self.model.invoke(self.messages(dialogue, error), seed=seed, **extra).content)
+
+    def check(self, answer: str, dialogue: Dialogue) -> Profile:
+        """The answer's profile, or a ValueError saying why it is not one."""
+        profile = validate_extracted(parse_json_object(answer), dialogue, self.archetypes)
+        if copies_example(profile.summary):
+            raise ValueError("the answer copies the worked example instead of describing this customer")
+        return profile
+
+    def extract(self, dialogue: Dialogue, seed: int = 0, first: str | None = None) -> ExtractionResult:
+        """Up to 1 + retries attempts; `first` is the first attempt's answer when it was batched."""
         errors: list[str] = []
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                # Only our own models take a per-call token budget; API clients would send it on as an unknown field.
-                extra = {"max_new_tokens": self.max_new_tokens} if isinstance(self.model, LocalChatModel) else {}
-                answer = self.model.invoke(self.messages(dialogue, errors[-1] if errors else None), seed=seed + attempt, **extra)
-                raw = parse_json_object(str(answer.content))
-                profile = validate_extracted(raw, dialogue, self.archetypes)
-                if copies_example(profile.summary):
-                    raise ValueError("the answer copies the worked example instead of describing this customer")
-                return ExtractionResult(status="ok", profile=profile, attempts=attempt + 1, errors=errors)
+                answer = first if attempt == 0 and first is not None else self.ask(dialogue, seed + attempt * RETRY_SEED_STRIDE, errors[-1] if errors else None)
+                return ExtractionResult(status="ok", profile=self.check(answer, dialogue), attempts=attempt + 1, errors=errors)
             except ValueError as exc:
                 errors.append(str(exc))
         return ExtractionResult(status="failed", attempts=attempts, reason=f"no valid profile after {attempts} attempts; last: {errors[-1]}", errors=errors)
@@ -245,15 +287,18 @@ class Miner:
         self.annotator = annotator
         self.presets = load_presets()
 
-    def profile_of(self, dialogue: Dialogue, seed: int) -> ExtractionResult:
+    def keeps_profile(self, dialogue: Dialogue) -> bool:
+        return dialogue.profile is not None and self.settings.extract != "all"
+
+    def profile_of(self, dialogue: Dialogue, seed: int, first: str | None = None) -> ExtractionResult:
         """The given profile; else the extractor's when it passes its checks; else one derived from
         the customer's own words (never from the outcome): every dialogue gets a profile."""
-        if dialogue.profile is not None and self.settings.extract != "all":
+        if self.keeps_profile(dialogue):
             return ExtractionResult(status="given", profile=dialogue.profile)
-        source = dialogue.model_copy(update={"profile": None, "outcome": "unknown"})
+        source = extraction_source(dialogue)
         failed = None
         if self.extractor is not None:
-            result = self.extractor.extract(source, seed=seed)
+            result = self.extractor.extract(source, seed=seed, first=first)
             if result.status == "ok":
                 return result.model_copy(update={"status": "llm"})
             failed = result
@@ -264,11 +309,24 @@ class Miner:
     def needs_labels(self, dialogue: Dialogue) -> bool:
         return self.settings.relabel or any(t.sop_stage is None for t in dialogue.turns)
 
-    def mine_one(self, item: InputLine) -> MinedRecord:
+    def mine_chunk(self, items: Sequence[InputLine]) -> Iterator[MinedRecord]:
+        """Mine `items`, yielding each record the moment it is done (the caller writes it then).
+
+        The extractor's first attempts for the whole chunk come first, as one batch on our own
+        backends; then each dialogue in turn: its retries, its stage labels, its record.
+        """
+        asked = [item for item in items if self.extractor is not None and not self.keeps_profile(item.dialogue)]
+        answers = self.extractor.first_answers([(extraction_source(i.dialogue), i.seed) for i in asked]) if self.extractor else []
+        firsts = {item.digest: answer for item, answer in zip(asked, answers)}
+        for item in items:
+            yield self.mine_one(item, first=firsts.get(item.digest))
+
+    def mine_one(self, item: InputLine, first: str | None = None) -> MinedRecord:
+        """One dialogue's record; `first` is its extractor's first answer when that was batched."""
         dialogue = item.dialogue
         meta = dict(dialogue.meta)
         # Stream I: the profile.
-        result = self.profile_of(dialogue, int(item.digest[:6], 16))
+        result = self.profile_of(dialogue, item.seed, first)
         meta["profile_extraction"] = {"status": result.status, "attempts": result.attempts, "reason": result.reason, "errors": result.errors}
         profile = result.profile
         # Stream II: stage labels.
@@ -290,6 +348,11 @@ class Miner:
             profile_attempts=result.attempts,
             stage_sources=dict(sources),
         )
+
+
+def extraction_source(dialogue: Dialogue) -> Dialogue:
+    """What the extractor reads: the call without its profile or outcome (a profile must not carry the decision)."""
+    return dialogue.model_copy(update={"profile": None, "outcome": "unknown"})
 
 
 def build_tagger(items: list[InputLine], settings: MineSettings, labelled: list[Dialogue] | None = None) -> KnnStageTagger:

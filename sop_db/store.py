@@ -300,49 +300,78 @@ class SOPStore:
             where = filters[0]
         elif filters:
             where = {"$and": filters}
-        total = self.count()
-        n = min(k, total)
-        if n == 0:
+        if k <= 0:
             return []
-        rows = self._nearest(profile_text, n, total, filters, where)
-        chains = []
-        for cid, doc, meta, dist in rows:
-            chains.append(
-                BehaviourChain(
-                    id=cid,
-                    domain=str(meta["domain"]),
-                    archetype=str(meta.get("archetype") or "") or None,
-                    outcome=str(meta["outcome"]),
-                    profile_text=doc,
-                    steps=[ChainStep.model_validate(s) for s in json.loads(str(meta["chain"]))],
-                    distance=float(dist),
-                )
-            )
-        return chains
+        return [self._chain(cid, doc, meta, dist) for cid, doc, meta, dist in self._nearest(profile_text, k, filters, where)]
+
+    @staticmethod
+    def _chain(cid: str, doc: str, meta: dict[str, Any], dist: float) -> BehaviourChain:
+        return BehaviourChain(
+            id=cid,
+            domain=str(meta["domain"]),
+            archetype=str(meta.get("archetype") or "") or None,
+            outcome=str(meta["outcome"]),
+            profile_text=doc,
+            steps=[ChainStep.model_validate(s) for s in json.loads(str(meta["chain"]))],
+            distance=float(dist),
+        )
 
     OVERFETCH = 16
+    FIRST_LOOK = 2  # candidates read per wanted chain in the first metadata read of a filtered query
 
-    def _nearest(self, profile_text: str, n: int, total: int, filters: list[dict[str, Any]], where: dict[str, Any] | None) -> list[tuple[Any, Any, Any, Any]]:
-        """(id, document, metadata, distance) of the n nearest of the store's `total` chains that pass the filters.
+    def _nearest(self, profile_text: str, n: int, filters: list[dict[str, Any]], where: dict[str, Any] | None) -> list[tuple[Any, Any, Any, Any]]:
+        """(id, document, metadata, distance) of the n nearest chains that pass the filters.
 
-        A filtered Chroma query costs about 13 ms at 10k chains and 120 ms at 100k, against 1-2 ms
-        unfiltered; so the nearest OVERFETCH * n are fetched unfiltered and filtered here, and the
-        filtered query runs only when too few of them pass (a rare domain or stage).
+        No count() first: it costs more than the search at 100k chains (5 ms), and Chroma returns
+        fewer rows when the store holds fewer than asked. A filtered Chroma query costs about 13 ms
+        at 10k chains and 120 ms or more at 100k (it filters the whole store before searching),
+        against 1-2 ms unfiltered; so the nearest OVERFETCH * n are searched unfiltered and filtered here,
+        and the filtered query runs only when too few of them pass (a rare domain or stage).
         """
-        if where is not None:
-            wide = self.chains.query(query_texts=[profile_text], n_results=min(total, n * self.OVERFETCH))
-            rows = [r for r in zip(wide["ids"][0], wide["documents"][0], wide["metadatas"][0], wide["distances"][0]) if all(r[2].get(key) == value for f in filters for key, value in f.items())]
-            if len(rows) >= n:
-                return rows[:n]
-        result = self.chains.query(query_texts=[profile_text], n_results=n, where=where)
+        if where is None:
+            return self._rows(self.chains.query(query_texts=[profile_text], n_results=n))
+        wide = self.chains.query(query_texts=[profile_text], n_results=n * self.OVERFETCH, include=["distances"])
+        rows = self._passing(wide["ids"][0], wide["distances"][0], filters, n)
+        if len(rows) >= n:
+            return rows
+        return self._rows(self.chains.query(query_texts=[profile_text], n_results=n, where=where))
+
+    def _passing(self, ids: list[str], distances: list[float], filters: list[dict[str, Any]], n: int) -> list[tuple[Any, Any, Any, Any]]:
+        """The first n of the ranked candidates whose metadata passes the filters, nearest first.
+
+        Candidates are searched without their records: Chroma reads a record's metadata key by key
+        (a chain has about 15: the chain JSON, stage flags, domain...), about 0.08 ms a record at
+        100k chains, so reading all 64 would cost four times the search. The records are read in
+        growing slices from the nearest, until n pass or none are left.
+        """
+        rows: list[tuple[Any, Any, Any, Any]] = []
+        start, size = 0, max(1, int(n * self.FIRST_LOOK))
+        while start < len(ids) and len(rows) < n:
+            part = ids[start : start + size]
+            got = self.chains.get(ids=part, include=["documents", "metadatas"])
+            records = dict(zip(got["ids"], zip(got["documents"], got["metadatas"])))  # get() answers in storage order
+            for cid, dist in zip(part, distances[start : start + size]):
+                doc, meta = records.get(cid, (None, None))  # None: deleted since the search
+                if meta is not None and all(meta.get(key) == value for f in filters for key, value in f.items()):
+                    rows.append((cid, doc, meta, dist))
+            start, size = start + size, size * 2
+        return rows[:n]
+
+    @staticmethod
+    def _rows(result: Any) -> list[tuple[Any, Any, Any, Any]]:
         return list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]))
 
     def tag_stage(self, salesman_text: str, k: int = 5) -> StageVote:
-        """Nearest-neighbour vote over annotated salesman moves, weighted by similarity."""
-        n = min(k, self.turns.count())
-        if n == 0 or not salesman_text.strip():
+        """Nearest-neighbour vote over annotated salesman moves, weighted by similarity.
+
+        No count() first (it costs more than the search in a large store): Chroma returns what the
+        store holds when that is fewer than k, and an empty store gives no neighbours.
+        """
+        if k <= 0 or not salesman_text.strip():
             return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
-        result = self.turns.query(query_texts=[salesman_text], n_results=n)
+        result = self.turns.query(query_texts=[salesman_text], n_results=k)
+        if not result["ids"][0]:
+            return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
         weights: Counter[str] = Counter()
         metas = result["metadatas"][0]
         for meta, dist in zip(metas, result["distances"][0]):

@@ -6,7 +6,8 @@
   covers salesman moves only; mining must label customer turns too, hence this index.
 - `LLMStageAnnotator`: asks a chat model for the stage id of each turn (prompt in
   grouped_sim/data/prompts/mining.yaml), retried on an answer that names no stage; a turn it still cannot label falls
-  back to the kNN tagger when one is given and is marked as such in `turn.meta`.
+  back to the kNN tagger when one is given and is marked as such in `turn.meta`. On our own
+  backends the first attempts for all turns of a dialogue are one batched call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import embed
+from grouped_sim.models.base import LocalChatModel
 from grouped_sim.prompts import prompt
 from grouped_sim.transcript import transcript_text
 from grouped_sim.schemas import Dialogue, Turn
@@ -156,19 +158,37 @@ class LLMStageAnnotator:
             HumanMessage(content=cfg["user"].format(context=context, role=turn.role, text=turn.text)),
         ]
 
+    RETRY_SEED_STRIDE = 1_000_003  # attempt a of turn i is seeded i + a * stride: never another turn's first seed
+
+    def first_answers(self, dialogue: Dialogue) -> list[str | None]:
+        """Every turn's first answer in one batch on our own backends (row i, turn i, seeded i): each
+        is the answer a call of its own with seed i gives. None for other chat models (per call)."""
+        if not isinstance(self.model, LocalChatModel) or not dialogue.turns:
+            return [None] * len(dialogue.turns)
+        return list(self.model.generate_chats([self._messages(dialogue, i) for i in range(len(dialogue.turns))], seed=0))
+
+    def ask(self, dialogue: Dialogue, index: int, attempt: int) -> str:
+        """One answer for turn `index` in a call of its own."""
+        messages, seed = self._messages(dialogue, index), index + attempt * self.RETRY_SEED_STRIDE
+        try:
+            return str(self.model.invoke(messages, seed=seed).content)
+        except TypeError:  # a chat model that takes no seed
+            return str(self.model.invoke(messages).content)
+
+    def stage_of(self, dialogue: Dialogue, index: int, first: str | None) -> str | None:
+        """The stage the model names for turn `index` within 1 + retries attempts, else None."""
+        for attempt in range(self.retries + 1):
+            answer = first if attempt == 0 and first is not None else self.ask(dialogue, index, attempt)
+            stage = find_stage(answer, self.taxonomy)
+            if stage:
+                return stage
+        return None
+
     def label_dialogue(self, dialogue: Dialogue) -> list[TurnLabel]:
         fallback_labels = self.fallback.label_dialogue(dialogue) if self.fallback else None
         out: list[TurnLabel] = []
-        for index in range(len(dialogue.turns)):
-            stage = None
-            for attempt in range(self.retries + 1):
-                try:
-                    answer = self.model.invoke(self._messages(dialogue, index), seed=attempt)
-                except TypeError:
-                    answer = self.model.invoke(self._messages(dialogue, index))
-                stage = find_stage(str(answer.content), self.taxonomy)
-                if stage:
-                    break
+        for index, first in enumerate(self.first_answers(dialogue)):
+            stage = self.stage_of(dialogue, index, first)
             if stage:
                 self.stats["llm"] += 1
                 out.append(TurnLabel(stage=stage, confidence=1.0, source="llm"))

@@ -28,6 +28,7 @@ def sop_mine(
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml). Default: the built-in telemarketing one.")] = None,
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Mine the valid dialogues even when some input lines are bad (they are listed, and recorded in mine.json).")] = False,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=256, help="Dialogues whose first extraction attempt runs as one batch on our own backends (hf:, vllm:); records are still written as each finishes. Default: 8 for vllm:, 1 for hf: (on CPU a batch waits for its longest answer and measured 0.8x; docs/data-pipeline.md). API models are always asked one call at a time.")] = None,
 ) -> None:
     """Mine a corpus (the paper's dual-stream pipeline, §3.1).
 
@@ -84,13 +85,14 @@ def sop_mine(
         miner = Miner(settings, tagger, extractor_model, annotator_model)
         with JsonlAppender(out_dir / MINED) as sink, progress() as bar:
             task = bar.add_task("dialogues", total=len(pending))
-            for item in pending:
-                record = miner.mine_one(item)
-                sink.write_line(record.model_dump_json())
-                done[record.key] = record
-                if record.profile_status == "derived" and record.profile_attempts:
-                    label(console, "extraction failed, profile derived", "yellow", f"{path}:{item.line} ({item.dialogue.id}): {record.profile_reason}")
-                bar.advance(task)
+            chunk = batch_size or default_batch_size(extractor)
+            for start in range(0, len(pending), chunk):
+                for record in miner.mine_chunk(pending[start : start + chunk]):
+                    sink.write_line(record.model_dump_json())
+                    done[record.key] = record
+                    if record.profile_status == "derived" and record.profile_attempts:
+                        label(console, "extraction failed, profile derived", "yellow", f"{path}:{record.line} ({record.id}): {record.profile_reason}")
+                    bar.advance(task)
     keys = {f"{i.digest}:{settings.key()}" for i in items}
     records = [r for key, r in done.items() if key in keys]
     with progress() as bar:
@@ -100,3 +102,11 @@ def sop_mine(
     out.print(f"D_gen {summary['datasets']['D_gen']} records, D_sim {summary['datasets']['D_sim']} records; store {store_dir}: {summary['store']['chains']} chains")
     if bad:
         label(console, "warning:", "yellow", f"{path}: {len(bad)} bad lines skipped (listed above, and in {out_dir / 'mine.json'}); the {len(items)} valid dialogues were mined")
+
+
+def default_batch_size(extractor: str | None) -> int:
+    """vLLM retires each row of a batch when it finishes; our transformers backend runs a padded
+    batch until its longest answer ends, which measured slower on CPU than one call at a time."""
+    from grouped_sim.models import parse_spec
+
+    return 8 if extractor and parse_spec(extractor).backend == "vllm" else 1

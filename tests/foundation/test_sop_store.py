@@ -45,16 +45,43 @@ def test_query_ranks_by_profile_similarity_and_filters(store: SOPStore) -> None:
     assert all(any(s.stage == "trust_objection" for s in c.steps) for c in only)
 
 
+def _as_chroma_answers(store: SOPStore, text: str, k: int, where: dict | None) -> list[tuple]:
+    """(id, distance, profile text, chain) of Chroma's own query, the reference retrieval must equal."""
+    got = store.chains.query(query_texts=[text], n_results=k, where=where)
+    return [(cid, dist, doc, json.loads(meta["chain"])) for cid, dist, doc, meta in zip(got["ids"][0], got["distances"][0], got["documents"][0], got["metadatas"][0])]
+
+
+def _answers(chains) -> list[tuple]:
+    return [(c.id, c.distance, c.profile_text, [s.model_dump() for s in c.steps]) for c in chains]
+
+
 def test_filtered_retrieval_equals_chromas_filtered_query_with_or_without_the_fallback(store: SOPStore, monkeypatch) -> None:
-    """Filters are applied to an unfiltered over-fetch (fast at scale); the chains must be exactly
-    those Chroma's own filtered query returns, also when too few pass and it falls back to it."""
+    """Filters are applied to an unfiltered over-fetch whose records are read a slice at a time (fast
+    at scale); the chains (ids, distances, texts, steps) must be exactly those Chroma's own filtered
+    query returns: when the first slice holds them all, when later slices are read, and when too few
+    pass and it falls back to Chroma's query."""
     cases = [("busy restaurant owner, hates commissions", "food-delivery", None), ("retired homeowner", "insurance", "price_objection"), ("shop owner", None, "closing_ask")]
-    for overfetch in (SOPStore.OVERFETCH, 1):
+    for overfetch, first_look in ((SOPStore.OVERFETCH, SOPStore.FIRST_LOOK), (SOPStore.OVERFETCH, 0.25), (1, SOPStore.FIRST_LOOK)):
         monkeypatch.setattr(SOPStore, "OVERFETCH", overfetch)
+        monkeypatch.setattr(SOPStore, "FIRST_LOOK", first_look)
         for text, domain, stage in cases:
             where = [f for f in ({"domain": domain} if domain else None, {f"stage_{stage}": True} if stage else None) if f]
-            direct = store.chains.query(query_texts=[text], n_results=4, where=where[0] if len(where) == 1 else {"$and": where})
-            assert [c.id for c in store.retrieve(text, k=4, stage=stage, domain=domain)] == direct["ids"][0]
+            expected = _as_chroma_answers(store, text, 4, where[0] if len(where) == 1 else {"$and": where})
+            assert _answers(store.retrieve(text, k=4, stage=stage, domain=domain)) == expected
+
+
+def test_unfiltered_retrieval_equals_chromas_query_and_asking_for_more_than_the_store_holds_gives_all(store: SOPStore) -> None:
+    text = "pizza shop owner, worried about fees"
+    assert _answers(store.retrieve(text, k=4)) == _as_chroma_answers(store, text, 4, None)
+    everything = store.retrieve(text, k=store.count() + 10)
+    assert sorted(c.id for c in everything) == sorted(store.chains.get(include=[])["ids"])
+
+
+def test_an_empty_store_retrieves_nothing_and_tags_with_no_confidence(tmp_path: Path) -> None:
+    empty = SOPStore(tmp_path / "empty", create=True)
+    assert empty.retrieve("shop owner", k=4) == [] and empty.retrieve("shop owner", k=4, domain="insurance") == []
+    vote = empty.tag_stage("Hi, is this the owner?")
+    assert vote.confidence == 0.0 and vote.neighbours == []
 
 
 def test_unknown_stage_filter_is_an_input_error(store: SOPStore) -> None:

@@ -168,6 +168,8 @@ def test_sop_store_on_a_chroma_server(chroma_server, store, items, fast_config) 
     assert remote.count() == store.count()
     text = items[0].profile.as_text()
     assert [c.id for c in remote.retrieve(text, k=4)] == [c.id for c in store.retrieve(text, k=4)]
+    for domain, stage in ((items[0].domain, None), (items[0].domain, "price_objection")):
+        assert [c.id for c in remote.retrieve(text, k=4, domain=domain, stage=stage)] == [c.id for c in store.retrieve(text, k=4, domain=domain, stage=stage)]
     assert remote.tag_stage("We charge less commission than the big apps.").stage == store.tag_stage("We charge less commission than the big apps.").stage
 
     config = fast_config.model_copy(update={"mode": SimulatorMode.full})
