@@ -164,9 +164,14 @@ class DiscriminatorScorer:
         self._torch = torch
 
     def score(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        """P(real | c, y) for each (context, reply) pair."""
+        """P(real | c, y) for each (context, reply) pair, on the process's one tensor thread."""
         if len(contexts) != len(replies):
             raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
+        from grouped_sim.compute import on_compute_thread
+
+        return on_compute_thread(self._score, list(contexts), list(replies))
+
+    def _score(self, contexts: list[str], replies: list[str]) -> list[float]:
         torch = self._torch
         out: list[float] = []
         with torch.inference_mode():

@@ -75,11 +75,16 @@ def _embed_query(text: str) -> np.ndarray:
 
 
 def _encode(texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Encode on the process's one tensor thread (grouped_sim/compute.py explains why)."""
+    from grouped_sim.compute import on_compute_thread
+
+    return on_compute_thread(_encode_here, list(texts), batch_size)
+
+
+def _encode_here(texts: list[str], batch_size: int) -> np.ndarray:
     encoder = get_encoder()
     with _LOCK:
-        vectors = encoder.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-        )
+        vectors = encoder.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
     return np.asarray(vectors, dtype=np.float32)
 
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE = {"grouped_sim": "grouped_sim", "grouped_sim.graphs": "graphs", "grouped_sim.sop_db": "sop_db", "grouped_sim.profiles": "profiles", "grouped_sim.discriminator": "discriminator"}
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("core: errors", ["grouped_sim", "grouped_sim.errors"]),
+    ("core: errors and the tensor thread", ["grouped_sim", "grouped_sim.errors", "grouped_sim.compute"]),
     ("core: contracts and shipped data", ["grouped_sim.schemas", "grouped_sim.resources", "grouped_sim.data", "grouped_sim.jsontext"]),
     ("core: config, files, transcripts, prompts", ["grouped_sim.config", "grouped_sim.io", "grouped_sim.corpus", "grouped_sim.runfolder", "grouped_sim.transcript", "grouped_sim.prompts"]),
     ("core: prompts and models", ["grouped_sim.customer_prompt", "grouped_sim.profile_prompt", "grouped_sim.role_guard", "grouped_sim.embeddings", "grouped_sim.models"]),
