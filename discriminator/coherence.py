@@ -13,7 +13,9 @@ The head over the raw vectors [u, v, u*v, |u-v|] is available (`head="vectors"`)
 the 75-call sample corpus, it overfits: held-out ROC-AUC 0.63 to 0.67 against 0.70 for the
 features head (docs/evaluation.md). A scorer folder holds `head.npz` (a few hundred bytes) and
 `coherence.json` (the card: encoder, features, config, corpus digest, the split by dialogue id
-and the held-out figures); the 90 MB encoder is never copied.
+and the held-out figures); the 90 MB encoder is never copied. The folder format, the head, the
+embedding cache and the held-out figures are shared with the realism scorer
+(`grouped_sim.discriminator.heads`).
 
 Held-out figures come from held-out dialogues only: their pairs and their negatives are drawn
 from those dialogues alone, so nothing a scorer was fitted on is in its evaluation. Two scorers
@@ -24,13 +26,9 @@ and the other judge them.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +36,27 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# Head, HeldOut, corpus_digest, evaluate_pairs, fast_auc, HEAD_FILE and THRESHOLD are shared with the
+# realism scorer and named here too, where callers have always found them.
+from grouped_sim.discriminator.heads import (  # noqa: F401
+    CARD_FILES,
+    FORMAT_VERSION,
+    HEAD_FILE,
+    THRESHOLD,
+    EmbedFn,
+    Embeddings,
+    Head,
+    HeldOut,
+    Progress,
+    ScorerModel,
+    check_split,
+    check_width,
+    corpus_digest,
+    evaluate_pairs,
+    fast_auc,
+    format_name,
+    read_card,
+)
 from grouped_sim.discriminator.negatives import Reply, other_call_replies
 from grouped_sim.embeddings import ENCODER_NAME
 from grouped_sim.errors import InputError
@@ -45,11 +64,10 @@ from grouped_sim.io import read_json
 from grouped_sim.schemas import Dialogue
 from grouped_sim.transcript import parse_transcript, speaker, transcript_text
 
-CARD_FILE = "coherence.json"
-HEAD_FILE = "head.npz"
-FORMAT = "grouped-sim coherence scorer"
-FORMAT_VERSION = 1
-THRESHOLD = 0.5
+TASK = "coherence"
+CARD_FILE = CARD_FILES[TASK]
+FORMAT = format_name(TASK)
+CoherenceModel = ScorerModel  # a fitted coherence scorer: config, head and card
 
 FEATURES: tuple[str, ...] = (
     "cos_move",  # reply vs the salesman move it answers
@@ -66,9 +84,6 @@ FEATURES: tuple[str, ...] = (
     "log_words_vs_prev",  # log(1 + words) minus the same for the previous reply (0 when none)
 )
 _WORDS = re.compile(r"[a-z0-9']+")
-
-EmbedFn = Callable[[Sequence[str]], np.ndarray]
-Progress = Callable[[int, int], None]
 
 
 class CoherenceConfig(BaseModel):
@@ -127,14 +142,6 @@ def training_pairs(dialogues: Sequence[Dialogue], negatives: int = 3, seed: int 
     return pairs
 
 
-def corpus_digest(dialogues: Iterable[Dialogue]) -> str:
-    """sha256 of the dialogues' canonical JSON in id order: names the exact corpus a scorer saw."""
-    blob = hashlib.sha256()
-    for d in sorted(dialogues, key=lambda d: d.id):
-        blob.update(d.model_dump_json().encode() + b"\n")
-    return blob.hexdigest()
-
-
 def split_dialogues(ids: Sequence[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
     """(train, held-out) ids by the discriminator's rule (hash of seed and id), so a discriminator,
     the customer adapter and a coherence scorer made with the same share and seed hold out the same calls."""
@@ -184,42 +191,6 @@ def _words(text: str) -> set[str]:
     return set(_WORDS.findall(text.lower()))
 
 
-_SHARED_CACHE: dict[str, np.ndarray] = {}
-
-
-class _Embeddings:
-    """Unit vectors by text: each distinct text is embedded once (batched), then read from the cache.
-
-    With the default encoder the cache is shared by every scorer of the process (a picker and a
-    judge, a report's run and reference read the same texts); an injected `embed_fn` gets its own.
-    """
-
-    def __init__(self, embed_fn: EmbedFn | None, limit: int = 200_000) -> None:
-        if embed_fn is None:
-            from grouped_sim.embeddings import embed as embed_fn
-
-            self.cache = _SHARED_CACHE
-        else:
-            self.cache = {}
-        self.embed_fn = embed_fn
-        self.limit = limit
-
-    def prepare(self, texts: Iterable[str], on_progress: Progress | None = None, batch: int = 64) -> None:
-        unique = list(dict.fromkeys(texts))
-        missing = [t for t in unique if t not in self.cache]
-        if len(self.cache) + len(missing) > self.limit:
-            self.cache.clear()
-            missing = unique
-        for start in range(0, len(missing), batch):
-            chunk = missing[start : start + batch]
-            self.cache.update(zip(chunk, np.asarray(self.embed_fn(chunk), dtype=np.float64)))
-            if on_progress:
-                on_progress(min(start + batch, len(missing)), len(missing))
-
-    def __getitem__(self, text: str) -> np.ndarray:
-        return self.cache[text]
-
-
 @dataclass
 class _Parsed:
     moves: list[str]  # salesman moves in the context, oldest first
@@ -250,7 +221,7 @@ def _texts_of(parsed: _Parsed, reply: str) -> list[str]:
     return [reply, parsed.move, parsed.window, *parsed.moves, *parsed.replies]
 
 
-def _feature_row(p: _Parsed, reply: str, emb: _Embeddings) -> np.ndarray:
+def _feature_row(p: _Parsed, reply: str, emb: Embeddings) -> np.ndarray:
     v = emb[reply]
 
     def cos(text: str | None) -> float:
@@ -278,7 +249,7 @@ def _feature_row(p: _Parsed, reply: str, emb: _Embeddings) -> np.ndarray:
     )
 
 
-def features(contexts: Sequence[str], replies: Sequence[str], config: CoherenceConfig, emb: _Embeddings, on_progress: Progress | None = None) -> np.ndarray:
+def features(contexts: Sequence[str], replies: Sequence[str], config: CoherenceConfig, emb: Embeddings, on_progress: Progress | None = None) -> np.ndarray:
     """The head's input for each (context, reply): `FEATURES`, then for `head="vectors"` [u, v, u*v, |u-v|]."""
     if len(contexts) != len(replies):
         raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
@@ -288,148 +259,12 @@ def features(contexts: Sequence[str], replies: Sequence[str], config: CoherenceC
     rows = [_feature_row(p, r, emb) for p, r in zip(parsed, clean)]
     if config.head == "vectors":
         rows = [np.concatenate([x, u, v, u * v, np.abs(u - v)]) for x, u, v in ((x, emb[p.window], emb[r]) for x, p, r in zip(rows, parsed, clean))]
-    width = len(FEATURES) + (4 * _dim(emb) if config.head == "vectors" else 0)
+    width = len(FEATURES) + (4 * emb.dim if config.head == "vectors" else 0)
     return np.array(rows, dtype=np.float64) if rows else np.zeros((0, width))
 
 
-def _dim(emb: _Embeddings) -> int:
-    return len(next(iter(emb.cache.values()))) if emb.cache else 0
-
-
-# --------------------------------------------------------------------------- the head
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-
-
-@dataclass
-class Head:
-    """Standardisation and logistic weights: P = sigmoid(((x - mean) / scale) @ coef + intercept)."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] == 0:
-            return np.zeros(0)
-        return _sigmoid(((x - self.mean) / self.scale) @ self.coef + self.intercept)
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, c: float) -> Head:
-        from sklearn.linear_model import LogisticRegression
-
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
-        scale = np.where(scale < 1e-9, 1.0, scale)
-        # Balanced classes: P = 0.5 is the line between "said here" and "said in another call",
-        # whatever the number of negatives per reply.
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit((x - mean) / scale, y)
-        return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-class HeldOut(BaseModel):
-    """Figures on held-out dialogues only (their pairs, their negatives)."""
-
-    dialogues: int
-    pairs: int
-    positives: int
-    accuracy: float | None = Field(None, description="share of pairs on the right side of P = 0.5")
-    balanced_accuracy: float | None = Field(None, description="mean of the accuracy on real and on other-call replies")
-    roc_auc: float | None
-    roc_auc_ci: list[float] | None = Field(None, description="95 % bootstrap interval over held-out dialogues")
-    rank_accuracy: float | None = Field(None, description="share of (real, other-call) reply pairs of one context where the real one scores higher (ties half)")
-    mean_p_real: float | None
-    mean_p_other: float | None
-
-
-def fast_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
-    """ROC-AUC by ranks (ties count half); None without both classes."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(labels)
-    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def evaluate_pairs(pairs: Sequence[CoherencePair], scores: Sequence[float], resamples: int = 1000, seed: int = 0) -> HeldOut:
-    """Accuracy, ROC-AUC (with a bootstrap interval over dialogues) and ranking of scored pairs."""
-    from grouped_sim.metrics.intervals import bootstrap_ci
-
-    labels = [p.label for p in pairs]
-    s = [float(x) for x in scores]
-    pos = [x for x, y in zip(s, labels) if y == 1]
-    neg = [x for x, y in zip(s, labels) if y == 0]
-    by_dialogue: dict[str, list[tuple[int, float]]] = {}
-    by_context: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
-    for p, x in zip(pairs, s):
-        by_dialogue.setdefault(p.dialogue_id, []).append((p.label, x))
-        real, other = by_context.setdefault((p.dialogue_id, p.turn_index), ([], []))
-        (real if p.label == 1 else other).append(x)
-    wins = [1.0 if r > o else 0.5 if r == o else 0.0 for real, other in by_context.values() for r in real for o in other]
-
-    def auc_of(units: Sequence[list[tuple[int, float]]]) -> float | None:
-        rows = [row for unit in units for row in unit]
-        return fast_auc([y for y, _ in rows], [x for _, x in rows])
-
-    def rnd(x: float | None) -> float | None:
-        return None if x is None else round(float(x), 4)
-
-    correct = [(x >= THRESHOLD) == (y == 1) for x, y in zip(s, labels)]
-    return HeldOut(
-        dialogues=len(by_dialogue),
-        pairs=len(pairs),
-        positives=len(pos),
-        accuracy=rnd(sum(correct) / len(correct)) if correct else None,
-        balanced_accuracy=rnd((sum(x >= THRESHOLD for x in pos) / len(pos) + sum(x < THRESHOLD for x in neg) / len(neg)) / 2) if pos and neg else None,
-        roc_auc=rnd(fast_auc(labels, s)),
-        roc_auc_ci=bootstrap_ci(list(by_dialogue.values()), auc_of, resamples=resamples, seed=seed) if pos and neg else None,
-        rank_accuracy=rnd(sum(wins) / len(wins)) if wins else None,
-        mean_p_real=rnd(np.mean(pos)) if pos else None,
-        mean_p_other=rnd(np.mean(neg)) if neg else None,
-    )
-
 
 # --------------------------------------------------------------------------- train, save, load
-
-
-@dataclass
-class CoherenceModel:
-    """A fitted scorer in memory: its head and its card; `save` writes the folder."""
-
-    config: CoherenceConfig
-    head: Head
-    card: dict[str, Any]
-
-    def save(self, folder: Path | str) -> Path:
-        """Write head.npz and coherence.json into a temp folder beside `folder`, then move it in place."""
-        target = Path(folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            np.savez(tmp / HEAD_FILE, mean=self.head.mean, scale=self.head.scale, coef=self.head.coef, intercept=np.array([self.head.intercept]))
-            (tmp / CARD_FILE).write_text(json.dumps(self.card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            old = None
-            if target.exists():
-                if not (target / CARD_FILE).is_file() and any(target.iterdir()):
-                    raise InputError(f"{target}: exists and is not a coherence scorer folder; choose another --out")
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                target.rename(old)
-            tmp.rename(target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
 
 
 def train_coherence(
@@ -442,7 +277,7 @@ def train_coherence(
     split_rule: str = "explicit",
     embed_fn: EmbedFn | None = None,
     on_progress: Progress | None = None,
-) -> CoherenceModel:
+) -> ScorerModel:
     """Fit the head on pairs of the `train_ids` dialogues; evaluate on the `heldout_ids` ones.
 
     The two id lists must be disjoint and name dialogues of `dialogues`. `on_progress(done, total)`
@@ -450,11 +285,8 @@ def train_coherence(
     """
     cfg = config or CoherenceConfig()
     by_id = {d.id: d for d in dialogues}
+    check_split(train_ids, heldout_ids, by_id)
     train_set, held_set = set(train_ids), set(heldout_ids)
-    if overlap := sorted(train_set & held_set):
-        raise InputError(f"train and held-out dialogues overlap ({len(overlap)}, e.g. {overlap[0]!r}): a held-out figure must come from unseen calls")
-    if unknown := sorted((train_set | held_set) - set(by_id)):
-        raise InputError(f"{len(unknown)} split ids are not in the corpus, e.g. {unknown[0]!r}")
     train_dialogues = [by_id[i] for i in sorted(train_set)]
     held_dialogues = [by_id[i] for i in sorted(held_set)]
     train_pairs = training_pairs(train_dialogues, cfg.negatives, cfg.seed, cfg.context_turns)
@@ -465,7 +297,7 @@ def train_coherence(
             f"the {len(train_dialogues)} training dialogues give no {'real reply' if 1 not in labels else 'reply from another call'} to learn from: "
             "a coherence scorer needs at least two calls with customer replies after a salesman move"
         )
-    emb = _Embeddings(embed_fn)
+    emb = Embeddings(embed_fn)
     every = train_pairs + held_pairs
     feats = features([p.context for p in every], [p.reply for p in every], cfg, emb, on_progress)
     x_train, x_held = feats[: len(train_pairs)], feats[len(train_pairs) :]
@@ -475,6 +307,7 @@ def train_coherence(
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "task": TASK,
         "encoder": ENCODER_NAME,
         "head": cfg.head,
         "features": list(FEATURES),
@@ -493,23 +326,7 @@ def train_coherence(
         "heldout": held.model_dump(mode="json") if held else None,
         "train_fit": {"roc_auc": train_fit.roc_auc, "accuracy": train_fit.accuracy},
     }
-    return CoherenceModel(cfg, head, card)
-
-
-def _card(folder: Path) -> dict[str, Any]:
-    path = folder / CARD_FILE
-    if not path.is_file():
-        raise InputError(f"{folder}: not a coherence scorer folder (no {CARD_FILE}); train one with `grouped-sim coherence train`")
-    card = read_json(path, "coherence scorer card")
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise InputError(f"{path}: not a coherence scorer card (format should be {FORMAT!r})")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: scorer format version {card.get('format_version')}, this grouped-sim reads {FORMAT_VERSION}; retrain it")
-    if card.get("encoder") != ENCODER_NAME:
-        raise InputError(f"{path}: trained over the encoder {card.get('encoder')!r}, but this grouped-sim embeds with {ENCODER_NAME!r}; retrain it")
-    if list(card.get("features") or []) != list(FEATURES):
-        raise InputError(f"{path}: the scorer's features differ from this grouped-sim's; retrain it")
-    return card
+    return ScorerModel(cfg, head, card)
 
 
 class CoherenceScorer:
@@ -522,20 +339,13 @@ class CoherenceScorer:
 
     def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None) -> None:
         self.folder = Path(folder)
-        self.card = _card(self.folder)
+        self.card = read_card(self.folder, TASK, FEATURES)
         try:
             self.config = CoherenceConfig.model_validate(self.card["config"])
         except (KeyError, ValidationError) as exc:
             raise InputError(f"{self.folder / CARD_FILE}: bad config ({exc})") from exc
-        head_path = self.folder / HEAD_FILE
-        if not head_path.is_file():
-            raise InputError(f"{self.folder}: {HEAD_FILE} is missing")
-        try:
-            with np.load(head_path) as z:
-                self.head = Head(z["mean"], z["scale"], z["coef"], float(z["intercept"][0]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(f"{head_path}: not a coherence head ({exc})") from exc
-        self._emb = _Embeddings(embed_fn)
+        self.head = Head.load(self.folder)
+        self._emb = Embeddings(embed_fn)
 
     @property
     def name(self) -> str:
@@ -543,8 +353,7 @@ class CoherenceScorer:
 
     def score(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
         x = features(list(contexts), list(replies), self.config, self._emb)
-        if x.shape[0] and x.shape[1] != self.head.coef.shape[0]:
-            raise InputError(f"{self.folder / HEAD_FILE}: head has {self.head.coef.shape[0]} weights for {x.shape[1]} features; retrain it")
+        check_width(self.folder, self.head, x)
         return [float(p) for p in self.head.predict(x)]
 
     def __call__(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:

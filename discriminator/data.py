@@ -8,6 +8,16 @@ that from real customers. The default negative model is the embedded SmolLM2.
 Pairs are appended to `pairs.jsonl` as they are produced and keyed by D_sim record id, so a killed
 run resumes where it stopped; `meta.json` records the negative model and the source.
 
+Two prompt forms (`NegativeParams.form`). `chat` (the default above): the untuned model's helpful
+persona. `transcript`: the simulator's own customer (e.g. `hf:smollm2+customer-sft`) continuing the
+transcript prompt it was trained on and is run with (the D_sim record's `prompt`), `per_context`
+replies per context from one batched call, each passed through the simulator's reply cleaning and
+role guard (`clean`, injected by the caller: `grouped_sim.graphs.customer.said_reply`). Those are
+the strong negatives: what our customer model really says on that context, so a scorer trained on
+them measures the distance that is left, not the gap to an untuned model (issue 14). Candidate c
+of the record at position j (of the records asked for, before skipping finished ones) is sampled
+with seed `seed + j * per_context + c`, so a resumed run writes what an uninterrupted one would.
+
 Hard negatives (`add_hard_negatives`, on by default in `grouped-sim discriminator data`) add, for
 each real reply, pairs whose negative is a REAL reply from another call at the same SOP stage
 (`grouped_sim.discriminator.negatives`): same style, wrong conversation. A model-written negative
@@ -20,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -58,8 +68,10 @@ class NegativeParams(BaseModel):
     temperature: float = Field(0.95, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.05, ge=1.0, le=2.0)
-    batch_size: int = Field(8, ge=1, le=512)
+    batch_size: int = Field(8, ge=1, le=512, description="records per batched call (chat form; the transcript form batches each record's candidates)")
     seed: int = 0
+    form: Literal["chat", "transcript"] = Field("chat", description="chat: the untuned model's persona; transcript: the simulator's customer prompt (module docstring)")
+    per_context: int = Field(1, ge=1, le=64, description="model replies per context (transcript form: one batched call per context)")
 
 
 def records_from_dialogues(dialogues: Iterable[Dialogue]) -> list[dict[str, Any]]:
@@ -90,6 +102,16 @@ def _done_ids(path: Path) -> set[str]:
     return {pair.id for pair in iter_cache(path, Pair)}
 
 
+GEN_SUFFIX = ":gen"
+
+
+def _record_of(pair_id: str) -> str | None:
+    """The record a model-written pair belongs to (None for a hard negative)."""
+    if ":hard" in pair_id:
+        return None
+    return pair_id.split(GEN_SUFFIX, 1)[0]
+
+
 def _chat_messages(record: dict[str, Any]) -> list[Any]:
     """The record's chat form without the final (real) reply: system persona + the call so far."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -113,6 +135,12 @@ def generate_negatives(model: Any, records: Sequence[dict[str, Any]], params: Ne
     return [_clean(t) for t in texts]
 
 
+def transcript_negatives(model: Any, record: dict[str, Any], params: NegativeParams, seed: int) -> list[str]:
+    """`per_context` raw continuations of the record's transcript prompt in one batched call
+    (candidate c seeded seed + c), cut at the end of the line as the simulator cuts them."""
+    return model.generate_texts([record["prompt"]] * params.per_context, stop=["\n"], seed=seed, max_new_tokens=params.max_new_tokens)
+
+
 def build_pairs(
     records: Sequence[dict[str, Any]],
     out_dir: Path | str,
@@ -122,59 +150,138 @@ def build_pairs(
     source: str = "",
     model: Any | None = None,
     on_progress: Callable[[int], None] | None = None,
+    clean: Callable[[str], str | None] | None = None,
 ) -> dict[str, int]:
-    """Write pairs for `records` (D_sim rows) into `out_dir`, skipping ids already there.
+    """Write pairs for `records` (D_sim rows) into `out_dir`, skipping records already there.
 
     `model` overrides building a chat model from the `negatives` spec (tests share a loaded one).
-    Returns counts: total wanted, already done, written now.
+    `clean` turns a raw model reply into the negative, or None to drop it (default: collapse
+    whitespace). Returns counts: records wanted, already done, pairs written now, replies dropped.
     """
-    from grouped_sim.config import GenerationParams
-    from grouped_sim.models import build_chat_model
-
     params = params or NegativeParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / META_FILE
-    meta = {"negatives": negatives, "source": source, "params": params.model_dump(mode="json")}
-    if meta_path.is_file():
-        old = read_json(meta_path, "pairs metadata file")
-        if not isinstance(old, dict) or old.get("negatives") != negatives:
-            raise InputError(f"{out}: already holds negatives from {old.get('negatives')!r}, not {negatives!r}; use another --out")
-    write_json_atomic(meta_path, meta)
+    _check_meta(out, negatives, source, params)
     wanted = [r for r in records if r.get("reference", "").strip()]
     if limit is not None:
         wanted = wanted[:limit]
     pairs_path = out / PAIRS_FILE
     done = _done_ids(pairs_path)
-    todo = [r for r in wanted if r["id"] not in done]
+    bare = params.form == "chat" and params.per_context == 1  # one pair per record, id = the record's id
+    done_records = done if bare else _finished_records(pairs_path, params.per_context)
+    todo = [(j, r) for j, r in enumerate(wanted) if r["id"] not in done_records]
     if on_progress and len(wanted) > len(todo):
         on_progress(len(wanted) - len(todo))
     if todo and model is None:
-        model = build_chat_model(
-            negatives,
-            GenerationParams(temperature=params.temperature, top_p=params.top_p, repetition_penalty=params.repetition_penalty, max_new_tokens=params.max_new_tokens),
-        )
-    written = 0
+        model = _negative_model(negatives, params)
+    write = _write_chat if params.form == "chat" else _write_transcript
     with JsonlAppender(pairs_path) as appender:
-        for start in range(0, len(todo), params.batch_size):
-            batch = todo[start : start + params.batch_size]
-            replies = generate_negatives(model, batch, params.model_copy(update={"seed": params.seed + start}))
-            for record, reply in zip(batch, replies):
-                pair = Pair(
-                    id=record["id"],
-                    dialogue_id=record["dialogue_id"],
-                    turn_index=record["turn_index"],
-                    domain=record["domain"],
-                    context=record["context"],
-                    positive=record["reference"],
-                    negative=reply,
-                    negative_model=negatives,
-                )
-                appender.write_line(pair.model_dump_json())
-                written += 1
-            if on_progress:
-                on_progress(len(batch))
-    return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "written": written}
+        written, dropped = write(model, todo, params, negatives, clean or _clean, _Skipping(appender, done), on_progress)
+    return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "written": written, "dropped": dropped}
+
+
+def _finished_records(path: Path, per_context: int) -> set[str]:
+    """Records whose model replies are all written. Records are written one after another, and a
+    record's candidates in order, so only the last record in the file can have been cut short by a
+    kill: unless its last candidate is there, it is redone (same seeds, same replies) and what it
+    has is not written twice."""
+    ids = [p.id for p in iter_cache(path, Pair) if _record_of(p.id)]
+    if not ids:
+        return set()
+    records = {_record_of(i) for i in ids}
+    last = ids[-1]
+    complete = per_context == 1 or last.endswith(f"{GEN_SUFFIX}{per_context - 1}")
+    return records if complete else records - {_record_of(last)}
+
+
+class _Skipping:
+    """An appender that leaves out pairs whose id is already in the file."""
+
+    def __init__(self, appender: JsonlAppender, done: set[str]) -> None:
+        self.appender, self.done = appender, done
+
+    def write_pair(self, pair: Pair) -> bool:
+        if pair.id in self.done:
+            return False
+        self.appender.write_line(pair.model_dump_json())
+        return True
+
+
+def _check_meta(out: Path, negatives: str, source: str, params: NegativeParams) -> None:
+    """One folder, one kind of negative: refuse to mix models or prompt forms, then record them."""
+    meta_path = out / META_FILE
+    if meta_path.is_file():
+        old = read_json(meta_path, "pairs metadata file")
+        if not isinstance(old, dict) or old.get("negatives") != negatives:
+            raise InputError(f"{out}: already holds negatives from {old.get('negatives')!r}, not {negatives!r}; use another --out")
+        old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
+        if (old_params.get("form", "chat"), old_params.get("per_context", 1)) != (params.form, params.per_context):
+            raise InputError(f"{out}: already holds {old_params.get('form', 'chat')}-form negatives, {old_params.get('per_context', 1)} per context; use another --out")
+    write_json_atomic(meta_path, {"negatives": negatives, "source": source, "params": params.model_dump(mode="json")})
+
+
+def _negative_model(negatives: str, params: NegativeParams) -> Any:
+    from grouped_sim.config import GenerationParams
+    from grouped_sim.models import build_chat_model
+    from grouped_sim.models.base import LocalChatModel
+
+    model = build_chat_model(
+        negatives,
+        GenerationParams(temperature=params.temperature, top_p=params.top_p, repetition_penalty=params.repetition_penalty, max_new_tokens=params.max_new_tokens),
+    )
+    if params.form == "transcript" and not isinstance(model, LocalChatModel):
+        raise InputError(f"--negatives {negatives}: the transcript form continues a raw prompt, which only a local model (hf:, vllm:) takes")
+    return model
+
+
+def _pair(record: dict[str, Any], pair_id: str, negative: str, negatives: str) -> Pair:
+    return Pair(
+        id=pair_id,
+        dialogue_id=record["dialogue_id"],
+        turn_index=record["turn_index"],
+        domain=record["domain"],
+        context=record["context"],
+        positive=record["reference"],
+        negative=negative,
+        negative_model=negatives,
+    )
+
+
+def _write_chat(model: Any, todo: Sequence[tuple[int, dict[str, Any]]], params: NegativeParams, negatives: str, clean: Callable[[str], str | None], appender: _Skipping, on_progress: Any) -> tuple[int, int]:
+    """Chat form: `batch_size` records (x `per_context`) per batched call."""
+    k, written, dropped = params.per_context, 0, 0
+    for start in range(0, len(todo), params.batch_size):
+        batch = [r for _, r in todo[start : start + params.batch_size]]
+        rows = [r for r in batch for _ in range(k)]
+        replies = generate_negatives(model, rows, params.model_copy(update={"seed": params.seed + start * k}))
+        for n, (record, raw) in enumerate(zip(rows, replies)):
+            text = clean(raw)
+            if text is None:
+                dropped += 1
+                continue
+            pair_id = record["id"] if k == 1 else f"{record['id']}{GEN_SUFFIX}{n % k}"
+            written += appender.write_pair(_pair(record, pair_id, text, negatives))
+        if on_progress:
+            on_progress(len(batch))
+    return written, dropped
+
+
+def _write_transcript(model: Any, todo: Sequence[tuple[int, dict[str, Any]]], params: NegativeParams, negatives: str, clean: Callable[[str], str | None], appender: _Skipping, on_progress: Any) -> tuple[int, int]:
+    """Transcript form: each record's `per_context` candidates in one batched call (module docstring).
+
+    A record whose candidates were all dropped writes nothing, so a resume tries it again (same
+    seeds, same result)."""
+    k, written, dropped = params.per_context, 0, 0
+    for j, record in todo:
+        for c, raw in enumerate(transcript_negatives(model, record, params, params.seed + j * k)):
+            text = clean(raw)
+            if text is None:
+                dropped += 1
+                continue
+            written += appender.write_pair(_pair(record, f"{record['id']}{GEN_SUFFIX}{c}", text, negatives))
+        if on_progress:
+            on_progress(1)
+    return written, dropped
 
 
 def add_hard_negatives(

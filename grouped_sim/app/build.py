@@ -258,27 +258,31 @@ def build_picker(params: BestOfParams, sim: SimFolder | None) -> Picker | None:
 
     Coherence comes from the configured scorer, else the sim folder's picker (trained on other
     calls of the team's than its judge), else the shipped picker scorer (other sample calls than
-    the shipped judge): what picks a reply never also grades it.
+    the shipped judge); realism from the configured discriminator folder, else the shipped realism
+    picker, except in a `--sim` run: a realism scorer of the sample corpus would pull a team's
+    customers towards the sample's style, so there realism needs a folder of the team's own. What
+    picks a reply never also grades it: reports grade with the judges.
     """
     if params.n == 1:
         return None
-    from grouped_sim.data import PICKER_SCORER, shipped_scorer_path
+    from grouped_sim.data import PICKER_SCORER, REALISM_PICKER, shipped_scorer_path
     from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.discriminator.realism import load_realism_scorer
     from grouped_sim.transcript import transcript_text
 
-    own = sim.picker_scorer() if sim is not None and params.coherence_scorer is None else None
-    coherence = own or CoherenceScorer(params.coherence_scorer or shipped_scorer_path(PICKER_SCORER))
+    coherence = None
+    if params.coherence_weight > 0:
+        own = sim.picker_scorer() if sim is not None and params.coherence_scorer is None else None
+        coherence = own or CoherenceScorer(params.coherence_scorer or shipped_scorer_path(PICKER_SCORER))
     realism = None
-    if params.realism_weight > 0:
-        if params.discriminator is None:
-            raise InputError("best_of.realism_weight > 0 needs best_of.discriminator: a folder from `grouped-sim discriminator train`")
-        from grouped_sim.discriminator.model import DiscriminatorScorer
-
-        realism = DiscriminatorScorer(params.discriminator)
+    if params.realism_weight > 0 and (params.discriminator or sim is None):
+        realism = load_realism_scorer(params.discriminator or shipped_scorer_path(REALISM_PICKER))
+    if coherence is None and realism is None:
+        raise InputError("best_of picks by realism alone, but a --sim run has no realism scorer of its domain: set best_of.discriminator (grouped-sim discriminator train --head) or a coherence_weight")
 
     def pick(history: list[Any], replies: list[str]) -> list[float]:
         contexts = [transcript_text(history)] * len(replies)
-        scores = [params.coherence_weight * p for p in coherence.score(contexts, replies)] if params.coherence_weight > 0 else [0.0] * len(replies)
+        scores = [params.coherence_weight * p for p in coherence.score(contexts, replies)] if coherence is not None else [0.0] * len(replies)
         if realism is not None:
             scores = [s + params.realism_weight * r for s, r in zip(scores, realism.score(contexts, replies))]
         return scores

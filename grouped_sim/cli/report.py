@@ -76,14 +76,18 @@ def _stage_tagger(sop_db: Path | None) -> Any:
     return lambda texts: [vote.stage for vote in store.tag_stages(texts)]
 
 
-def _scorer(discriminator: Path | None) -> Any:
-    if discriminator is None:
-        return None
-    try:
-        from grouped_sim.discriminator.model import DiscriminatorScorer
-    except ImportError as exc:  # pragma: no cover - the package ships with grouped-sim
-        raise InputError(f"--discriminator needs the discriminator package: {exc}") from exc
-    return DiscriminatorScorer(discriminator).score
+def _scorer(discriminator: Path | None) -> tuple[Any, str | None]:
+    """The realism scorer of `report --discriminator`: a folder (a fine-tuned discriminator or a
+    realism head), "none", or by default the shipped realism judge (trained against the shipped
+    customer's replies on other sample calls than the realism picker that best-of-N uses)."""
+    if discriminator is not None and str(discriminator).strip().lower() == "none":
+        return None, None
+    from grouped_sim.data import REALISM_JUDGE, shipped_scorer_path
+    from grouped_sim.discriminator.realism import load_realism_scorer
+
+    if discriminator is not None:
+        return load_realism_scorer(discriminator).score, str(discriminator)
+    return load_realism_scorer(shipped_scorer_path(REALISM_JUDGE)).score, f"shipped:{REALISM_JUDGE}"
 
 
 def _coherence(spec: str | None, info: dict[str, Any]) -> tuple[Any, str | None]:
@@ -167,7 +171,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `grouped-sim simulate` (dialogues.jsonl, run.json).")],
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Corpus of REAL dialogues (JSONL) to measure fidelity against.")] = None,
     judge: Annotated[Optional[str], typer.Option("--judge", help="Chat-model spec of the LLM judge (e.g. openai:gpt-4o@URL, vllm:MODEL, hf:PATH). Scores are cached in RUN_DIR/judge.jsonl.")] = None,
-    discriminator: Annotated[Optional[Path], typer.Option("--discriminator", help="Trained discriminator folder: adds realism = mean P(real) of customer replies.")] = None,
+    discriminator: Annotated[Optional[Path], typer.Option("--discriminator", help="Realism scorer folder (`discriminator train`, fine-tuned or --head): realism = mean P(real) of customer replies; default: the shipped realism judge; 'none' to skip.")] = None,
     likeness: Annotated[int, typer.Option("--likeness", min=0, help="Replay N real dialogues of --reference teacher-forced through the customer model (BLEU/ROUGE/cosine). Cached in RUN_DIR/likeness.jsonl.")] = 0,
     customer: Annotated[Optional[str], typer.Option("--customer", help="Customer model spec for --likeness (default: the run's own customer model).")] = None,
     sop_db: Annotated[Optional[Path], typer.Option("--sop-db", help="SOP store used to tag the stage of unlabelled turns (prompt-only runs, unlabelled corpora) so SNR can be compared.")] = None,
@@ -227,7 +231,7 @@ def report(
         parse_spec(judge)
     taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
-    scorer = _scorer(discriminator)
+    scorer, scorer_name = _scorer(discriminator)
     coherence_score, coherence_name = _coherence(coherence, info)
     target = out_dir or run_dir
 
@@ -257,7 +261,7 @@ def report(
         reference_name=str(reference) if reference else None,
         stage_tagger=tagger,
         scorer=scorer,
-        scorer_name=str(discriminator) if discriminator else None,
+        scorer_name=scorer_name,
         judge_summary=judge_summary,
         role_judge=turn_judge,
         likeness_summary=likeness_summary,

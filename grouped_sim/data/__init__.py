@@ -1,4 +1,4 @@
-"""Data shipped with grouped-sim: the sample corpus, the prompts, the trained customer adapter and the coherence scorers."""
+"""Data shipped with grouped-sim: the sample corpus, the prompts, the trained customer adapter and the coherence and realism scorers."""
 
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ def shipped_adapter_path(name: str) -> Path:
 
 JUDGE_SCORER = "coherence-judge"
 PICKER_SCORER = "coherence-picker"
+REALISM_JUDGE = "realism-judge"
+REALISM_PICKER = "realism-picker"
 
 
 def shipped_scorer_path(name: str = JUDGE_SCORER) -> Path:
-    """A coherence scorer folder shipped under data/scorers/ (see data/scorers/README.md).
+    """A scorer folder shipped under data/scorers/ (see data/scorers/README.md).
 
-    `coherence-judge` (the default) measures coherence in reports; `coherence-picker`, trained on
-    other calls of the sample corpus, is for choosing among candidate replies, so that what picks a
-    reply never also grades it.
+    The `*-judge` scorers (`coherence-judge` is the default) measure coherence and realism in
+    reports; the `*-picker` ones, trained on other calls of the sample corpus, choose among
+    best-of-N candidate replies, so that what picks a reply never also grades it.
     """
     return Path(str(resources.files("grouped_sim").joinpath(f"data/scorers/{name}")))

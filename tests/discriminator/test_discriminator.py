@@ -36,7 +36,7 @@ def test_data_resumes_without_redoing_finished_turns(tmp_path, pairs_dir, spread
 
     model = FakeListChatModel(responses=["oh how lovely, tell me more about your wonderful offer!"])
     counts = build_pairs(spread_records, tmp_path, model=model)
-    assert counts == {"wanted": len(spread_records), "already_done": 4, "written": len(spread_records) - 4}
+    assert counts == {"wanted": len(spread_records), "already_done": 4, "written": len(spread_records) - 4, "dropped": 0}
     # the torn line was dropped, and every turn now has exactly one pair
     resumed = read_pairs(tmp_path)
     assert sorted(p["id"] for p in resumed) == sorted(r["id"] for r in spread_records)

@@ -91,3 +91,53 @@ def test_a_plan_from_before_best_of_resumes_with_plain_sampling_and_its_ids(tmp_
     (tmp_path / "plan.json").write_text(json.dumps(raw), encoding="utf-8")
     loaded = load_plan(tmp_path)
     assert loaded.config.best_of.n == 1 and loaded.config.digest() == plain.digest()
+
+
+def test_realism_weight_picks_with_the_shipped_realism_picker_out_of_the_box() -> None:
+    from grouped_sim.app.build import build_picker
+    from grouped_sim.config import BestOfParams
+    from grouped_sim.data import PICKER_SCORER, REALISM_PICKER, shipped_scorer_path
+    from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.discriminator.realism import RealismScorer
+    from grouped_sim.transcript import transcript_text
+
+    history = _inputs().history
+    replies = ["who is this?", "A minute, yes. Is it cheaper than what I pay now?", "Banana hats."]
+    pick = build_picker(BestOfParams(n=3, coherence_weight=0.5, realism_weight=2.0), None)
+    assert pick is not None
+    contexts = [transcript_text(history)] * len(replies)
+    realism = RealismScorer(shipped_scorer_path(REALISM_PICKER)).score(contexts, replies)
+    coherence = CoherenceScorer(shipped_scorer_path(PICKER_SCORER)).score(contexts, replies)
+    assert pick(history, replies) == [0.5 * c + 2.0 * r for c, r in zip(coherence, realism)]
+
+
+def test_best_of_with_nothing_to_pick_with_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="give one of them a weight"):
+        SimulationConfig.model_validate({"best_of": {"n": 4, "coherence_weight": 0.0, "realism_weight": 0.0}})
+    assert SimulationConfig.model_validate({"best_of": {"n": 4, "coherence_weight": 0.0, "realism_weight": 1.0}}).best_of.realism_weight == 1.0
+
+
+def test_a_fitted_domain_picks_without_the_sample_corpus_realism_scorer() -> None:
+    """A team's own calls (simulate --sim) must not be steered towards the sample corpus's style."""
+    import pytest
+
+    from grouped_sim.app.build import build_picker
+    from grouped_sim.config import BestOfParams
+    from grouped_sim.data import PICKER_SCORER, shipped_scorer_path
+    from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.errors import InputError
+    from grouped_sim.transcript import transcript_text
+
+    class Fitted:  # a sim folder whose domain coherence picker is (for this test) the shipped one
+        def picker_scorer(self) -> CoherenceScorer:
+            return CoherenceScorer(shipped_scorer_path(PICKER_SCORER))
+
+    history, replies = _inputs().history, ["who is this?", "Banana hats."]
+    pick = build_picker(BestOfParams(n=2, coherence_weight=1.0, realism_weight=0.6), Fitted())  # type: ignore[arg-type]
+    assert pick is not None
+    assert pick(history, replies) == Fitted().picker_scorer().score([transcript_text(history)] * 2, replies)
+    with pytest.raises(InputError, match="no realism scorer of its domain"):
+        build_picker(BestOfParams(n=2, coherence_weight=0.0, realism_weight=1.0), Fitted())  # type: ignore[arg-type]

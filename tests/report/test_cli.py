@@ -39,6 +39,10 @@ def test_report_then_compare(runs, corpus_path, tmp_path, monkeypatch, capsys):
     assert code == 0, text
     report = json.loads((runs["a"] / "report.json").read_text())
     assert report["summary"]["dialogues"] == 6 and report["reference"]["dialogues"] == 75
+    # realism is graded by the shipped realism judge unless --discriminator names another scorer
+    realism = report["fidelity"]["realism"]
+    assert realism["scorer"] == "shipped:realism-judge" and 0.0 < realism["simulated"] < 1.0 and 0.0 < realism["reference"] < 1.0
+    assert report["figures"]["realism"]["sim_ci"] is not None
     assert report["run"]["config"]["mode"] == "full"  # the config that produced the run is recorded
     assert 0.0 < report["diversity"]["simulated"]["irs"] <= 1.0  # real MiniLM φ
     assert report["fidelity"]["walk_away_rate"]["gap"] is not None
