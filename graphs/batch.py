@@ -79,6 +79,10 @@ def load_plan(run_dir: Path | str) -> RunPlan:
     config = raw.get("config") if isinstance(raw, dict) else None
     if isinstance(config, dict) and "best_of" not in config:
         config["best_of"] = {"n": 1}  # a plan from before best-of-N sampled plainly: resume it so
+    for role in ("salesman", "customer"):
+        params = config.get(role) if isinstance(config, dict) else None
+        if isinstance(params, dict) and "engine" not in params:
+            params["engine"] = "transformers"  # a plan from before the lean engine: resume on what wrote it
     try:
         return RunPlan.model_validate(raw)
     except ValidationError as exc:
@@ -226,11 +230,25 @@ def _run_locked(
         "load_seconds": round(load_seconds, 1),
         "resumed": {"kept": len(written), "ran": len(new), "retried_failed": retried} if written or retried else None,
         "concurrency": config.runtime.concurrency,
+        "engines": engines_used(built),
         **summarise(written + new),
         "warnings": run_warnings(written + new, config),
     }
     write_json_atomic(folder.summary, summary)
     return summary
+
+
+def engines_used(deps: SimDeps | None) -> dict[str, str]:
+    """How each local model of the run computed its tokens: part of what made the text."""
+    from grouped_sim.graphs.salesman import ChatModelSalesman
+    from grouped_sim.models.local import engine_description
+
+    if deps is None:
+        return {}
+    models = {"customer": deps.customer}
+    if isinstance(deps.salesman, ChatModelSalesman):
+        models["salesman"] = deps.salesman.model
+    return {role: text for role, model in models.items() if (text := engine_description(model))}
 
 
 def run_warnings(dialogues: list[Dialogue], config: SimulationConfig) -> list[str]:

@@ -51,5 +51,6 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "vllm":
         from grouped_sim.models.vllm_engine import VLLMChatModel
 
+        sampling.pop("engine")  # a local (hf:) setting; vLLM computes its own way
         return VLLMChatModel(model_name=parsed.model, **sampling)
     raise ModelSpecError(f"unknown backend {parsed.backend!r}")  # pragma: no cover - parse_spec guards this

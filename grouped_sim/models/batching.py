@@ -47,35 +47,75 @@ class RowSampler:
     """
 
     def __init__(self, rows: list[RowRequest]) -> None:
-        import torch
-
         self.rows = rows
-        self.generators: list[Any] = []
-        for row in rows:
-            g = torch.Generator()
-            g.manual_seed(row.seed if row.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
-            self.generators.append(g)
+        self.generators = [seeded_generator(row.seed) for row in rows]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         out = torch.full_like(scores, float("-inf"))
         for i, row in enumerate(self.rows):
-            logits = scores[i].float()
-            if row.temperature <= 0:
-                token = int(torch.argmax(logits))
-            else:
-                probs = torch.softmax(logits / row.temperature, dim=-1)
-                if row.top_p < 1.0:
-                    sorted_probs, order = torch.sort(probs, descending=True)
-                    cumulative = torch.cumsum(sorted_probs, dim=-1)
-                    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-                    drop = cumulative - sorted_probs >= row.top_p
-                    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-                    probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-                token = int(torch.multinomial(probs, 1, generator=self.generators[i]))
-            out[i, token] = 0.0
+            out[i, sample_token(scores[i], row.temperature, row.top_p, self.generators[i])] = 0.0
         return out
+
+
+def seeded_generator(seed: int | None) -> Any:
+    """A row's own random stream: `seed`, or a fresh random seed when the caller gave none."""
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+    return g
+
+
+def sample_token(scores: Any, temperature: float, top_p: float, generator: Any) -> int:
+    """One token from a row's scores: argmax at temperature 0, else nucleus sampling with `generator`.
+
+    Both local engines sample through here, so a seed means the same draw on either.
+    """
+    import torch
+
+    logits = scores.float()
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    kept, order = nucleus(probs, top_p if top_p < 1.0 else 1.0)
+    return int(order[torch.multinomial(kept, 1, generator=generator)])
+
+
+NUCLEUS_CANDIDATES = 4096
+
+
+def nucleus(probs: Any, top_p: float) -> tuple[Any, Any]:
+    """The smallest most-probable set of tokens whose mass reaches top_p: (their probabilities,
+    their token ids), most probable first; the draw is made among them only.
+
+    The set almost always lies among the top NUCLEUS_CANDIDATES tokens, found with topk (several
+    times cheaper than sorting a 49k vocabulary, and the draw runs over a few thousand entries,
+    not all); the whole vocabulary is sorted only when they do not reach top_p.
+    """
+    import torch
+
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    top, order = torch.topk(probs, k)
+    cumulative = torch.cumsum(top, dim=-1)
+    if k < probs.shape[-1] and float(cumulative[-1]) < top_p:
+        top, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(top, dim=-1)
+    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+    return top.masked_fill(cumulative - top >= top_p, 0.0), order
+
+
+def apply_repetition_penalty(scores: Any, seen: list[int], penalty: float) -> Any:
+    """transformers' repetition penalty on one row: every token already in the prompt or the reply
+    has its score divided by `penalty` (multiplied, where negative)."""
+    import torch
+
+    if penalty == 1.0 or not seen:
+        return scores
+    ids = torch.tensor(seen)
+    picked = scores.gather(0, ids)
+    return scores.scatter(0, ids, torch.where(picked < 0, picked * penalty, picked / penalty))
 
 
 class CancelledRows:
@@ -118,7 +158,25 @@ def stop_criterion(loaded: Any, stop: list[str]) -> Any:
     return loaded.stop_criteria[key]
 
 
-def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
+def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str = "transformers") -> list[str]:
+    """Every row's continuation, on the `lean` decoder (models/lean.py) or transformers' `generate`,
+    computed on the process's one tensor thread (grouped_sim/compute.py)."""
+    from grouped_sim.compute import on_compute_thread
+
+    return on_compute_thread(_generate_batch, loaded, rows, stop, repetition_penalty, engine)
+
+
+def _generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str) -> list[str]:
+    if engine == "lean":
+        from grouped_sim.models.lean import generate_rows
+
+        lean = loaded.lean()
+        with loaded.lock:
+            return generate_rows(lean, loaded.tokenizer, loaded.eos_ids, rows, stop, repetition_penalty)
+    return generate_with_transformers(loaded, rows, stop, repetition_penalty)
+
+
+def generate_with_transformers(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
     """One padded `generate` call over `rows`; each row cut at its own token budget and stop strings.
 
     Rows that all share one prompt (best-of-N candidates) read it once: the prompt but its last
@@ -179,12 +237,13 @@ class _Pending:
     row: RowRequest
     stop: tuple[str, ...]
     repetition_penalty: float
+    engine: str = "transformers"
     future: Future[str] = field(default_factory=Future)
 
     @property
-    def key(self) -> tuple[tuple[str, ...], float]:
-        # Stop strings and repetition penalty act on the whole batch, so only equal ones merge.
-        return (self.stop, self.repetition_penalty)
+    def key(self) -> tuple[tuple[str, ...], float, str]:
+        # Stop strings, repetition penalty and engine act on the whole batch, so only equal ones merge.
+        return (self.stop, self.repetition_penalty, self.engine)
 
 
 class GenerateBatcher:
@@ -203,9 +262,9 @@ class GenerateBatcher:
         self._worker = threading.Thread(target=self._run, name="grouped-sim-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, timeout: float | None = None) -> str:
+    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, engine: str = "transformers", timeout: float | None = None) -> str:
         """Queue one request and wait for its text (raises what the batch raised, or TimeoutError)."""
-        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty)
+        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty, engine=engine)
         self.queue.put(item)
         return item.future.result(timeout=timeout)
 
@@ -241,7 +300,7 @@ class GenerateBatcher:
             group = [it for it in items if it.key == key][: self.max_batch]
             carry = [it for it in items if it not in group]
             try:
-                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1])
+                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1], key[2])
             except BaseException as exc:  # hand the failure to every waiting caller
                 for it in group:
                     it.future.set_exception(exc)
