@@ -200,6 +200,27 @@ def _replies_after_moves(turns: list[Turn]) -> list[str]:
     return replies
 
 
+def proper_words(text: str) -> set[str]:
+    """Capitalised words inside a sentence (never its first word): names, titles, places, brands."""
+    import re
+
+    found: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        words = re.findall(r"[A-Za-z][A-Za-z'-]*", sentence)
+        found.update(w for w in words[1:] if w[0].isupper() and w != "I" and not w.startswith("I'"))
+    return found
+
+
+def call_specific_words(dialogues: list[Dialogue]) -> set[str]:
+    """Proper words that belong to a few calls only (a salesman's or customer's name, a street),
+    as opposed to those many calls share (the company, its products, titles)."""
+    from collections import Counter
+
+    counts = Counter(w for d in dialogues for w in set().union(*(proper_words(t.text) for t in d.turns)))
+    rare = max(2, len(dialogues) // 20)
+    return {w for w, n in counts.items() if n <= rare}
+
+
 def embedded_once(texts: list[str]) -> Any:
     """MiniLM vectors of `texts`, kept on disk by their content: a corpus's moves are embedded once
     per machine, not at every start (about 10 s for the sample corpus on 2 cores)."""
@@ -229,9 +250,11 @@ class KnnSalesman:
     most (MiniLM similarity, plus agreement of its decision state: resistance, deliberation,
     commitment, read by the metrics' lexical instrument, because short replies embed noisily), the
     salesman's previous move and the point of the call less. It never
-    repeats a move within a call, never reads the customer's own source call, and ends the call as
-    real salesmen did: when the nearest real move is a goodbye, it says it. The choice between the
-    two best moves is seeded, so a seed gives the same call and other seeds give other calls.
+    repeats a move within a call, never reads the customer's own source call, never brings in a
+    name from another call (a move naming someone the call has not named is passed over), and ends
+    the call as real salesmen did: when the nearest real move is a goodbye, it says it. The choice
+    between the two best moves is seeded, so a seed gives the same call and other seeds give other
+    calls.
     """
 
     REPLY_WEIGHT = 0.7
@@ -243,7 +266,10 @@ class KnnSalesman:
 
         self.path = str(corpus_path)
         self.name = f"knn:{corpus_path}"
-        self.moves = real_moves(read_corpus(corpus_path))
+        dialogues = read_corpus(corpus_path)
+        self.moves = real_moves(dialogues)
+        specific = call_specific_words(dialogues)
+        self.names = [proper_words(" ".join(m.messages)) & specific for m in self.moves]
         if not self.moves:
             raise InputError(f"{corpus_path}: no salesman moves to draw from")
         self.replies = embedded_once([m.reply or "(the call starts)" for m in self.moves])
@@ -255,7 +281,12 @@ class KnnSalesman:
         same_domain = [i for i, m in enumerate(self.moves) if m.domain == call.domain and m.dialogue_id != call.case_id]
         pool = same_domain or [i for i, m in enumerate(self.moves) if m.dialogue_id != call.case_id]
         # A call opens once: after the first move, another call's greeting is never a candidate.
-        return [i for i in pool if not said.intersection(self.moves[i].messages) and not (said and self.moves[i].index == 1)]
+        fresh = [i for i in pool if not said.intersection(self.moves[i].messages) and not (said and self.moves[i].index == 1)]
+        if not said:
+            return fresh
+        # After the opening, names come from this call only ("It's Kieran, Ms Rivers" to a Kelly).
+        named = set().union(*(proper_words(t.text) for t in call.history))
+        return [i for i in fresh if self.names[i] <= named] or fresh
 
     async def respond(self, call: CallContext) -> list[str]:
         import random

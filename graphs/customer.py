@@ -36,6 +36,8 @@ MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
 _KEEN_RE = re.compile(r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant)\b", re.I)
 _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
+# A reply that is nothing but a refusal ("no", "no thanks."): it cannot be the words that arrange a callback.
+_BARE_REFUSAL_RE = re.compile(r"^\W*(?:no+|nope|nah|no,? thanks?(?: you)?|not interested)\W*$", re.I)
 
 
 Picker = Callable[[list[Turn], list[str]], list[float]]
@@ -68,7 +70,8 @@ class CustomerPrompt(BaseModel):
 def action_mismatch(action: CustomerAction, text: str) -> str | None:
     """Why a reply contradicts the action the manager decided, if it does.
 
-    A customer who is hanging up does not ask a question or sound keen; one who agrees does not say no.
+    A customer who is hanging up does not ask a question or sound keen; one who agrees does not say no;
+    one who arranges a callback says more than a bare "no".
     """
     if action in (CustomerAction.hang_up, CustomerAction.refuse):
         if "?" in text:
@@ -77,6 +80,8 @@ def action_mismatch(action: CustomerAction, text: str) -> str | None:
             return "sounds keen while ending the call"
     if action is CustomerAction.agree and _REFUSAL_RE.search(text):
         return "refuses while agreeing"
+    if action is CustomerAction.callback and _BARE_REFUSAL_RE.match(text):
+        return "only refuses while arranging a callback"
     return None
 
 
@@ -136,6 +141,22 @@ def problem_with(text: str, tagged: CustomerAction | None, planned: CustomerActi
     return None
 
 
+def screen(raw: str, planned: CustomerAction) -> tuple[str, CustomerAction | None, str | None]:
+    """A raw draft as the simulator treats it: (its cleaned text, the action it tags, why it cannot
+    be said or None)."""
+    text, tagged = parse_action(raw)
+    text = clean_reply(text)
+    return text, tagged, problem_with(text, tagged, planned)
+
+
+def said_reply(raw: str) -> str | None:
+    """What the simulator would say for a raw draft of an ordinary turn, or None when it would
+    throw the draft away (empty, too long, seller talk). Model replies used as realism negatives
+    pass through this, so a scorer learns from what the simulator says, not from drafts it drops."""
+    text, _, problem = screen(raw, CustomerAction.speak)
+    return text if problem is None and text else None
+
+
 def draw_candidates(model: BaseChatModel, messages: list[BaseMessage], kwargs: dict[str, Any], seed: int, n: int) -> list[str]:
     """n raw replies: one batched call on our own backends (candidate i seeded seed + i), seeded
     calls one by one on any other chat model. Candidate 0 is what a plain call with `seed` says."""
@@ -160,9 +181,7 @@ def generate_reply(
     for attempt in range(retries + 1):
         kept: list[tuple[str, CustomerAction | None]] = []
         for raw in draw_candidates(model, messages, kwargs, seed + attempt * n, n):
-            text, tagged = parse_action(raw)
-            text = clean_reply(text)
-            problem = problem_with(text, tagged, planned)
+            text, tagged, problem = screen(raw, planned)
             if problem is None:
                 kept.append((text, tagged))
             else:

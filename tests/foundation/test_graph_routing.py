@@ -153,6 +153,14 @@ def test_a_reply_that_contradicts_the_ending_is_regenerated() -> None:
     assert reply["meta"]["rejected"][0].startswith("action: asks a question")
 
 
+def test_a_bare_no_cannot_arrange_a_callback() -> None:
+    model = customer_model("no", "not now, ring me next week")
+    final = run(manager=ScriptedManager({1: CustomerAction.callback}), customer=model, max_turns=3)
+    assert final["termination"] == TerminationReason.callback_arranged
+    assert final["history"][-1]["text"] == "not now, ring me next week"
+    assert final["history"][-1]["meta"]["rejected"][0].startswith("action: only refuses")
+
+
 class CapturingModel(GenericFakeChatModel):
     """A scripted customer model that keeps every prompt it was sent."""
 

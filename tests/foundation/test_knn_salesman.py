@@ -52,3 +52,18 @@ def test_a_price_question_gets_a_price_and_a_refusal_gets_a_goodbye(knn: KnnSale
     assert sum(any(w in " ".join(m).lower() for w in ("percent", "commission", "%", "fee")) for m in priced) >= 4
     ended = [play(knn, ["yeah", "no thanks, not interested. bye"], seed)[2] for seed in range(6)]
     assert sum(is_goodbye(" ".join(m)) for m in ended) >= 4
+
+
+def test_after_the_opening_no_move_brings_in_another_calls_names(knn: KnnSalesman) -> None:
+    from grouped_sim.graphs.adapters import proper_words
+
+    names = set().union(*knn.names)
+    assert {"Kieran", "Rivers"} <= names and "Corriwave" not in names  # people are call-specific, the company is not
+    for seed in range(6):
+        history: list[Turn] = []
+        for reply in ["yes?", "who is this", "what is it", "hm ok", "how much"]:
+            said = asyncio.run(knn.respond(CallContext(dialogue_id="d", domain="broadband", seed=seed, history=history)))
+            spoken = set().union(*(proper_words(t.text) for t in history))
+            if history:
+                assert proper_words(" ".join(said)) & names <= spoken
+            history += [Turn(role="salesman", text=m) for m in said] + [Turn(role="customer", text=reply)]
