@@ -10,7 +10,7 @@ before) with `engine: auto` (the lean decoder, grouped_sim/models/lean.py), in o
 2. simulate: `grouped-sim simulate` as a user runs it (a fresh process each), on the embedded
    default (salesman hf:smollm2, customer hf:smollm2+customer-sft) and on the demo's setup (the
    knn: stand-in salesman), --calls customers, the same seed. Calls per minute over the whole
-   command and over its simulation part (run.json's wall minus load seconds). With --before REF,
+   command and over its simulation part (run.json's wall minus load seconds). With --before REF (repeatable),
    the same commands also run on the code of git REF (built into a temporary folder, with its own
    defaults): "today" in the issue's sense, next to the engines of this code.
 3. identical: the lean run again with the same seed, and again at --concurrency 3 (requests merged
@@ -101,19 +101,26 @@ def config_file(folder: Path, engine: str) -> Path:
     return path
 
 
+def command_for(code: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The CLI's command line and environment: this checkout's, or the package held in folder `code`."""
+    env = dict(os.environ)
+    if code is None:
+        return list(CLI), env
+    import site
+
+    # -S skips site-packages' .pth files, so this checkout's editable install stays out of the way
+    env["PYTHONPATH"] = os.pathsep.join([str(code), *site.getsitepackages()])
+    return [sys.executable, "-S", "-m", "grouped_sim.cli.app"], env
+
+
 def simulate(out: Path, config: Path | None, salesman: str | None, calls: int, seed: int, sop_db: Path, concurrency: int = 1, code: Path | None = None) -> dict:
     """One `simulate` command; `code`: a folder holding another version of the package to run."""
-    cli = [sys.executable, "-S", "-m", "grouped_sim.cli.app"] if code else CLI
+    cli, env = command_for(code)
     cmd = [*cli, "simulate", "--profiles", str(calls), "--seed", str(seed), "--sop-db", str(sop_db), "--out", str(out), "--concurrency", str(concurrency)]
     if config:
         cmd += ["--config", str(config)]
     if salesman:
         cmd += ["--salesman", salesman]
-    env = dict(os.environ)
-    if code:  # -S skips site-packages' .pth files, so this checkout's editable install stays out of the way
-        import site
-
-        env["PYTHONPATH"] = os.pathsep.join([str(code), *site.getsitepackages()])
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=code or ROOT, capture_output=True, env=env)
     command_s = time.perf_counter() - t0
@@ -137,6 +144,7 @@ def texts(run: Path) -> list[list[str]]:
 
 def build_before(ref: str, work: Path) -> Path:
     """The package as of git `ref`, installed (no dependencies: this environment's) into a folder."""
+    work.mkdir(parents=True, exist_ok=True)
     tree, target = work / "before-src", work / "before-pkg"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], check=True, cwd=ROOT, capture_output=True)
     try:
@@ -153,25 +161,30 @@ def speedups(rows: dict, against: str) -> dict:
     }
 
 
-def simulate_side_by_side(work: Path, calls: int, seed: int, before: str | None) -> tuple[dict, dict]:
+def simulate_side_by_side(work: Path, calls: int, seed: int, befores: list[str]) -> tuple[dict, dict]:
     from grouped_sim.data import sample_corpus_path
 
     sop_db = work / "sop_db"
     subprocess.run([*CLI, "sop", "build", "--db", str(sop_db)], check=True, cwd=ROOT, capture_output=True)
     setups = {"embedded default (hf:smollm2 salesman)": None, "demo (knn: salesman)": f"knn:{sample_corpus_path()}"}
-    old_code = build_before(before, work) if before else None
+    old_code = {ref: build_before(ref, work / f"before-{n}") for n, ref in enumerate(befores)}
+    old_stores = {}
+    for n, (ref, code) in enumerate(old_code.items()):  # each version reads a store of its own making
+        cli, env = command_for(code)
+        old_stores[ref] = work / f"sop_db-before-{n}"
+        subprocess.run([*cli, "sop", "build", "--db", str(old_stores[ref])], check=True, cwd=code, capture_output=True, env=env)
     results: dict = {}
     for name, salesman in setups.items():
         rows = {}
-        if old_code:
-            rows[f"before ({before})"] = simulate(work / f"{name[:4]}-before", None, salesman, calls, seed, sop_db, code=old_code)
-            print("simulate", name, "before", rows[f"before ({before})"], flush=True)
+        for n, (ref, code) in enumerate(old_code.items()):
+            rows[f"before ({ref})"] = simulate(work / f"{name[:4]}-before-{n}", None, salesman, calls, seed, old_stores[ref], code=code)
+            print("simulate", name, "before", ref, rows[f"before ({ref})"], flush=True)
         for engine in ENGINES:
             rows[engine] = simulate(work / f"{name[:4]}-{engine}", config_file(work, engine), salesman, calls, seed, sop_db)
             print("simulate", name, engine, rows[engine], flush=True)
         rows["speedup_vs_transformers_engine"] = speedups(rows, "transformers")
-        if old_code:
-            rows["speedup_vs_before"] = speedups(rows, f"before ({before})")
+        for ref in old_code:
+            rows[f"speedup_vs_before ({ref})"] = speedups(rows, f"before ({ref})")
         results[name] = rows
     first = texts(work / "demo-auto")
     again = simulate(work / "demo-auto-again", config_file(work, "auto"), setups["demo (knn: salesman)"], calls, seed, sop_db)
@@ -280,7 +293,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-quality", action="store_true")
-    parser.add_argument("--before", default=None, help="a git ref whose code runs the same simulate commands (e.g. the commit before the engine)")
+    parser.add_argument("--before", action="append", default=[], help="a git ref whose code runs the same simulate commands (repeatable; e.g. the commit the issue measured)")
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     args = parser.parse_args()
     result: dict = {"machine": machine(), "command": " ".join(sys.argv)}

@@ -326,9 +326,29 @@ class LeanLlama:
             q, k, v = self._attention_inputs(F.linear(self.norm(x, layer.attn_norm), layer.qkv), positions)
             cache[i, 0, rows, :, : len(ids)] = k[0]
             cache[i, 1, rows, :, : len(ids)] = v[0]
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-            x = self._mlp_and_out(x, attended, layer, step=False)
+            x = self._mlp_and_out(x, self._attend_prompt(q, k, v), layer, step=False)
         return self.logits(x[:, -1])[0]
+
+    def _attend_prompt(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention over one prompt: q [1, heads, n, d], k, v [1, kv_heads, n, d].
+
+        In bf16, one matrix product per key head for all the query heads that share it, softmax in
+        fp32: half the time of torch's bf16 flash kernel on the 2-core machine (54 ms against 105
+        for a 505-token prompt, 30 layers), whose bf16 path runs far below the matrix units' rate.
+        fp32 keeps transformers' own call (the fp32 parity test).
+        """
+        if not self.bf16:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        length, group = q.shape[2], self.heads // self.kv_heads
+        future = torch.ones(length, length, dtype=torch.bool).triu(1)
+        outs = []
+        for h in range(self.kv_heads):
+            queries = q[0, h * group : (h + 1) * group].reshape(group * length, self.head_dim)
+            scores = torch.mm(queries, k[0, h].t()).view(group, length, length).float()
+            scores.mul_(self.head_dim**-0.5).masked_fill_(future, float("-inf"))
+            weights = torch.softmax(scores, dim=-1).to(self.dtype).view(group * length, length)
+            outs.append(torch.mm(weights, v[0, h]).view(group, length, self.head_dim))
+        return torch.cat(outs)[None]
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
@@ -343,11 +363,23 @@ class LeanLlama:
             # Rows of one length attend together, over exactly that length: a masked batch of
             # different lengths rounds differently from a row alone (measured), and rows must
             # not depend on their neighbours.
-            attended = torch.cat(
-                [F.scaled_dot_product_attention(q[a:b], cache[i, 0, a:b, :, :n], cache[i, 1, a:b, :, :n], enable_gqa=True) for a, b, n in runs]
-            )
+            attended = torch.cat([self._attend_new(q[a:b], cache[i, 0, a:b, :, :n], cache[i, 1, a:b, :, :n]) for a, b, n in runs])
             x = self._mlp_and_out(x, attended, layer, step=True)
         return self.logits(x[:, 0])
+
+    def _attend_new(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention of one new token per row: q [B, heads, 1, d] over k, v [B, kv_heads, n, d].
+
+        In bf16 the query heads sharing a key head are laid out as that head's queries (needs no
+        mask: every one may see all n keys): torch's bf16 kernel with enable_gqa took 33 ms a step
+        for 4 rows over 700 positions on the 2-core machine, this 7 ms. fp32 keeps transformers'
+        own call, so the fp32 lean decoder still gives transformers' text exactly.
+        """
+        if not self.bf16:
+            return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        rows, group = q.shape[0], self.heads // self.kv_heads
+        grouped = q.reshape(rows, self.kv_heads, group, self.head_dim)
+        return F.scaled_dot_product_attention(grouped, k, v).reshape(rows, self.heads, 1, self.head_dim)
 
 
 def same_length_runs(lengths: list[int]) -> list[tuple[int, int, int]]:
