@@ -237,10 +237,10 @@ def reply_nll(model, prompt: str, reply: str) -> tuple[float, int]:
     target = loaded.tokenizer(prompt + " " + reply + "\n", add_special_tokens=False).input_ids[len(ids) :]
     if model.resolved_engine == "lean":
         lean = loaded.lean()
-        cache = lean.new_cache(1, len(ids) + len(target))
-        logits = [lean.read_prompt(ids, cache, [0])]
+        cache = lean.new_cache(len(ids) + len(target))
+        logits = [lean.read_prompt(ids, [cache])]
         for i, token in enumerate(target[:-1]):
-            logits.append(lean.step(torch.tensor([token]), torch.tensor([len(ids) + i]), cache)[0])
+            logits.append(lean.step(torch.tensor([token]), [len(ids) + i], [cache])[0])
         stacked = torch.stack(logits)
     else:
         with torch.inference_mode():

@@ -24,9 +24,9 @@ are not plain Llama (biases, other activations, scaled RoPE) are left to transfo
 `unsupported_reason` says why, and `auto` falls back.
 
 Batch invariance: a row's tokens depend on its own prompt and seed only. Each distinct prompt is
-read on its own (no padding), the int8 products compute every row independently of its neighbours,
-and attention runs over each row's own cache (rows of equal length together, unmasked). Best-of-N
-candidates, merged concurrent requests and a call made alone therefore give the same text, which
+read on its own (no padding), the 4-bit and int8 products compute every row independently of its
+neighbours, and each row attends alone over a cache of its own. Best-of-N candidates, merged
+concurrent requests and a call made alone therefore give the same text, which
 tests/foundation/test_lean_engine.py checks.
 """
 
@@ -294,9 +294,13 @@ class LeanLlama:
         rotated = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
         return qk * cos + rotated * sin
 
-    def new_cache(self, rows: int, length: int) -> torch.Tensor:
-        """Keys and values of every layer for `rows` rows: [layers, 2, rows, kv_heads, length, head_dim]."""
-        return torch.zeros(len(self.layers), 2, rows, self.kv_heads, length, self.head_dim, dtype=self.dtype)
+    def new_cache(self, length: int) -> torch.Tensor:
+        """One row's keys and values for every layer: [layers, 2, kv_heads, length, head_dim].
+
+        Each row owns its cache, sized by its own prompt and budget, so its memory layout (and the
+        attention kernel's arithmetic over it) never depends on the rows it is batched with.
+        """
+        return torch.zeros(len(self.layers), 2, self.kv_heads, length, self.head_dim, dtype=self.dtype)
 
     def _attention_inputs(self, qkv: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, length = qkv.shape[:2]
@@ -319,8 +323,8 @@ class LeanLlama:
         return self.lm_head(F.rms_norm(x.float(), (self.hidden,), self.final_norm, self.eps).to(self.dtype)).float()
 
     @torch.inference_mode()
-    def read_prompt(self, ids: list[int], cache: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        """Run one prompt (no padding), write its keys and values into cache `rows`; its next-token logits."""
+    def read_prompt(self, ids: list[int], caches: list[torch.Tensor]) -> torch.Tensor:
+        """Run one prompt (no padding), write its keys and values into each of `caches`; its next-token logits."""
         if len(ids) >= self.max_positions:
             raise ValueError(f"prompt of {len(ids)} tokens is longer than the model's {self.max_positions} positions")
         tokens = torch.tensor([ids])
@@ -328,8 +332,9 @@ class LeanLlama:
         x = self.embed[tokens]
         for i, layer in enumerate(self.layers):
             q, k, v = self._attention_inputs(F.linear(self.norm(x, layer.attn_norm), layer.qkv), positions)
-            cache[i, 0, rows, :, : len(ids)] = k[0]
-            cache[i, 1, rows, :, : len(ids)] = v[0]
+            for cache in caches:
+                cache[i, 0, :, : len(ids)] = k[0]
+                cache[i, 1, :, : len(ids)] = v[0]
             x = self._mlp_and_out(x, self._attend_prompt(q, k, v), layer, step=False)
         return self.logits(x[:, -1])[0]
 
@@ -355,20 +360,25 @@ class LeanLlama:
         return torch.cat(outs)[None]
 
     @torch.inference_mode()
-    def step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
-        """One new token per row at its own position; each row attends to its own cache only."""
-        rows = torch.arange(tokens.shape[0])
-        runs = same_length_runs([int(p) + 1 for p in positions])
+    def step(self, tokens: torch.Tensor, positions: list[int], caches: list[torch.Tensor]) -> torch.Tensor:
+        """One new token per row at its own position; each row attends to its own cache only.
+
+        The linear layers take all rows at once (their kernels compute each row on its own); attention
+        runs row by row. Rows attending together changed a row's text with its batch (torch's kernel
+        rounded differently for 2 rows than for 1: measured on mining prompts), and on this
+        memory-bound step one row at a time costs the same as a batch.
+        """
         x = self.embed[tokens][:, None]
+        at = torch.tensor(positions)[:, None]
         for i, layer in enumerate(self.layers):
-            q, k, v = self._attention_inputs(layer.qkv_step(self.norm(x, layer.attn_norm)).to(self.dtype), positions[:, None])
-            cache[i, 0, rows, :, positions] = k[:, :, 0]
-            cache[i, 1, rows, :, positions] = v[:, :, 0]
-            # Rows of one length attend together, over exactly that length: a masked batch of
-            # different lengths rounds differently from a row alone (measured), and rows must
-            # not depend on their neighbours.
-            attended = torch.cat([self._attend_new(q[a:b], cache[i, 0, a:b, :, :n], cache[i, 1, a:b, :, :n]) for a, b, n in runs])
-            x = self._mlp_and_out(x, attended, layer, step=True)
+            q, k, v = self._attention_inputs(layer.qkv_step(self.norm(x, layer.attn_norm)).to(self.dtype), at)
+            attended = []
+            for row, (cache, position) in enumerate(zip(caches, positions)):
+                cache[i, 0, :, position] = k[row, :, 0]
+                cache[i, 1, :, position] = v[row, :, 0]
+                keys, values = cache[i, 0, :, : position + 1][None], cache[i, 1, :, : position + 1][None]
+                attended.append(self._attend_new(q[row : row + 1], keys, values))
+            x = self._mlp_and_out(x, torch.cat(attended), layer, step=True)
         return self.logits(x[:, 0])
 
     def _attend_new(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -382,20 +392,10 @@ class LeanLlama:
         if not self.bf16:
             return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
         rows, group = q.shape[0], self.heads // self.kv_heads
-        grouped = q.reshape(rows, self.kv_heads, group, self.head_dim)
+        # Contiguous, so a row's queries lie the same way in memory whether it attends alone or in a
+        # run of rows: the kernel's result depended on that layout (a row's text changed with its batch).
+        grouped = q.reshape(rows, self.kv_heads, group, self.head_dim).contiguous()
         return F.scaled_dot_product_attention(grouped, k, v).reshape(rows, self.heads, 1, self.head_dim)
-
-
-def same_length_runs(lengths: list[int]) -> list[tuple[int, int, int]]:
-    """(start, end, length) of each run of consecutive rows with one length (best-of-N candidates
-    of one prompt sit side by side and advance together)."""
-    runs: list[tuple[int, int, int]] = []
-    for row, length in enumerate(lengths):
-        if runs and runs[-1][2] == length:
-            runs[-1] = (runs[-1][0], row + 1, length)
-        else:
-            runs.append((row, row + 1, length))
-    return runs
 
 
 @dataclass
@@ -414,21 +414,23 @@ def generate_rows(lean: LeanLlama, tokenizer: Any, eos_ids: set[int], rows: list
     and what was generated, then the row's temperature and top-p with its own seeded generator.
     """
     state = [_Row(r, tokenizer(r.prompt, add_special_tokens=False).input_ids, seeded_generator(r.seed), []) for r in rows]
-    budget = max(r.max_new_tokens for r in rows)
-    cache = lean.new_cache(len(rows), max(len(s.prompt_ids) for s in state) + budget)
+    caches = [lean.new_cache(len(s.prompt_ids) + s.request.max_new_tokens) for s in state]
     logits = torch.empty(len(rows), lean.embed.shape[0])
-    for prompt, members in _by_prompt(rows).items():
-        logits[members] = lean.read_prompt(state[members[0]].prompt_ids, cache, members)
-    positions = torch.tensor([len(s.prompt_ids) for s in state])
-    for _ in range(budget):
+    for members in _by_prompt(rows).values():
+        logits[members] = lean.read_prompt(state[members[0]].prompt_ids, [caches[m] for m in members])
+    positions = [len(s.prompt_ids) for s in state]
+    for _ in range(max(r.max_new_tokens for r in rows)):
         chosen = [_choose(s, logits[i], repetition_penalty) for i, s in enumerate(state)]
         for s, token in zip(state, chosen):
             _advance(s, token, tokenizer, eos_ids, stop)
-        if all(s.done for s in state):
+        live = [i for i, s in enumerate(state) if not s.done]
+        if not live:
             break
-        # Finished rows keep computing at a fixed position (their output is no longer read).
-        logits = lean.step(torch.tensor(chosen), positions, cache)
-        positions = positions + torch.tensor([0 if s.done else 1 for s in state])
+        # Only unfinished rows go on; the linear layers compute each row on its own, so who else
+        # is in the step never changes a row's numbers.
+        logits[live] = lean.step(torch.tensor([chosen[i] for i in live]), [positions[i] for i in live], [caches[i] for i in live])
+        for i in live:
+            positions[i] += 1
     return [cut_at_stop(tokenizer.decode(s.tokens, skip_special_tokens=True), stop).strip() for s in state]
 
 

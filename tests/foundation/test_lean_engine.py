@@ -1,8 +1,8 @@
 """The lean decoder (grouped_sim/models/lean.py): what users rely on when it is the default engine.
 
 - In fp32 it says exactly what transformers' `generate` says (the same model, the same sampling).
-- A row's text depends on its prompt and seed only: alone, merged with other prompts, or as one of
-  several best-of-N candidates, it is the same text. Checked on the machine's default arithmetic
+- A row's text depends on its prompt and seed only: alone, merged with other prompts (short and
+  long generations), or as one of several best-of-N candidates, it is the same text. Checked on the machine's default arithmetic
   (bf16 prompt + int8 weights where the CPU has native bf16) and on the portable fp32 one.
 - Budgets, stop strings and seeds hold; models it cannot run fall back to transformers under
   `auto` and are refused by name under `lean`.
@@ -60,6 +60,19 @@ def test_a_rows_text_depends_on_its_prompt_and_seed_only(embedded_chat, fp32_lea
     assert lean_texts(lean, loaded, rows[::-1]) == alone[::-1]  # merged with a prompt of another length
     candidates = [RowRequest(prompt=prompts[2], seed=11 + 1 + i, temperature=0.95, top_p=0.95, max_new_tokens=10) for i in range(3)]
     assert lean_texts(lean, loaded, candidates)[0] == alone[1]  # candidate 0 of best-of-3 is the plain call
+
+
+def test_long_answers_to_different_prompts_do_not_depend_on_their_batch(embedded_chat, corpus) -> None:
+    """`sop mine --batch-size 8` batches profile extractions of different calls. Rows whose prompts
+    have the same length sit at the same position all the way; attending to them together once
+    made two of these rows round differently from their calls alone, 79 tokens in."""
+    from grouped_sim.sop_db.mine import ProfileExtractor, extraction_source
+
+    extractor = ProfileExtractor(embedded_chat, retries=0)
+    conversations = [extractor.messages(extraction_source(d)) for d in corpus[:5]]
+    batched = embedded_chat.generate_chats(conversations, seed=0, max_new_tokens=100)
+    alone = [embedded_chat.generate_chats([c], seed=i, max_new_tokens=100)[0] for i, c in enumerate(conversations)]
+    assert batched == alone
 
 
 def test_budget_stop_strings_and_end_of_text_hold(embedded_chat, prompts) -> None:
