@@ -99,8 +99,8 @@ class BestOfParams(BaseModel):
     # (benchmarks/best_of.py, docs/demo.md). The rule: no figure above real by more than 0.05 (best of
     # 4 picked by coherence alone overshoots real acceptance: Goodhart), at most 3 s a turn, then the
     # smallest sum of the gaps to real on coherence acceptance and realism. Rerun on the lean engine
-    # (0.44 s a turn): coherence 0.66 vs 0.61 real, realism 0.54 vs 0.66. The rule read literally now
-    # picks best of 8, realism only (0.57 and 0.65, 0.71 s a turn); we keep best of 4, both, because
+    # (0.38 s a turn): coherence 0.66 vs 0.61 real, realism 0.53 vs 0.66. The rule read literally now
+    # picks best of 8, realism only (0.57 and 0.65, 0.54 s a turn); we keep best of 4, both, because
     # in simulation realism-only picks long fluent nonsense the realism judge passes (docs/demo.md).
     n: int = Field(4, ge=1, le=16, description="candidate replies per customer turn (1: plain sampling)")
     # 1 : 0.6 gives both scorers the same pull: among the shipped customer's candidates for one context
