@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 # Head, HeldOut, corpus_digest, evaluate_pairs, fast_auc, HEAD_FILE and THRESHOLD are shared with the
 # realism scorer and named here too, where callers have always found them.
@@ -46,16 +46,15 @@ from grouped_sim.discriminator.heads import (  # noqa: F401
     EmbedFn,
     Embeddings,
     Head,
+    HeadScorer,
     HeldOut,
     Progress,
     ScorerModel,
     check_split,
-    check_width,
     corpus_digest,
     evaluate_pairs,
     fast_auc,
     format_name,
-    read_card,
 )
 from grouped_sim.discriminator.negatives import Reply, other_call_replies
 from grouped_sim.embeddings import ENCODER_NAME
@@ -183,6 +182,16 @@ def read_split(path: Path | str) -> tuple[list[str], list[str]]:
         raise InputError(f"{path}: a split needs lists \"train\" and \"heldout\" of dialogue ids")
     return [str(x) for x in split["train"]], [str(x) for x in split["heldout"]]
 
+
+
+def chosen_split(split: Path | None, ids: Sequence[str], holdout: float, seed: int) -> tuple[list[str], list[str], str]:
+    """(train, held-out, the rule that chose them) for a `train` command: an explicit `--split`
+    file, else `--holdout` and `--seed` by the discriminator's rule. The rule goes on the card."""
+    if split is not None:
+        train_ids, held_ids = read_split(split)
+        return train_ids, held_ids, f"explicit: {split}"
+    train_ids, held_ids = split_dialogues(ids, holdout, seed)
+    return train_ids, held_ids, f"--holdout {holdout} --seed {seed}: the discriminator's rule (sha256 of 'seed:id', lowest first)"
 
 # --------------------------------------------------------------------------- features
 
@@ -329,35 +338,22 @@ def train_coherence(
     return ScorerModel(cfg, head, card)
 
 
-class CoherenceScorer:
+class CoherenceScorer(HeadScorer):
     """A saved scorer, loaded: `score(contexts, replies)` = P(the reply answers that context).
 
-    A context is the call so far as `grouped_sim.transcript` renders it (the scorer reads its last
-    `context_turns` turns); the same (context, reply) strings as the realism scorer takes. Distinct
-    texts are embedded once per scorer and cached.
+    The scorer reads a context's last `context_turns` turns; the same (context, reply) strings as
+    the realism scorer takes.
     """
 
-    def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None) -> None:
-        self.folder = Path(folder)
-        self.card = read_card(self.folder, TASK, FEATURES)
-        try:
-            self.config = CoherenceConfig.model_validate(self.card["config"])
-        except (KeyError, ValidationError) as exc:
-            raise InputError(f"{self.folder / CARD_FILE}: bad config ({exc})") from exc
-        self.head = Head.load(self.folder)
-        self._emb = Embeddings(embed_fn)
+    task = TASK
+    config_model = CoherenceConfig
 
-    @property
-    def name(self) -> str:
-        return str(self.folder)
+    @staticmethod
+    def card_features(card: dict[str, Any]) -> Sequence[str]:
+        return FEATURES
 
-    def score(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        x = features(list(contexts), list(replies), self.config, self._emb)
-        check_width(self.folder, self.head, x)
-        return [float(p) for p in self.head.predict(x)]
-
-    def __call__(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        return self.score(contexts, replies)
+    def features(self, contexts: list[str], replies: list[str]) -> np.ndarray:
+        return features(contexts, replies, self.config, self._emb)
 
 
 def pair_rows(pairs: Sequence[CoherencePair]) -> list[dict[str, Any]]:

@@ -25,10 +25,10 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.embeddings import ENCODER_NAME
 from grouped_sim.errors import InputError
@@ -311,3 +311,46 @@ def check_width(folder: Path, head: Head, x: np.ndarray) -> None:
     """A head must have one weight per feature column (a hand-edited or foreign head.npz has not)."""
     if x.shape[0] and x.shape[1] != head.coef.shape[0]:
         raise InputError(f"{folder / HEAD_FILE}: head has {head.coef.shape[0]} weights for {x.shape[1]} features; retrain it")
+
+
+class HeadScorer:
+    """A saved head, loaded: `score(contexts, replies)` = the head's P for each pair.
+
+    The coherence and realism scorers differ only in their task, config and features; reading the
+    card, checking it, loading the head and predicting are this one piece. Contexts are the call so
+    far as `grouped_sim.transcript` renders it. Distinct texts are embedded once per scorer.
+    """
+
+    task: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None) -> None:
+        self.folder = Path(folder)
+        self.card = read_card(self.folder, self.task, self.card_features)
+        try:
+            self.config: Any = self.config_model.model_validate(self.card["config"])
+        except (KeyError, ValidationError) as exc:
+            raise InputError(f"{self.folder / CARD_FILES[self.task]}: bad config ({exc})") from exc
+        self.head = Head.load(self.folder)
+        self._emb = Embeddings(embed_fn)
+
+    @staticmethod
+    def card_features(card: dict[str, Any]) -> Sequence[str]:
+        """The feature names this grouped-sim computes for a card (checked against the card's)."""
+        raise NotImplementedError
+
+    def features(self, contexts: list[str], replies: list[str]) -> np.ndarray:
+        """The head's input for each (context, reply); raises ValueError when the counts differ."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return str(self.folder)
+
+    def score(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
+        x = self.features(list(contexts), list(replies))
+        check_width(self.folder, self.head, x)
+        return [float(p) for p in self.head.predict(x)]
+
+    def __call__(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
+        return self.score(contexts, replies)

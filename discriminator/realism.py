@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from grouped_sim.discriminator.coherence import FEATURES as COHERENCE_FEATURES
 from grouped_sim.discriminator.coherence import CoherenceConfig
@@ -48,13 +48,12 @@ from grouped_sim.discriminator.heads import (
     EmbedFn,
     Embeddings,
     Head,
+    HeadScorer,
     Progress,
     ScorerModel,
     check_split,
-    check_width,
     evaluate_pairs,
     format_name,
-    read_card,
     scorer_task,
 )
 from grouped_sim.embeddings import EMBEDDING_DIM, ENCODER_NAME
@@ -241,42 +240,23 @@ def train_realism(
     return ScorerModel(cfg, head, card)
 
 
-class RealismScorer:
+class RealismScorer(HeadScorer):
     """A saved realism head, loaded: `score(contexts, replies)` = P(a real customer said it there).
 
-    Contexts are the call so far as `grouped_sim.transcript` renders it, as for the coherence
-    scorer and the fine-tuned discriminator.
+    Contexts as for the coherence scorer and the fine-tuned discriminator.
     """
 
-    def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None) -> None:
-        self.folder = Path(folder)
-        self.card = read_card(self.folder, TASK, _card_features)
-        try:
-            self.config = RealismConfig.model_validate(self.card["config"])
-        except (KeyError, ValidationError) as exc:
-            raise InputError(f"{self.folder / CARD_FILE}: bad config ({exc})") from exc
-        self.head = Head.load(self.folder)
-        self._emb = Embeddings(embed_fn)
+    task = TASK
+    config_model = RealismConfig
 
-    @property
-    def name(self) -> str:
-        return str(self.folder)
+    @staticmethod
+    def card_features(card: dict[str, Any]) -> Sequence[str]:
+        """With or without the reply vector, as the card's config says."""
+        config = card.get("config")
+        return feature_names(RealismConfig(vector=bool(isinstance(config, dict) and config.get("vector"))))
 
-    def score(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        if len(contexts) != len(replies):
-            raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
-        x = features(list(contexts), list(replies), self.config, self._emb)
-        check_width(self.folder, self.head, x)
-        return [float(p) for p in self.head.predict(x)]
-
-    def __call__(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        return self.score(contexts, replies)
-
-
-def _card_features(card: dict[str, Any]) -> list[str]:
-    """The features this grouped-sim computes for a card's config (with or without the reply vector)."""
-    config = card.get("config")
-    return feature_names(RealismConfig(vector=bool(isinstance(config, dict) and config.get("vector"))))
+    def features(self, contexts: list[str], replies: list[str]) -> np.ndarray:
+        return features(contexts, replies, self.config, self._emb)
 
 
 def load_realism_scorer(folder: Path | str) -> Any:

@@ -37,17 +37,12 @@ def coherence_train(
     the same stage are its negatives. The held-out figures come from held-out dialogues only.
     """
     from grouped_sim.corpus import read_corpus
-    from grouped_sim.discriminator.coherence import CoherenceConfig, read_split, split_dialogues, train_coherence
+    from grouped_sim.discriminator.coherence import CoherenceConfig, chosen_split, train_coherence
 
     path = corpus or default_corpus()
     dialogues = read_corpus(path)
     ids = [d.id for d in dialogues]
-    if split is not None:
-        train_ids, held_ids = read_split(split)
-        rule = f"explicit: {split}"
-    else:
-        train_ids, held_ids = split_dialogues(ids, holdout, seed)
-        rule = f"--holdout {holdout} --seed {seed}: the discriminator's rule (sha256 of 'seed:id', lowest first)"
+    train_ids, held_ids, rule = chosen_split(split, ids, holdout, seed)
     config = CoherenceConfig(negatives=negatives, context_turns=context_turns, seed=seed)
     with progress() as bar:
         task = bar.add_task("embedding texts", total=None)

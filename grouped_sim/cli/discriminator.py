@@ -113,17 +113,12 @@ def discriminator_train(
 
 def _train_head(pairs: list[dict], data: Path, out_dir: Path, holdout: float, seed: int, split: Path | None, vector: bool) -> None:
     """`discriminator train --head`: the realism head of `grouped_sim.discriminator.realism`."""
-    from grouped_sim.discriminator.coherence import read_split, split_dialogues
+    from grouped_sim.discriminator.coherence import chosen_split
     from grouped_sim.discriminator.realism import RealismConfig, train_realism
     from grouped_sim.io import read_json
 
     ids = sorted({p["dialogue_id"] for p in pairs})
-    if split is not None:
-        train_ids, held_ids = read_split(split)
-        rule = f"explicit: {split}"
-    else:
-        train_ids, held_ids = split_dialogues(ids, holdout, seed)
-        rule = f"--holdout {holdout} --seed {seed}: the discriminator's rule (sha256 of 'seed:id', lowest first)"
+    train_ids, held_ids, rule = chosen_split(split, ids, holdout, seed)
     folder = data if data.is_dir() else data.parent
     meta = read_json(folder / "meta.json", "pairs metadata file") if (folder / "meta.json").is_file() else {}
     with progress() as bar:
