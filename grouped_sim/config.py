@@ -63,6 +63,23 @@ class ManagerParams(BaseModel):
     stage_neighbours: int = Field(5, ge=1, le=50, description="annotated turns voting on the salesman's stage")
 
 
+class LlamaServerParams(BaseModel):
+    """How the in-process llama.cpp server of a local GGUF model runs (llamacpp: specs).
+
+    Slots are the sequences llama.cpp decodes together: set them to at least the run's concurrency
+    (times best_of.n) to batch every call in flight. `cache_prompt` keeps each slot's last prompt,
+    so a call's next turn reads only its new tokens; off, every prompt is read whole and the same
+    seed always gives the same text (llama.cpp's cached and fresh arithmetic differ slightly).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: int = Field(4, ge=1, le=256, description="parallel sequences of one llama.cpp server")
+    context: int = Field(8192, ge=256, le=1_048_576, description="tokens of KV cache, shared by the slots")
+    threads: int = Field(0, ge=0, le=1024, description="CPU threads; 0: one per core")
+    cache_prompt: bool = Field(True, description="reuse each slot's cached prompt prefix (fast); off: exact repeats")
+
+
 class RuntimeParams(BaseModel):
     """How a run executes, not what it simulates: never part of dialogue ids or the config digest.
 
@@ -81,6 +98,7 @@ class RuntimeParams(BaseModel):
     batch_local: bool = Field(True, description="merge concurrent local (hf:) generate calls into one padded batch")
     max_batch: int = Field(8, ge=1, le=256, description="largest merged batch for local generation")
     checkpoint: bool = Field(True, description="LangGraph SQLite checkpoints in the run folder, so --resume continues unfinished dialogues mid-call")
+    llama: LlamaServerParams = LlamaServerParams()
 
 
 class BestOfParams(BaseModel):

@@ -173,7 +173,7 @@ def build_salesman(spec: str, config: SimulationConfig, key: str | None = None) 
     kind, _, rest = spec.partition(":")
     runtime = config.runtime
     if is_model_spec(spec):
-        return ChatModelSalesman(limited(build_chat_model(spec, config.salesman), spec, runtime), name=spec)
+        return ChatModelSalesman(limited(build_chat_model(spec, config.salesman, runtime), spec, runtime), name=spec)
     if kind == "endpoint":
         model, _, url = rest.partition("@")
         return EndpointSalesman(model, url, api_key=key, timeout=runtime.timeout_seconds)
@@ -187,7 +187,7 @@ def build_salesman(spec: str, config: SimulationConfig, key: str | None = None) 
 
 
 def build_customer(spec: str, config: SimulationConfig) -> BaseChatModel:
-    return limited(build_chat_model(spec, config.customer), spec, config.runtime)
+    return limited(build_chat_model(spec, config.customer, config.runtime), spec, config.runtime)
 
 
 MANAGER_NAMES = ("light", "prior")
@@ -202,7 +202,7 @@ def build_manager(spec: str, store: SOPStore | None, config: SimulationConfig, s
         fitted = sim.load_dynamics() if sim is not None and spec == "light" else None
         return LightManager(store, config.manager, taxonomy=store.taxonomy if store else None, fitted=fitted)
     params = config.salesman.model_copy(update={"temperature": 0.1, "top_p": 0.2, "max_new_tokens": 256})
-    return LLMManager(limited(build_chat_model(spec, params), spec, config.runtime), store, config.manager)
+    return LLMManager(limited(build_chat_model(spec, params, config.runtime), spec, config.runtime), store, config.manager)
 
 
 def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | None = None, items: Sequence[SimProfile] = ()) -> SOPStore | None:

@@ -6,7 +6,7 @@ import os
 
 from langchain_core.language_models import BaseChatModel
 
-from grouped_sim.config import GenerationParams
+from grouped_sim.config import GenerationParams, RuntimeParams
 from grouped_sim.errors import ModelSpecError
 from grouped_sim.models.spec import ModelSpec, parse_spec
 
@@ -23,11 +23,18 @@ def api_key_from_env() -> str:
     return "not-needed"
 
 
-def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = None) -> BaseChatModel:
-    """A chat model for `spec`, configured with the role's sampling settings."""
+def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = None, runtime: RuntimeParams | None = None) -> BaseChatModel:
+    """A chat model for `spec`, configured with the role's sampling settings (and, for a local
+    llama.cpp model, the run's server settings: slots, context, threads, prompt cache)."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     params = params or GenerationParams()
     sampling = params.model_dump(include=set(GenerationParams.model_fields))
+    if parsed.backend == "llamacpp":
+        from grouped_sim.models.llamacpp import LlamaCppChatModel
+
+        sampling.pop("engine")  # a transformers setting; llama.cpp computes its own way
+        server = (runtime or RuntimeParams()).llama
+        return LlamaCppChatModel(model_name=parsed.model, adapter=parsed.adapter, **server.model_dump(), **sampling)
     if parsed.backend == "hf":
         from grouped_sim.models.local import TransformersChatModel
 

