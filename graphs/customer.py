@@ -15,8 +15,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, Field
 
-from grouped_sim.customer_prompt import chat_messages, transcript_prompt
-from grouped_sim.models.base import LocalChatModel, PromptForm, prompt_form_of
+from grouped_sim.customer_prompt import chat_messages, script_prompt, transcript_prompt
+from grouped_sim.models.base import LocalChatModel, PromptForm, caches_prefix, prompt_form_of
 from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
@@ -111,14 +111,18 @@ def clean_reply(text: str) -> str:
 def render(model: BaseChatModel, inputs: CustomerPrompt) -> tuple[list[BaseMessage], dict[str, Any]]:
     """The prompt in the form the model's backend declares, and the call options that go with it.
 
-    Both forms show the same references: as short example calls in a transcript, as quoted lines
-    in a chat persona.
+    All forms show the same references: as short example calls before the call in a transcript, as
+    quoted lines in a note before "Customer:" for a model that caches prompt prefixes (so the call
+    stays a stable prefix), as quoted lines in a chat persona.
     """
+    if prompt_form_of(model) is PromptForm.transcript and caches_prefix(model):
+        text = script_prompt(inputs.profile, inputs.domain, inputs.history, inputs.guidance, inputs.example_lines)
+        return [HumanMessage(content=text)], {"raw_prompt": True, "stop": ["\n"]}
     if prompt_form_of(model) is PromptForm.transcript:
         examples = [[(r.salesman, r.customer)] for r in inputs.references]
         text = transcript_prompt(inputs.profile, inputs.domain, inputs.history, inputs.guidance, examples)
         return [HumanMessage(content=text)], {"raw_prompt": True, "stop": ["\n"]}
-    return chat_messages(inputs.profile, inputs.history, inputs.guidance, inputs.example_lines), {}
+    return chat_messages(inputs.profile, inputs.history, inputs.guidance, inputs.example_lines, inputs.domain), {}
 
 
 def fallback_line(action: CustomerAction, examples: list[str]) -> str:

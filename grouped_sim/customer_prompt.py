@@ -51,12 +51,37 @@ def transcript_prompt(
     return "\n\n".join(blocks)
 
 
-def chat_messages(profile: Profile, history: Sequence[Turn], guidance: str = "", example_lines: Sequence[str] = ()) -> list[BaseMessage]:
-    """A system persona and the call so far, the customer speaking as the assistant."""
+def script_prompt(profile: Profile, domain: str, history: Sequence[Turn], guidance: str = "", example_lines: Sequence[str] = ()) -> str:
+    """The transcript laid out for a prefix-caching server: header and persona, the call so far,
+    then one note with this turn's guidance and real example lines, then "Customer:".
+
+    From one turn to the next only the tail changes, so llama.cpp reuses everything up to the last
+    line it read. Without guidance and examples the note is a bare "[Customer's next line.]".
+    """
     cfg = prompt("customer")
-    examples = cfg["chat_examples"].format(lines=" | ".join(f'"{e}"' for e in example_lines)) if example_lines else ""
-    system = cfg["chat_system"].format(profile=profile.as_text(), guidance=guidance or "react naturally", examples=examples)
-    messages: list[BaseMessage] = [SystemMessage(content=system)]
+    lines = [cfg["script_header"].format(domain=domain.replace("-", " ")), cfg["script_persona"].format(profile=profile.as_text()), ""]
+    lines += transcript_lines(history)
+    guidance_text = cfg["script_guidance"].format(guidance=guidance) if guidance else ""
+    examples = cfg["script_examples"].format(lines="; ".join(f'"{e}"' for e in example_lines)) if example_lines else ""
+    lines += [cfg["script_note"].format(guidance=guidance_text, examples=examples), "Customer:"]
+    return "\n".join(lines)
+
+
+def chat_messages(
+    profile: Profile, history: Sequence[Turn], guidance: str = "", example_lines: Sequence[str] = (), domain: str = "sales"
+) -> list[BaseMessage]:
+    """The persona as a system message, the call so far (the customer speaking as the assistant),
+    then a closing note with this turn's guidance and real example lines.
+
+    The note comes last so the persona and the call so far form a prefix that stays the same from
+    one turn to the next: a llama.cpp server reads only the new turns and the note.
+    """
+    cfg = prompt("customer")
+    domain_words = (domain or profile.domain or "sales").replace("-", " ")
+    messages: list[BaseMessage] = [SystemMessage(content=cfg["chat_system"].format(profile=profile.as_text(), domain=domain_words))]
     for turn in history:
         messages.append(HumanMessage(content=turn.text) if turn.role == "salesman" else AIMessage(content=turn.text))
+    examples = cfg["chat_examples"].format(lines="; ".join(f'"{e}"' for e in example_lines)) if example_lines else ""
+    guidance = cfg["chat_guidance"].format(guidance=guidance) if guidance else ""
+    messages.append(SystemMessage(content=cfg["chat_turn_note"].format(guidance=guidance, examples=examples)))
     return messages

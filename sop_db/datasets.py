@@ -63,7 +63,7 @@ def d_sim_records(dialogue: Dialogue) -> Iterator[dict[str, Any]]:
         if turn.role != "customer" or index == 0 or not turn.text:
             continue
         history = dialogue.turns[:index]
-        messages = _message_dicts(chat_messages(profile, history)) + [{"role": "assistant", "content": turn.text}]
+        messages = _message_dicts(chat_messages(profile, history, domain=dialogue.domain)) + [{"role": "assistant", "content": turn.text}]
         yield {
             "id": f"{dialogue.id}:{index}",
             "dialogue_id": dialogue.id,

@@ -66,6 +66,10 @@ class LocalChatModel(BaseChatModel):
     """A chat model grouped-sim drives itself; see the module docstring."""
 
     prompt_form: PromptForm = PromptForm.transcript
+    # True where the backend keeps each sequence's last prompt and reads only what follows the
+    # longest common prefix (llama.cpp): prompts should then keep what is stable first and put what
+    # changes every turn last.
+    caches_prefix: bool = False
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
         """One continuation of each raw prompt (already in its final text), row i seeded seed + i."""
@@ -106,6 +110,11 @@ class SamplingChatModel(LocalChatModel):
     def budget(self, max_new_tokens: int | None) -> int:
         """The call's token budget, or the model's."""
         return max_new_tokens or self.max_new_tokens
+
+
+def caches_prefix(model: BaseChatModel) -> bool:
+    """Whether `model` reuses a cached prompt prefix (ours declare it; any other model: no)."""
+    return model.caches_prefix if isinstance(model, LocalChatModel) else False
 
 
 def prompt_form_of(model: BaseChatModel) -> PromptForm:

@@ -28,7 +28,8 @@ _CHUNK = 8 << 20
 
 
 class SplitParts(BaseModel):
-    """A file split over `count` packages: package n holds `file` (formatted with n) in `module`."""
+    """A file split over `count` packages: package n (from 1) holds `file` in `module`, both
+    formatted with n and k = n - 1 (packages count from 1, some name their chunks from 0)."""
 
     count: int
     requirement: str
@@ -36,7 +37,7 @@ class SplitParts(BaseModel):
     file: str
 
     def requirements(self) -> list[str]:
-        return [self.requirement.format(n=n) for n in range(1, self.count + 1)]
+        return [self.requirement.format(n=n, k=n - 1) for n in range(1, self.count + 1)]
 
 
 class WholePackage(BaseModel):
@@ -106,8 +107,8 @@ def part_paths(model: EmbeddedModel) -> tuple[list[Path], list[str]]:
     assert model.parts is not None
     paths, missing = [], []
     for n, requirement in enumerate(model.parts.requirements(), start=1):
-        folder = _module_folder(model.parts.module.format(n=n))
-        path = folder / model.parts.file.format(n=n) if folder else None
+        folder = _module_folder(model.parts.module.format(n=n, k=n - 1))
+        path = folder / model.parts.file.format(n=n, k=n - 1) if folder else None
         if path is None or not path.is_file():
             missing.append(requirement)
         else:

@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, Field, model_validator
 
 from grouped_sim.config import RuntimeParams
-from grouped_sim.models.base import LocalChatModel, prompt_form_of
+from grouped_sim.models.base import LocalChatModel, caches_prefix, prompt_form_of
 
 
 class CallTimeout(TimeoutError):
@@ -66,7 +66,7 @@ class LimitedChatModel(LocalChatModel):
     @classmethod
     def _form_of_the_wrapped_model(cls, data: Any) -> Any:
         if isinstance(data, dict) and "prompt_form" not in data and isinstance(data.get("inner"), BaseChatModel):
-            data = {**data, "prompt_form": prompt_form_of(data["inner"])}
+            data = {**data, "prompt_form": prompt_form_of(data["inner"]), "caches_prefix": caches_prefix(data["inner"])}
         return data
 
     @property

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,6 +166,7 @@ class LlamaCppChatModel(SamplingChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_name: str = "default"
+    caches_prefix: bool = True
     slots: int = Field(4, description="see config.LlamaServerParams")
     context: int = 8192
     threads: int = 0
@@ -232,3 +235,61 @@ class LlamaCppChatModel(SamplingChatModel):
         body = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": top_n, "cache_prompt": self.cache_prompt}
         results = self._many(self.server.chat, [{"messages": chat_dicts(c), **body} for c in conversations])
         return [{t["token"]: float(t["logprob"]) for t in r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]} for r in results]
+
+
+TOP_N = 64  # candidates llama.cpp reports per position; a token outside them is floored below the last
+
+
+class ContinuationReader:
+    """The log-probability of each token of given continuations after given prompts, on llama.cpp.
+
+    llama.cpp's server reports log-probabilities of the tokens it generates, not of a prompt. So the
+    continuation is read one token at a time: the prompt plus the continuation's first j tokens is
+    sent for one greedy token, and the log-probability of the continuation's token j is read from
+    the raw (pre-sampling) distribution llama.cpp reports. Each request extends the one before it,
+    so the slot's cached prefix makes it cost one token; a token the model ranks below its top 64
+    gets the 64th log-probability less one (gibberish is floored, not skipped). Continuations are
+    tokenized by the GGUF's own vocabulary (transformers reads it from the file).
+    """
+
+    def __init__(self, model: str = "default", slots: int = 4, context: int = 8192, threads: int = 0, max_tokens: int = 32) -> None:
+        path, _ = resolve_gguf(model)
+        self.model_path = str(path)
+        self.server = llama_server(ServerSettings(model_path=self.model_path, slots=slots, context=context, threads=threads))
+        self.tokenizer = gguf_tokenizer(self.model_path)
+        self.slots = slots
+        self.max_tokens = max_tokens
+
+    def _one(self, prompt: str, continuation: str) -> np.ndarray:
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(continuation, add_special_tokens=False)["input_ids"][: self.max_tokens]
+        out = np.empty(len(ids))
+        for j, token in enumerate(ids):
+            check_cancelled()
+            result = self.server.complete({"prompt": prompt_ids + ids[:j], "max_tokens": 1, "temperature": 0.0, "n_probs": TOP_N, "post_sampling_probs": False, "cache_prompt": True})
+            top = {int(t["id"]): float(t["logprob"]) for t in result["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
+            out[j] = top.get(token, min(top.values()) - 1.0)
+        return out
+
+    def logprobs(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[np.ndarray]:
+        """Per-token log-probabilities of each continuation after its prompt (pairs run in parallel slots)."""
+        if len(prompts) != len(continuations):
+            raise ValueError("one prompt per continuation")
+        with ThreadPoolExecutor(max_workers=self.slots) as pool:
+            return list(pool.map(self._one, prompts, continuations))
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def gguf_tokenizer(model_path: str) -> Any:
+    """The GGUF's own tokenizer (transformers converts its vocabulary), loaded once per file."""
+    with _SERVERS_LOCK:
+        if model_path not in _TOKENIZERS:
+            from transformers import AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            path = Path(model_path)
+            _TOKENIZERS[model_path] = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        return _TOKENIZERS[model_path]

@@ -184,8 +184,8 @@ def test_the_customer_sees_the_managers_references_and_retrieved_names_them() ->
 
     model = CapturingModel(messages=cycle([AIMessage(content="hm. go on")]), seen=[])
     final = run(manager=ReferencingManager(), customer=model, max_turns=1)
-    system = str(model.seen[0][0].content)
-    assert "29? I pay 22 now." in system and "don't need that much" in system  # chat form: the real lines, quoted
+    note = str(model.seen[0][-1].content)  # chat form: the real lines, quoted in the closing note after the call
+    assert "29? I pay 22 now." in note and "don't need that much" in note
     assert final["history"][1]["retrieved"] == ["d-7:2", "d-9:1"]
 
 
