@@ -165,16 +165,17 @@ def read_base(path: Path) -> BaseGGUF:
 
     try:
         reader = GGUFReader(path)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"--base {path}: not a readable GGUF model ({exc})") from exc
+    except Exception as exc:  # a damaged or truncated file: the reader raises ValueError, IndexError, struct.error, ...
+        raise InputError(f"base model {path}: not a readable GGUF model ({type(exc).__name__}: {exc})") from exc
     arch = str(_field(reader, "general.architecture") or "")
     heads = _field(reader, f"{arch}.attention.head_count")
     heads_kv = _field(reader, f"{arch}.attention.head_count_kv")
     blocks = _field(reader, f"{arch}.block_count")
-    if arch in SUPPORTED_ARCHITECTURES and not (isinstance(heads, int) and isinstance(blocks, int)):
-        raise InputError(f"--base {path}: a {arch} GGUF without a single {arch}.attention.head_count and {arch}.block_count")
+    if arch in SUPPORTED_ARCHITECTURES and not (isinstance(heads, int) and isinstance(blocks, int) and isinstance(heads_kv, (int, type(None)))):
+        raise InputError(f"base model {path}: a {arch} GGUF without one {arch}.attention.head_count, head_count_kv and block_count")
     shapes = {t.name: tuple(int(d) for d in t.shape) for t in reader.tensors}
-    return BaseGGUF(path=path, architecture=arch, head_count=heads or 0, head_count_kv=heads_kv or heads or 0, block_count=blocks or 0, shapes=shapes)
+    counts = [c if isinstance(c, int) else 0 for c in (heads, heads_kv or heads, blocks)]
+    return BaseGGUF(path=path, architecture=arch, head_count=counts[0], head_count_kv=counts[1], block_count=counts[2], shapes=shapes)
 
 
 def rope_rows(b: Any, heads: int) -> Any:
@@ -189,7 +190,7 @@ def gguf_pairs(tensors: dict[str, tuple[Any, Any]], base: BaseGGUF) -> list[Lora
     import gguf
 
     if base.architecture not in SUPPORTED_ARCHITECTURES:
-        raise InputError(f"--base {base.path}: architecture {base.architecture!r} is not supported by export-lora (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+        raise InputError(f"base model {base.path}: architecture {base.architecture!r} is not supported by export-lora (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
     arch = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == base.architecture)
     names = gguf.get_tensor_name_map(arch, base.block_count)
     rope_heads = {"q_proj": base.head_count, "k_proj": base.head_count_kv}
@@ -216,7 +217,6 @@ def write_adapter(out: Path, architecture: str, alpha: float, pairs: list[LoraPa
 
     from grouped_sim.io import OutputError
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     writer = gguf.GGUFWriter(partial, architecture)
     writer.add_type(gguf.GGUFType.ADAPTER)
@@ -227,6 +227,7 @@ def write_adapter(out: Path, architecture: str, alpha: float, pairs: list[LoraPa
         writer.add_tensor(f"{pair.target}.lora_a", np.ascontiguousarray(pair.a, dtype=np.float32))
         writer.add_tensor(f"{pair.target}.lora_b", np.ascontiguousarray(pair.b, dtype=np.float32))
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         try:
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
