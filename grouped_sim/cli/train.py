@@ -128,3 +128,28 @@ def customer_grpo(
         summary = train_grpo(rows, out_dir, discriminator, cfg, on_log=_progress_logger(bar, task, reward=True))
     out.print(f"customer GRPO: {summary.steps} steps in {summary.seconds:.0f}s, reward {summary.reward_first} -> {summary.reward_last}")
     out.print(f"use it with: --customer {summary.spec}")
+
+
+@train_app.command("export-lora")
+def export_lora(
+    adapter: Annotated[str, typer.Option("--adapter", help="PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), e.g. from `train customer-sft`; or customer-sft, the shipped one.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The GGUF LoRA adapter to write (written beside, then moved into place).")],
+    base: Annotated[Optional[str], typer.Option("--base", help="The GGUF base it will run on: llamacpp:smollm2, llamacpp:/path/model.gguf, or hf:MODEL with GGUF weights. Default: the base in the adapter's training.json.")] = None,
+) -> None:
+    """Write a trained LoRA adapter as a GGUF LoRA adapter, so llama.cpp runs it (`llamacpp:MODEL+OUT`).
+
+    Training writes PEFT folders; llama.cpp reads only GGUF adapters. The base's GGUF is read to
+    name, order and shape-check every tensor, so an adapter for another model is refused here.
+    """
+    from grouped_sim.errors import InputError
+    from grouped_sim.models.lora_gguf import adapter_folder, export_lora, llamacpp_spec
+
+    if out_file.is_dir():
+        raise InputError(f"--out {out_file}: a folder; name the .gguf file to write")
+    summary = export_lora(adapter_folder(adapter), out_file, base)
+    layers = f"layers {summary.layers[0]}-{summary.layers[-1]}" if summary.layers else "no layers"
+    out.print(
+        f"wrote {summary.out} ({summary.bytes / 1e6:.1f} MB): {summary.pairs} LoRA pairs, rank {summary.rank}, alpha {summary.alpha:g}, "
+        f"{layers}, {', '.join(summary.modules)}; base {summary.base.name} ({summary.architecture})"
+    )
+    out.print(f"use it with: {llamacpp_spec(summary.base, summary.out)}")

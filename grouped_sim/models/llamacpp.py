@@ -146,11 +146,18 @@ def llama_server(settings: ServerSettings) -> LlamaServer:
 
 
 def resolve_adapter(adapter: str | None) -> tuple[str, ...]:
+    """The GGUF LoRA file of a `llamacpp:MODEL+ADAPTER` spec. A PEFT folder (what training writes,
+    the shipped customer-sft included) is refused with the command that converts it."""
     if not adapter:
         return ()
-    path = Path(adapter).expanduser()
+    from grouped_sim.models.lora_gguf import CONFIG_FILE, adapter_folder
+
+    path = adapter_folder(adapter)
     if not path.is_file():
-        hint = " (a PEFT folder: convert it with grouped-sim train export-lora)" if path.is_dir() else ""
+        if (path / CONFIG_FILE).is_file():
+            hint = f" (a PEFT LoRA folder: convert it with grouped-sim train export-lora --adapter {adapter} --out adapter.gguf)"
+        else:
+            hint = " (a folder: convert a PEFT LoRA folder with grouped-sim train export-lora)" if path.is_dir() else ""
         raise ModelSpecError(f"llamacpp adapter {adapter!r}: no such GGUF file{hint}")
     check_gguf(path, "LoRA adapter")
     return (str(path.resolve()),)
