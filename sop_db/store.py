@@ -27,6 +27,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import ENCODER_NAME, embed
+from grouped_sim.artifacts import Artifact
 from grouped_sim.errors import GroupedSimError, InputError
 from grouped_sim.schemas import Dialogue
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
@@ -187,7 +188,9 @@ def _open_client(location: str | Path) -> Any:
 class SOPStore:
     """A handle on the two collections; `create=False` refuses to invent an empty store."""
 
-    def __init__(self, location: str | Path, create: bool = False, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(self, location: str | Path, create: bool = False, taxonomy: Taxonomy | None = None, rebuild: str | None = None) -> None:
+        """Open (or with `create`, make) a store; `rebuild` is how its owner makes it again, for
+        the error a damaged store gives (a sim folder's store comes back with `fit`)."""
         self.location = str(location)
         self.taxonomy = taxonomy or load_taxonomy()
         is_url = self.location.startswith(("http://", "https://"))
@@ -196,6 +199,19 @@ class SOPStore:
             # read-only command must never turn a folder it was pointed at into an empty store.
             what = "a file" if Path(location).is_file() else "not a store" if Path(location).is_dir() else "no such folder"
             raise InputError(f"{location}: no SOP store here ({what}); build one with: grouped-sim sop build --corpus FILE --db {location}")
+        if is_url:
+            self._open(create)
+            return
+        if Path(location).exists() and not Path(location).is_dir():
+            raise InputError(f"{location}: the SOP store path is a file, expected a folder")
+        from chromadb.errors import ChromaError
+
+        artifact = Artifact("SOP store", rebuild or f"grouped-sim sop build --corpus CALLS.jsonl --db NEW_FOLDER (or remove {location} first)")
+        with artifact.reading(location, also=(ChromaError,)):  # a database file cut short or foreign
+            self._open(create)
+
+    def _open(self, create: bool) -> None:
+        location = self.location
         self.client = _open_client(location)
         if create:
             ef = MiniLMEmbeddingFunction()
