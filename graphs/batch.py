@@ -110,6 +110,24 @@ def check_written(path: Path) -> None:
         seen[dialogue.id] = line_no
 
 
+def check_checkpoints(folder: RunFolder) -> None:
+    """Read-only: the run's LangGraph checkpoint database, if any, is a whole SQLite file (one cut
+    short made resume a sqlite3 traceback mid-run). Checked before the folder is locked."""
+    import sqlite3
+
+    path = folder.checkpoints
+    if not path.is_file():
+        return
+    artifact = Artifact("checkpoint database", f"remove {path}, then grouped-sim simulate --resume {folder.root} (calls cut off mid-way start over; finished ones are kept)")
+    with artifact.reading(path):
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()
+        finally:
+            connection.close()
+    artifact.require(verdict is not None and verdict[0] == "ok", path, f"the database fails its integrity check ({verdict[0] if verdict else 'no answer'})")
+
+
 def repair_and_read(path: Path) -> list[Dialogue]:
     """Dialogues already written; a last line cut short by a killed process is dropped from the file.
 
@@ -193,6 +211,7 @@ def run_simulation(
     built: SimDeps | None = None
     if folder.plan.is_file():
         check_written(folder.dialogues)
+        check_checkpoints(folder)
     else:
         built = _build(deps)
         folder.root.mkdir(parents=True, exist_ok=True)

@@ -182,7 +182,21 @@ def _open_client(location: str | Path) -> Any:
     path = Path(location)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: the SOP store path is a file, expected a folder")
-    return chromadb.PersistentClient(path=str(path), settings=settings)
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception:
+        _forget_client(str(path))
+        raise
+
+
+def _forget_client(path: str) -> None:
+    """Chroma caches one client per folder before it has started; one that failed to start (a
+    damaged database) would answer every later open in this process with an AttributeError.
+    Forget it, so the next open (of the repaired folder, or to report the damage again) starts afresh."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(path, None)
+    SharedSystemClient._identifier_to_refcount.pop(path, None)
 
 
 class SOPStore:
@@ -458,6 +472,8 @@ def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress
     tmp = target.parent / f".{target.name}.building-{os.getpid()}"
     old = target.parent / f".{target.name}.replaced-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    if existing:
+        SOPStore(target, taxonomy=taxonomy)  # a damaged store is named as the user named it, not as its temp copy
     try:
         if existing:
             shutil.copytree(target, tmp)

@@ -115,12 +115,12 @@ def _train_head(pairs: list[dict], data: Path, out_dir: Path, holdout: float, se
     """`discriminator train --head`: the realism head of `grouped_sim.discriminator.realism`."""
     from grouped_sim.discriminator.coherence import chosen_split
     from grouped_sim.discriminator.realism import RealismConfig, train_realism
-    from grouped_sim.io import read_json
+    from grouped_sim.discriminator.data import read_meta
 
     ids = sorted({p["dialogue_id"] for p in pairs})
     train_ids, held_ids, rule = chosen_split(split, ids, holdout, seed)
     folder = data if data.is_dir() else data.parent
-    meta = read_json(folder / "meta.json", "pairs metadata file") if (folder / "meta.json").is_file() else {}
+    meta = read_meta(folder)
     with progress() as bar:
         task = bar.add_task("embedding texts", total=None)
         model = train_realism(

@@ -54,6 +54,14 @@ def _damaged_artifacts(w: Path, fitted_dir: Path, plan_json: str) -> None:
     (w / "run_torn").mkdir()
     (w / "run_torn" / "plan.json").write_text(plan_json, encoding="utf-8")
     (w / "run_torn" / "dialogues.jsonl").write_bytes(good[: good.rindex(b"\n", 0, -1) + 40])
+    (w / "run_ckpt").mkdir()
+    (w / "run_ckpt" / "plan.json").write_text(plan_json, encoding="utf-8")
+    (w / "run_ckpt" / "dialogues.jsonl").write_bytes(b"")
+    (w / "run_ckpt" / "checkpoints.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x07" * 2000)
+    (w / "pairs_meta").mkdir()
+    pair = {"id": "p1", "dialogue_id": "d1", "turn_index": 1, "domain": "food-delivery", "context": "c", "positive": "r", "negative": "g", "negative_model": "hf:smollm2"}
+    (w / "pairs_meta" / "pairs.jsonl").write_text(json.dumps(pair) + "\n" + json.dumps({**pair, "id": "p2", "dialogue_id": "d2"}) + "\n", encoding="utf-8")
+    (w / "pairs_meta" / "meta.json").write_text("[1]", encoding="utf-8")
     (w / "run_foreign_report").mkdir()
     (w / "run_foreign_report" / "dialogues.jsonl").write_bytes(good)
     (w / "run_foreign_report" / "report.json").write_text(json.dumps({"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": 5}}), encoding="utf-8")
@@ -186,6 +194,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("sop query", ["--db", "torn_store", "--profile", "busy owner"], "torn_store: damaged or foreign, cannot be read as the SOP store"),
     ("report", ["run_lost"], "run_lost/dialogues.jsonl: holds 0 of the 3 dialogues run.json records"),
     ("report", ["run_torn"], "rebuild it: grouped-sim simulate --resume run_torn"),
+    ("discriminator train", ["--head", "--data", "pairs_meta", "--out", "head"], "pairs_meta/meta.json: expected a JSON object; rebuild it: grouped-sim discriminator data"),
+    ("simulate", ["--resume", "run_ckpt"], "run_ckpt/checkpoints.sqlite: damaged or foreign, cannot be read as the checkpoint database"),
     ("compare", ["run_foreign_report", "run_ok"], "run_foreign_report/report.json: not the report this grouped-sim writes (field 'units.simulated'"),
     # Wrong words and codes (issue 25).
     ("report", ["run_ok", "--fail-under", "conversion=1.5"], "conversion is a share of calls, from 0 to 1"),
