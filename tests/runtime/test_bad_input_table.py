@@ -41,7 +41,7 @@ def _damaged_artifacts(w: Path, fitted_dir: Path, plan_json: str) -> None:
     for name, shipped in (("torn_scorer", JUDGE_SCORER), ("torn_realism", REALISM_JUDGE)):
         shutil.copytree(shipped_scorer_path(shipped), w / name)
         _torn(w / name / "head.npz")
-    for name in ("sim_torn", "sim_dyn"):
+    for name in ("sim_torn", "sim_dyn", "sim_ok"):
         shutil.copytree(fitted_dir, w / name)
     _torn(w / "sim_torn" / "coherence" / "judge" / "head.npz")
     (w / "sim_dyn" / "dynamics.json").write_text('{"fitted": true}', encoding="utf-8")
@@ -54,6 +54,8 @@ def _damaged_artifacts(w: Path, fitted_dir: Path, plan_json: str) -> None:
     (w / "run_torn").mkdir()
     (w / "run_torn" / "plan.json").write_text(plan_json, encoding="utf-8")
     (w / "run_torn" / "dialogues.jsonl").write_bytes(good[: good.rindex(b"\n", 0, -1) + 40])
+    (w / "probe_other" / "fitted").mkdir(parents=True)  # an earlier probe of other customers (another --n)
+    (w / "probe_other" / "fitted" / "plan.json").write_text(plan_json, encoding="utf-8")
     (w / "run_ckpt").mkdir()
     (w / "run_ckpt" / "plan.json").write_text(plan_json, encoding="utf-8")
     (w / "run_ckpt" / "dialogues.jsonl").write_bytes(b"")
@@ -195,6 +197,7 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("report", ["run_lost"], "run_lost/dialogues.jsonl: holds 0 of the 3 dialogues run.json records"),
     ("report", ["run_torn"], "rebuild it: grouped-sim simulate --resume run_torn"),
     ("discriminator train", ["--head", "--data", "pairs_meta", "--out", "head"], "pairs_meta/meta.json: expected a JSON object; rebuild it: grouped-sim discriminator data"),
+    ("probe", ["sim_ok", "--n", "2", "--out", "probe_other"], "probe_other/fitted: holds a probe of other customers or settings (another --n"),
     ("simulate", ["--resume", "run_ckpt"], "run_ckpt/checkpoints.sqlite: damaged or foreign, cannot be read as the checkpoint database"),
     ("compare", ["run_foreign_report", "run_ok"], "run_foreign_report/report.json: not the report this grouped-sim writes (field 'units.simulated'"),
     # Wrong words and codes (issue 25).
