@@ -92,21 +92,26 @@ def test_bad_input_is_a_clear_error_naming_file_and_line(tmp_path: Path, lines, 
     assert not (tmp_path / "out" / "fit.json").exists()
 
 
-def test_a_damaged_part_is_named_with_its_repair_and_a_removed_part_is_redone(fitted_dir: Path, raw_corpus: Path, tmp_path: Path) -> None:
+def test_a_damaged_part_is_named_with_its_repair_and_a_removed_part_is_redone(fitted_dir: Path, raw_corpus: Path, tmp_path: Path, capsys) -> None:
     import shutil
+
+    from grouped_sim.graphs.fit import SimFolder
+    from tests.runtime.fakes import invoke
 
     sim = tmp_path / "sim"
     shutil.copytree(fitted_dir, sim)
-    fit = CLI + ["fit", "--corpus", str(raw_corpus), "--out", str(sim), "--holdout", "0.25", "--seed", "1"]
+    fit = ["fit", "--corpus", str(raw_corpus), "--out", str(sim), "--holdout", "0.25", "--seed", "1"]
     head = sim / "coherence" / "judge" / "head.npz"
     head.write_bytes(head.read_bytes()[:300])  # cut short, as a full disk leaves it
-    damaged = subprocess.run(fit, capture_output=True, text=True, timeout=300)
-    said = " ".join(damaged.stderr.split())
-    assert damaged.returncode == 2 and f"{head}: damaged or foreign" in said and f"remove {sim / 'coherence' / 'judge'}, then rerun grouped-sim fit" in said
-    shutil.rmtree(sim / "coherence" / "judge")  # as the message says
-    redone = subprocess.run(fit, capture_output=True, text=True, timeout=300)
-    assert redone.returncode == 0, redone.stderr
-    from grouped_sim.graphs.fit import SimFolder
-
+    damaged = invoke(fit, capsys)
+    assert damaged.code == 2 and f"{head}: damaged or foreign" in damaged.output and f"remove {head.parent}, then rerun grouped-sim fit" in damaged.output
+    shutil.copy(fitted_dir / "coherence" / "judge" / "head.npz", head)
+    taxonomy = sim / "taxonomy.yaml"
+    taxonomy.write_text("stages: [", encoding="utf-8")
+    damaged = invoke(fit, capsys)
+    assert damaged.code == 2 and f"{taxonomy}:1: taxonomy file is not valid YAML" in damaged.output and f"remove {taxonomy}, then rerun" in damaged.output
+    taxonomy.unlink()  # as the message says
+    redone = invoke(fit, capsys)
+    assert redone.code == 0, redone.output
     SimFolder(sim).check()  # whole again, every part read
-    assert (sim / "coherence" / "judge" / "head.npz").read_bytes() == (fitted_dir / "coherence" / "judge" / "head.npz").read_bytes()
+    assert taxonomy.read_bytes() == (fitted_dir / "taxonomy.yaml").read_bytes()
