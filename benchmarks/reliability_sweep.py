@@ -902,6 +902,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS / "reliability_sweep.json", help="where the JSON results go")
     parser.add_argument("--label", default="this tree", help="what code the sweep ran against (kept in the results)")
     args = parser.parse_args()
+    args.results = args.results.resolve()  # the sweep runs inside its world folder
 
     import grouped_sim.embeddings as embeddings
     import grouped_sim.models.local as local
