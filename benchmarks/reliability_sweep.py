@@ -1,13 +1,23 @@
 """A sweep of bad inputs and faults across every command, as a demanding user would try them.
 
-    .venv/bin/python benchmarks/reliability_sweep.py [--limit-seconds 600] [--only SUBSTRING]
+    .venv/bin/python benchmarks/reliability_sweep.py [--limit-seconds 600] [--only SUBSTRING] [--results FILE --label WHAT]
 
 Every case runs the real console entry point in this process (`grouped_sim.cli.app.main`), in a
-world folder built once (sample-corpus files, a three-call SOP store, run folders). Model weights
-and the sentence encoder never load: a command that reaches them raises `ModelLoad`, which for a
-valid input means "got past every check" and for a bad one means "did not stop in time". Faults
-(a full disk at each writer, kill -9 mid-run, a second writer, an agent that is down, an agent
-whose code changed, a resume from another folder) use a fake customer model that answers at once.
+world folder built once (sample-corpus files, a three-call SOP store, run folders, a sim folder
+fitted on 14 calls, copies of the shipped scorers). Model weights and the sentence encoder never
+load: a command that reaches them raises `ModelLoad`, which for a valid input means "got past every
+check" and for a bad one means "did not stop in time". Four families of cases, every command:
+
+- bad input: malformed lines, wrong encodings, markup in paths, wrong fields and flags;
+- damaged artifact: a file grouped-sim wrote, cut short, emptied, zeroed or replaced by another
+  program's file (scorer heads and cards, every part of a sim folder, stores, plans, run
+  summaries, dialogues, reports, checkpoints, a pairs folder's metadata), through every command
+  that reads it: exit 2 naming the file;
+- figure that cannot stand: a run of no calls, runs with no customer in common: exit 0 and a
+  warning saying so;
+- fault: a full disk at each writer, kill -9 mid-run, a second writer, an agent that is down, an
+  agent whose code changed, a resume from another folder, checkpoints cut short; these use a fake
+  customer model that answers at once.
 
 Each case ends in one verdict:
 
@@ -196,7 +206,25 @@ def build_world(w: Path) -> dict[str, Any]:
     (w / "taxonomy.yaml").write_bytes((ROOT / "sop_db" / "data" / "taxonomy.yaml").read_bytes())
     (w / "presets.yaml").write_bytes((ROOT / "profiles" / "data" / "presets.yaml").read_bytes())
     (w / "spec.yaml").write_text("archetypes: {price-sensitive: 1.0}\n", encoding="utf-8")
+    build_artifacts(w, corpus)
     return {"corpus": corpus, "good": good, "profile": profile}
+
+
+def build_artifacts(w: Path, corpus: list[Any]) -> None:
+    """What the artifact cases damage copies of: a sim folder fitted on 14 raw calls (real encoder,
+    before loads are refused), the shipped scorers, a finished run with its plan and summary."""
+    from grouped_sim.corpus import write_corpus
+    from grouped_sim.data import JUDGE_SCORER, REALISM_JUDGE, shipped_scorer_path
+
+    raw = [d.model_copy(update={"profile": None, "meta": {}, "turns": [t.model_copy(update={"sop_stage": None}) for t in d.turns]}) for d in corpus[:14]]
+    write_corpus(w / "calls14.jsonl", raw)
+    try:
+        from grouped_sim.graphs.fit import FitSettings, run_fit
+    except ImportError:  # an older tree without fit
+        return
+    run_fit(FitSettings(corpus=str((w / "calls14.jsonl").resolve())), w / "sim")
+    for name, shipped in (("coherence_scorer", JUDGE_SCORER), ("realism_scorer", REALISM_JUDGE)):
+        shutil.copytree(shipped_scorer_path(shipped), w / name)
 
 
 class Files:
@@ -215,6 +243,13 @@ class Files:
             path.mkdir()
         elif data is not None:
             path.write_bytes(data)
+        return str(path.relative_to(self.world))
+
+    def copy(self, source: Path, name: str) -> str:
+        """A copy of a whole folder (a sim folder, a store, a scorer) in a case folder of its own."""
+        self.n += 1
+        path = self.world / "cases" / f"c{self.n:03d}" / name
+        shutil.copytree(source, path)
         return str(path.relative_to(self.world))
 
 
@@ -271,7 +306,7 @@ def input_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
     jsonl_cases("sop build", lambda p: ["--db", "new_db", "--corpus", p], bad_turn, True)
     jsonl_cases("sop mine", lambda p: ["--out", "mined", "--corpus", p], bad_turn, True)
     jsonl_cases("report", lambda p: ["run_ok", "--reference", p], bad_turn, True)
-    jsonl_cases("compare", lambda p: ["run_ok", "--reference", p], bad_turn, True)
+    jsonl_cases("compare", lambda p: ["run_ok", "run_ok", "--names", "a,b", "--reference", p], bad_turn, True)
     jsonl_cases("discriminator data", lambda p: ["--out", "pairs_out", "--corpus", p], bad_turn, True)
     jsonl_cases("discriminator score", lambda p: ["--model", "no_model", "--dialogues", p], bad_turn, True)
     d_sim = (w / "d_sim.jsonl").read_bytes()
@@ -283,6 +318,9 @@ def input_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
     jsonl_cases("discriminator train", lambda p: ["--data", p, "--out", "disc"], b'{"id": "p2"}', False, pairs.splitlines(keepends=True))
     jsonl_cases("profiles generate", lambda p: ["--out", "gen.jsonl", "--archetype", "status-quo", "--examples", p], bad_turn, False)  # few-shot examples may repeat
     jsonl_cases("fit", lambda p: ["--corpus", p, "--out", "fitted"], bad_turn, True)
+    jsonl_cases("coherence train", lambda p: ["--out", "scorer_out", "--corpus", p], bad_turn, True)
+    jsonl_cases("coherence score", lambda p: ["--dialogues", p], bad_turn, True)
+    jsonl_cases("sop propose-stages", lambda p: ["--corpus", p, "--out", "stages.yaml"], bad_turn, True)
 
     # A run's own dialogues.jsonl, read by report and by --resume.
     for variant, blob, folder, suffixes, expect in jsonl_variants(good, bad_turn, True)[2:]:
@@ -305,7 +343,7 @@ def input_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
     for variant, blob in [("non-utf8", BAD), ("bad-json", b'{"reference": '), ("array", b"[1]"), ("wrong-shape", b'{"reference": 5}')]:
         run = Path(files.put("run/report.json", blob)).parent
         (w / run / "dialogues.jsonl").write_bytes(b"".join(good))
-        cases.append(Case(f"compare report.json {variant}", "compare", [str(run)], "input", [str(run / "report.json")]))
+        cases.append(Case(f"compare report.json {variant}", "compare", [str(run), "run_ok"], "input", [str(run / "report.json")]))
     for variant, blob, needle in [
         ("non-utf8", b'{\n "summary": "' + BAD + b'"\n}', ":2"),
         ("missing", None, ""),
@@ -400,10 +438,12 @@ def input_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
         Case("report bad judge spec", "report", ["run_ok", "--judge", "gpt-4o"], "input", ["gpt-4o"]),
         Case("report --sop-db not a store", "report", ["run_ok", "--sop-db", "plain"], "input", ["plain"]),
         Case("report --discriminator missing", "report", ["run_ok", "--discriminator", "nowhere"], "input", ["nowhere"]),
-        Case("compare names mismatch", "compare", ["run_ok", "--names", "a,b"], "input", ["--names"]),
+        Case("compare names mismatch", "compare", ["run_ok", "run_ok", "--names", "a"], "input", ["--names"]),
         Case("compare duplicate names", "compare", ["run_ok", "run_ok"], "input", ["names"]),
-        Case("compare missing run", "compare", ["nowhere"], "input", ["nowhere"]),
-        Case("compare --sop-db missing", "compare", ["run_ok", "--sop-db", "nowhere"], "input", ["nowhere"]),
+        Case("compare missing run", "compare", ["nowhere", "run_ok"], "input", ["nowhere"]),
+        Case("compare missing second run (found before any figure)", "compare", ["run_ok", "nowhere"], "input", ["nowhere"]),
+        Case("compare one run", "compare", ["run_ok"], "input", ["two or more run folders"]),
+        Case("compare --sop-db missing", "compare", ["run_ok", "run_ok", "--names", "a,b", "--sop-db", "nowhere"], "input", ["nowhere"]),
         Case("profiles generate none of three", "profiles generate", ["--out", "gen.jsonl"], "input", ["exactly one"]),
         Case("profiles generate unknown archetype", "profiles generate", ["--out", "gen.jsonl", "--archetype", "grumpy"], "input", ["grumpy"]),
         Case("profiles generate bad model spec", "profiles generate", ["--out", "gen.jsonl", "--archetype", "status-quo", "--model", "smollm2"], "input", ["smollm2"]),
@@ -424,8 +464,141 @@ def input_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
         Case("simulate --sim not a sim folder", "simulate", ["--out", "o", "--sim", "plain"], "input", ["plain"]),
         Case("serve --sim not a sim folder", "serve", ["--sim", "plain"], "input", ["plain"]),
         Case("serve neither --profile nor --sim", "serve", ["--mode", "prompt-only"], "input", ["--profile"]),
+        Case("coherence train --split missing", "coherence train", ["--out", "scorer_out", "--corpus", "calls.jsonl", "--split", "nowhere.json"], "input", ["nowhere.json"]),
+        Case("coherence train --split not lists", "coherence train", ["--out", "scorer_out", "--corpus", "calls.jsonl", "--split", files.put("split.json", b'{"train": 3}')], "input", ["split.json"]),
+        Case("coherence train --split overlapping", "coherence train", ["--out", "scorer_out", "--corpus", "calls.jsonl", "--split", files.put("split.json", json.dumps({"train": [corpus[0].id], "heldout": [corpus[0].id]}).encode())], "input", ["overlap"]),
+        Case("coherence score --model not a scorer", "coherence score", ["--dialogues", "calls.jsonl", "--model", "plain"], "input", ["plain"]),
+        Case("sop propose-stages -k 1", "sop propose-stages", ["--corpus", "calls.jsonl", "--out", "stages.yaml", "-k", "1"], "input", ["-k"]),
+        Case("sop propose-stages empty corpus", "sop propose-stages", ["--corpus", empty, "--out", "stages.yaml"], "input", [empty]),
+        Case("models check unknown name", "models check", ["nope"], "input", ["nope"]),
+        Case("models list extra argument", "models list", ["extra"], "input", ["extra"]),
+        # Wrong words and codes of issue 25.
+        Case("report --fail-under a share above 1", "report", ["run_ok", "--fail-under", "conversion=1.5"], "input", ["conversion", "from 0 to 1"]),
+        Case("report --fail-over a negative share", "report", ["run_ok", "--fail-over", "walk_away=-1"], "input", ["walk_away", "from 0 to 1"]),
+        Case("simulate --plan-from missing", "simulate", ["--out", "o", "--plan-from", "nowhere"], "input", ["--plan-from nowhere"]),
+        Case("simulate hang_up_below above agree_above", "simulate", ["--out", "o", "--mode", "prompt-only", "--config", files.put("order.yaml", b"manager: {hang_up_below: 0.9, agree_above: 0.5}\n")], "input", ["order.yaml", "hang_up_below"]),
+        Case("profiles generate --spec unknown archetype", "profiles generate", ["--out", "gen.jsonl", "--spec", files.put("spec.yaml", b"archetypes: {bogus: 1.0}\n")], "input", ["spec.yaml", "bogus"]),
     ]
     return cases
+
+
+# ------------------------------------------------------------------------------------ artifacts
+
+
+def damage(data: bytes) -> list[tuple[str, bytes]]:
+    """How a file we wrote comes back: cut short, empty, zeroed, or another program's file."""
+    return [("truncated", data[: max(1, len(data) // 3)]), ("empty", b""), ("zeroed", b"\0" * len(data)), ("foreign", b"<html><body>not this file</body></html>\n")]
+
+
+def artifact_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
+    """Files grouped-sim wrote, damaged, through every command that reads them: each must be a
+    clear exit 2 naming the damaged file (or its folder), with nothing written."""
+    if not (w / "sim").is_dir():
+        return []
+    cases: list[Case] = []
+    agents = ROOT / "tests" / "runtime" / "agents.py"
+
+    def sim_doors(sim: str) -> list[tuple[str, list[str]]]:
+        return [
+            ("probe", [sim]),
+            ("simulate", ["--out", "o", "--sim", sim, "--mode", "prompt-only"]),
+            ("serve", ["--sim", sim, "--mode", "prompt-only", "--port", str(free_port())]),
+            ("fit", ["--corpus", "calls14.jsonl", "--out", sim]),
+        ]
+
+    # The parts of a sim folder: each damaged four ways, read by probe, simulate --sim, serve --sim and a rerun of fit.
+    parts = ["fit.json", "split.json", "taxonomy.yaml", "profiles.jsonl", "annotated.jsonl", "dynamics.json", "coherence/judge/head.npz", "coherence/judge/coherence.json", "coherence/picker/head.npz"]
+    for part in parts:
+        original = (w / "sim" / part).read_bytes()
+        for variant, blob in damage(original):
+            sim = files.copy(w / "sim", "sim")
+            (w / sim / part).write_bytes(blob)
+            for command, args in sim_doors(sim):
+                needle = sim + "/" + part if command != "fit" or part != "fit.json" else sim
+                cases.append(Case(f"{command}: sim folder {part} {variant}", command, args, "input", [needle]))
+    # Foreign content of the right syntax: a sim folder's JSON parts with the wrong fields.
+    for part, blob in [("dynamics.json", b'{"fitted": true}'), ("split.json", b'{"train": ["x"], "holdout": ["x"]}'), ("fit.json", b'{"settings_digest": 5}')]:
+        sim = files.copy(w / "sim", "sim")
+        (w / sim / part).write_bytes(blob)
+        cases.append(Case(f"probe: sim folder {part} wrong fields", "probe", [sim], "input", [sim + "/" + part]))
+    # The sim folder's store.
+    store_file = w / "sim" / "sop_db" / "chroma.sqlite3"
+    for variant, blob in damage(store_file.read_bytes()):
+        sim = files.copy(w / "sim", "sim")
+        (w / sim / "sop_db" / "chroma.sqlite3").write_bytes(blob)
+        cases.append(Case(f"simulate: sim folder store {variant}", "simulate", ["--out", "o", "--sim", sim], "input", [sim + "/sop_db"]))
+
+    # A store on its own, through every command that opens one.
+    for variant, blob in damage((w / "store" / "chroma.sqlite3").read_bytes()):
+        store = files.copy(w / "store", "db")
+        (w / store / "chroma.sqlite3").write_bytes(blob)
+        for command, args in [
+            ("sop query", ["--db", store, "--profile", "busy owner"]),
+            ("simulate", ["--out", "o", "--sop-db", store]),
+            ("report", ["run_ok", "--sop-db", store]),
+            ("serve", ["--profile", "profile.json", "--sop-db", store, "--port", str(free_port())]),
+            ("profiles generate", ["--out", "gen.jsonl", "--archetype", "status-quo", "--sop-db", store]),
+            ("sop build", ["--db", store, "--corpus", "calls.jsonl"]),
+        ]:
+            cases.append(Case(f"{command}: store chroma.sqlite3 {variant}", command, args, "input", [store]))
+
+    # Scorer folders: the head and the card, through each command that loads them.
+    for folder, doors in [
+        ("coherence_scorer", [("coherence score", ["--dialogues", "calls.jsonl", "--model"]), ("report", ["run_ok", "--coherence"])]),
+        ("realism_scorer", [("report", ["run_ok", "--discriminator"]), ("discriminator score", ["--dialogues", "calls.jsonl", "--model"])]),
+    ]:
+        card = "coherence.json" if folder.startswith("coherence") else "realism.json"
+        for part in ("head.npz", card):
+            for variant, blob in damage((w / folder / part).read_bytes()):
+                scorer = files.copy(w / folder, "scorer")
+                (w / scorer / part).write_bytes(blob)
+                for command, args in doors:
+                    cases.append(Case(f"{command}: scorer {part} {variant}", command, [*args, scorer], "input", [scorer + "/" + part]))
+
+    # A pairs folder's meta.json (which model wrote the negatives), read by discriminator train --head.
+    for variant, blob in damage(json.dumps({"negatives": "hf:smollm2", "source": "calls.jsonl", "params": {}}).encode()) + [("array", b"[1]")]:
+        pairs = Path(files.put("pairs/meta.json", blob)).parent
+        (w / pairs / "pairs.jsonl").write_bytes((w / "pairs.jsonl").read_bytes())
+        cases.append(Case(f"discriminator train --head: meta.json {variant}", "discriminator train", ["--head", "--data", str(pairs), "--out", "head_out"], "input", [str(pairs / "meta.json")]))
+
+    # Run folders: a plan cut short, summaries that disagree with the dialogues, a torn line, a foreign report.
+    plan = (w / "plan.json").read_bytes()
+    for variant, blob in damage(plan):
+        run = Path(files.put("run/plan.json", blob)).parent
+        cases.append(Case(f"simulate --resume plan.json {variant}", "simulate", ["--resume", str(run)], "input", [str(run / "plan.json")]))
+        cases.append(Case(f"simulate --plan-from plan.json {variant}", "simulate", ["--out", "o2", "--plan-from", str(run), "--salesman", f"python:{agents}:scripted"], "input", [str(run / "plan.json")]))
+    good = b"".join(data["good"])
+    lost = Path(files.put("run/dialogues.jsonl", good[: good.index(b"\n") + 1])).parent
+    (w / lost / "run.json").write_text(json.dumps({"dialogues": 3}), encoding="utf-8")
+    cases.append(Case("report: dialogues lost (run.json counts 3, 1 left)", "report", [str(lost)], "input", [str(lost / "dialogues.jsonl"), "run.json records"]))
+    cases.append(Case("compare: dialogues lost (run.json counts 3, 1 left)", "compare", ["run_ok", str(lost)], "input", [str(lost / "dialogues.jsonl")]))
+    torn = Path(files.put("run/dialogues.jsonl", good[: len(good) - 40])).parent
+    (w / torn / "plan.json").write_bytes(plan)
+    cases.append(Case("report: torn last line says --resume", "report", [str(torn)], "input", [str(torn / "dialogues.jsonl"), f"--resume {torn}"]))
+    foreign = Path(files.put("run/report.json", json.dumps({"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": 5}}).encode())).parent
+    (w / foreign / "dialogues.jsonl").write_bytes(good)
+    cases.append(Case("compare: report.json with foreign units", "compare", [str(foreign), "run_ok"], "input", [str(foreign / "report.json"), "units.simulated"]))
+    return cases
+
+
+def honest_cases(w: Path, files: Files, data: dict[str, Any]) -> list[Case]:
+    """Figures that cannot stand: the command goes on (exit 0) and says so, never prints them bare."""
+    good = b"".join(data["good"])
+    empty_run = Path(files.put("run/dialogues.jsonl", b"")).parent
+    cached = {"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": {}}}
+    a = Path(files.put("a/dialogues.jsonl", good)).parent
+    (w / a / "report.json").write_text(json.dumps(cached), encoding="utf-8")
+    other = [d.model_copy(update={"id": d.id + "-b", "profile": None}) for d in data["corpus"][3:6]]
+    b = Path(files.put("b/dialogues.jsonl", b"".join(line(d) for d in other))).parent
+    (w / b / "report.json").write_text(json.dumps(cached), encoding="utf-8")
+
+    def said(*needles: str) -> Callable[[Outcome], str | None]:
+        return lambda r: ("clear" if all(n in r.output for n in needles) else "poor") if r.code == 0 else "wrong-exit"
+
+    return [
+        Case("report of a run with no calls warns every figure is n/a", "report", [str(empty_run), "--discriminator", "none", "--coherence", "none"], "fault", check=said("holds no calls", "n/a")),
+        Case("compare of runs without a customer in common says so", "compare", [str(a), str(b), "--names", "a,b"], "fault", check=said("shares no customer", "--plan-from")),
+    ]
 
 
 def free_port() -> int:
@@ -569,8 +742,8 @@ def fault_cases(w: Path) -> list[Case]:
     shutil.copy(w / "run_ok" / "dialogues.jsonl", w / "rep_cached" / "dialogues.jsonl")
     # A report compare may reuse (v2: with per-dialogue units), so the fault hits the write, not a model load.
     (w / "rep_cached" / "report.json").write_text(json.dumps({"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": {}, "reference": None}}), encoding="utf-8")
-    cases.append(Case("full disk: compare --json", "compare", ["rep_cached", "--json", "table.json"], "fault", setup=disk_full_at(lambda p: p.endswith("table.json.tmp")), check=no_tmp_and(1, "table.json: cannot write it")))
-    cases.append(Case("full disk: compare --markdown", "compare", ["rep_cached", "--markdown", "table.md"], "fault", setup=disk_full_at(lambda p: p.endswith("table.md.tmp")), check=no_tmp_and(1, "table.md: cannot write it")))
+    cases.append(Case("full disk: compare --json", "compare", ["rep_cached", "rep_cached", "--names", "a,b", "--json", "table.json"], "fault", setup=disk_full_at(lambda p: p.endswith("table.json.tmp")), check=no_tmp_and(1, "table.json: cannot write it")))
+    cases.append(Case("full disk: compare --markdown", "compare", ["rep_cached", "rep_cached", "--names", "a,b", "--markdown", "table.md"], "fault", setup=disk_full_at(lambda p: p.endswith("table.md.tmp")), check=no_tmp_and(1, "table.md: cannot write it")))
     cases.append(Case("full disk: sop mine mined.jsonl", "sop mine", ["--out", "mine_full", "--corpus", "calls.jsonl", "--db", "mine_full_db"], "fault",
                       setup=disk_full_at(lambda p: p.endswith("mined.jsonl"), on_write=True), check=no_tmp_and(1, "mined.jsonl: cannot write it")))
 
@@ -682,6 +855,36 @@ def fault_cases(w: Path) -> list[Case]:
 
     cases.append(Case("resume from another working directory", "simulate", ["--resume", str(w / "rel")], "fault", setup=elsewhere(),
                       check=lambda r: run_is_whole("rel", 1)() or ("clear" if r.code == 0 else "wrong-exit")))
+    # The run's LangGraph checkpoints cut short while a call was left to do: resume must finish the
+    # run (the checkpoints only save time) or name the file, never a traceback.
+    def torn_checkpoints() -> Callable[[], Any]:
+        @contextlib.contextmanager
+        def ctx() -> Iterator[None]:
+            (w / "ckpt.yaml").write_text((w / "fast.yaml").read_text(encoding="utf-8").replace("checkpoint: false", "checkpoint: true"), encoding="utf-8")
+            with fake_models():
+                run_cli(["simulate", "--out", "ckpt", "--mode", "prompt-only", "--profiles", "2", "--config", "ckpt.yaml", "--salesman", f"python:{agents}:scripted"])
+            kept = (w / "ckpt" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:1]
+            (w / "ckpt" / "dialogues.jsonl").write_text("".join(kept), encoding="utf-8")
+            db = w / "ckpt" / "checkpoints.sqlite"
+            db.write_bytes(db.read_bytes()[: max(1, db.stat().st_size // 3)])
+            with fake_models():
+                yield
+
+        return ctx
+
+    cases.append(Case("resume with checkpoints.sqlite cut short", "simulate", ["--resume", "ckpt"], "fault", setup=torn_checkpoints(),
+                      check=lambda r: run_is_whole("ckpt", 2)() if r.code == 0 else ("clear" if r.code == 2 and "checkpoints.sqlite" in r.output else "wrong-exit")))
+    def checkpoints_removed() -> Callable[[], Any]:
+        @contextlib.contextmanager
+        def ctx() -> Iterator[None]:
+            (w / "ckpt" / "checkpoints.sqlite").unlink(missing_ok=True)  # as the error says
+            with fake_models():
+                yield
+
+        return ctx
+
+    cases.append(Case("checkpoints.sqlite removed as the error says, then --resume", "simulate", ["--resume", "ckpt"], "fault", setup=checkpoints_removed(),
+                      check=lambda r: run_is_whole("ckpt", 2)() or ("clear" if r.code == 0 else "wrong-exit")))
     # Rerunning a finished run, and a run folder of another run.
     cases.append(Case("rerun of a finished run loads nothing", "simulate", ["--resume", "down"], "fault", setup=fake_models, check=lambda r: "clear" if r.code == 0 else "wrong-exit"))
     cases.append(Case("another run into the same --out", "simulate", simulate_args("down", 5)[1:], "fault", setup=fake_models,
@@ -696,7 +899,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit-seconds", type=float, default=600.0, help="stop starting new cases after this long")
     parser.add_argument("--only", default=None, help="run only cases whose name contains this")
+    parser.add_argument("--results", type=Path, default=RESULTS / "reliability_sweep.json", help="where the JSON results go")
+    parser.add_argument("--label", default="this tree", help="what code the sweep ran against (kept in the results)")
     args = parser.parse_args()
+    args.results = args.results.resolve()  # the sweep runs inside its world folder
 
     import grouped_sim.embeddings as embeddings
     import grouped_sim.models.local as local
@@ -709,7 +915,9 @@ def main() -> None:
     data = build_world(world)  # builds the store with the real encoder, before loads are refused
     os.chdir(world)
     files = Files(world)
-    cases = input_cases(world, files, data) + fault_cases(world)
+    families = {"bad input": input_cases(world, files, data), "damaged artifact": artifact_cases(world, files, data), "figure that cannot stand": honest_cases(world, files, data), "fault": fault_cases(world)}
+    family_of = {id(c): family for family, group in families.items() for c in group}
+    cases = [c for group in families.values() for c in group]
     if args.only:
         cases = [c for c in cases if args.only in c.name]
 
@@ -720,7 +928,7 @@ def main() -> None:
     with patched(local, "load_weights", refuse), patched(embeddings, "get_encoder", refuse):
         for case in cases:
             if time.monotonic() - started > args.limit_seconds:
-                results.append({"case": case.name, "command": case.command, "verdict": "not-run"})
+                results.append({"case": case.name, "command": case.command, "family": family_of[id(case)], "verdict": "not-run"})
                 continue
             before = tree(world)
             with case.setup() if case.setup else contextlib.nullcontext():
@@ -730,7 +938,7 @@ def main() -> None:
             if written and os.environ.get("GS_SWEEP_DEBUG"):
                 print(case.name, sorted(set(after) ^ set(before)), [k for k in before if k in after and before[k] != after[k]])
             v = verdict(case, result, written)
-            results.append({"case": case.name, "command": case.command, "verdict": v, "exit": result.code, "message": result.output[-300:], "traceback": (result.trace or "")[-1200:] or None})
+            results.append({"case": case.name, "command": case.command, "family": family_of[id(case)], "verdict": v, "exit": result.code, "message": result.output[-300:], "traceback": (result.trace or "")[-1200:] or None})
     shutil.rmtree(base, ignore_errors=True)
 
     counts = Counter(r["verdict"] for r in results)
@@ -742,15 +950,20 @@ def main() -> None:
     for command, c in sorted(by_command.items()):
         print(f"{command:<{width}}  {sum(c.values()):>5}  {c['clear']:>5}  {c['recovered']:>9}  {c['poor']:>4}  {c['wrong-exit']:>10}  {c['traceback']:>9}  {c['data']:>4}")
     print(f"{'all':<{width}}  {len(results):>5}  {counts['clear']:>5}  {counts['recovered']:>9}  {counts['poor']:>4}  {counts['wrong-exit']:>10}  {counts['traceback']:>9}  {counts['data']:>4}")
+    by_family: dict[str, Counter[str]] = {}
+    for r in results:
+        by_family.setdefault(r["family"], Counter())[r["verdict"]] += 1
+    for family, c in by_family.items():
+        print(f"  {family}: {sum(c.values())} cases, " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     for r in results:
         if r["verdict"] not in ("clear", "recovered"):
             print(f"  {r['verdict']}: {r['case']} (exit {r['exit']}): {r['message'][-200:]}")
             if r.get("traceback"):
                 print("    " + r["traceback"].strip().splitlines()[-1])
-    RESULTS.mkdir(exist_ok=True)
-    payload = {"cases": len(results), "verdicts": dict(counts), "by_command": {k: dict(v) for k, v in by_command.items()}, "seconds": round(time.monotonic() - started, 1), "results": results}
-    (RESULTS / "reliability_sweep.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{len(results)} cases in {payload['seconds']} s; results in {RESULTS / 'reliability_sweep.json'}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"code": args.label, "cases": len(results), "verdicts": dict(counts), "by_command": {k: dict(v) for k, v in by_command.items()}, "by_family": {k: dict(v) for k, v in by_family.items()}, "seconds": round(time.monotonic() - started, 1), "results": results}
+    args.results.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{len(results)} cases in {payload['seconds']} s; results in {args.results}")
 
 
 if __name__ == "__main__":

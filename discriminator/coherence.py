@@ -42,6 +42,7 @@ from grouped_sim.discriminator.heads import (  # noqa: F401
     CARD_FILES,
     FORMAT_VERSION,
     HEAD_FILE,
+    sample_warnings,
     THRESHOLD,
     EmbedFn,
     Embeddings,
@@ -334,6 +335,7 @@ def train_coherence(
         },
         "heldout": held.model_dump(mode="json") if held else None,
         "train_fit": {"roc_auc": train_fit.roc_auc, "accuracy": train_fit.accuracy},
+        "warnings": sample_warnings(len(train_dialogues), held),
     }
     return ScorerModel(cfg, head, card)
 

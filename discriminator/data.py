@@ -35,7 +35,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grouped_sim.errors import InputError
-from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, read_json, write_json_atomic
+from grouped_sim.artifacts import Artifact
+from grouped_sim.io import JsonlAppender, iter_cache, iter_jsonl, write_json_atomic
 from grouped_sim.schemas import Dialogue
 
 PAIRS_FILE = "pairs.jsonl"
@@ -207,12 +208,23 @@ class _Skipping:
         return True
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    """meta.json of a pairs folder (which model made the negatives, how): {} when there is none."""
+    path = folder / META_FILE
+    if not path.is_file():
+        return {}
+    artifact = Artifact("pairs metadata file", "grouped-sim discriminator data --out NEW_FOLDER (the pairs beside it cannot be told apart without it)")
+    meta = artifact.read_json(path)
+    artifact.require(isinstance(meta, dict), path, "expected a JSON object")
+    return meta  # type: ignore[no-any-return]
+
+
 def _check_meta(out: Path, negatives: str, source: str, params: NegativeParams) -> None:
     """One folder, one kind of negative: refuse to mix models or prompt forms, then record them."""
     meta_path = out / META_FILE
     if meta_path.is_file():
-        old = read_json(meta_path, "pairs metadata file")
-        if not isinstance(old, dict) or old.get("negatives") != negatives:
+        old = read_meta(out)
+        if old.get("negatives") != negatives:
             raise InputError(f"{out}: already holds negatives from {old.get('negatives')!r}, not {negatives!r}; use another --out")
         old_params = old.get("params") if isinstance(old.get("params"), dict) else {}
         if (old_params.get("form", "chat"), old_params.get("per_context", 1)) != (params.form, params.per_context):

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from grouped_sim.artifacts import Artifact
 from grouped_sim.embeddings import ENCODER_NAME
-from grouped_sim.errors import InputError
-from grouped_sim.io import read_json
+from grouped_sim.errors import InputError, count
 from grouped_sim.schemas import Dialogue
 
 Task = Literal["coherence", "realism"]
@@ -128,15 +128,17 @@ class Head:
         return cls(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
 
     @classmethod
-    def load(cls, folder: Path) -> Head:
+    def load(cls, folder: Path, artifact: Artifact) -> Head:
+        """head.npz of a scorer folder, checked: four arrays that fit together, finite numbers."""
         path = folder / HEAD_FILE
-        if not path.is_file():
-            raise InputError(f"{folder}: {HEAD_FILE} is missing")
-        try:
-            with np.load(path) as z:
-                return cls(z["mean"], z["scale"], z["coef"], float(z["intercept"][0]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(f"{path}: not a scorer head ({exc})") from exc
+        artifact.require(path.is_file(), path, "missing (the scorer folder is incomplete)")
+        with artifact.reading(path), np.load(path, allow_pickle=False) as z:
+            head = cls(z["mean"], z["scale"], z["coef"], float(np.asarray(z["intercept"]).reshape(-1)[0]))
+        shapes = {"mean": head.mean.shape, "scale": head.scale.shape, "coef": head.coef.shape}
+        artifact.require(head.coef.ndim == 1 and len(set(shapes.values())) == 1, path, f"the head's arrays do not fit together ({shapes})")
+        finite = all(np.isfinite(a).all() for a in (head.mean, head.scale, head.coef)) and np.isfinite(head.intercept)
+        artifact.require(bool(finite) and bool((head.scale > 0).all()), path, "the head holds non-finite numbers or a zero scale")
+        return head
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -219,6 +221,26 @@ def evaluate_pairs(pairs: Sequence[LabelledRow], scores: Sequence[float], resamp
     )
 
 
+MIN_TRAIN_DIALOGUES = 10  # below this a head learns the calls it saw, not the kind of reply
+MIN_HELDOUT_DIALOGUES = 5  # below this a held-out interval is as wide as the scale
+
+
+def sample_warnings(train_dialogues: int, heldout: HeldOut | None) -> list[str]:
+    """What a scorer's card must say about the calls behind it: too few to train on, nothing held
+    out, or held-out figures that could not be computed. Kept in the card (`warnings`) and printed
+    by the train commands, so a scorer trained on 2 calls never passes for a tested one."""
+    warnings = []
+    if train_dialogues < MIN_TRAIN_DIALOGUES:
+        warnings.append(f"trained on {count(train_dialogues, 'dialogue')} (fewer than {MIN_TRAIN_DIALOGUES}): the head has seen too few calls to tell replies apart beyond them")
+    if heldout is None:
+        warnings.append("nothing held out: no held-out accuracy or ROC-AUC, so nothing says how well it scores calls it never saw")
+    elif heldout.roc_auc is None:
+        warnings.append(f"held-out ROC-AUC n/a: {count(heldout.dialogues, 'held-out dialogue')} gave only one kind of reply")
+    elif heldout.dialogues < MIN_HELDOUT_DIALOGUES:
+        warnings.append(f"held-out figures rest on {count(heldout.dialogues, 'dialogue')} (fewer than {MIN_HELDOUT_DIALOGUES}): their intervals are too wide to trust")
+    return warnings
+
+
 def corpus_digest(dialogues: Iterable[Dialogue]) -> str:
     """sha256 of the dialogues' canonical JSON in id order: names the exact corpus a scorer saw."""
     blob = hashlib.sha256()
@@ -282,29 +304,47 @@ def scorer_task(folder: Path | str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def read_card(folder: Path, task: str, features: Sequence[str] | Callable[[dict[str, Any]], Sequence[str]]) -> dict[str, Any]:
+def read_card(folder: Path, task: str, features: Sequence[str] | Callable[[dict[str, Any]], Sequence[str]], artifact: Artifact | None = None) -> dict[str, Any]:
     """The card of a `task` scorer folder, checked against this grouped-sim (format, encoder, features).
 
     `features` are the names this grouped-sim computes, or a function of the card giving them (a
-    realism head with or without the reply vector)."""
+    realism head with or without the reply vector). A folder with no card at all is not a scorer
+    (the user pointed at the wrong folder); a card that is damaged or of another version is an
+    ArtifactError with the command that rebuilds it."""
+    artifact = artifact or scorer_artifact(folder, task)
     path = folder / CARD_FILES[task]
     if not path.is_file():
         raise InputError(f"{folder}: not a {task} scorer folder (no {CARD_FILES[task]}); train one with `grouped-sim {_train_command(task)}`")
-    card = read_json(path, f"{task} scorer card")
-    if not isinstance(card, dict) or card.get("format") != format_name(task):
-        raise InputError(f"{path}: not a {task} scorer card (format should be {format_name(task)!r})")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: scorer format version {card.get('format_version')}, this grouped-sim reads {FORMAT_VERSION}; retrain it")
-    if card.get("encoder") != ENCODER_NAME:
-        raise InputError(f"{path}: trained over the encoder {card.get('encoder')!r}, but this grouped-sim embeds with {ENCODER_NAME!r}; retrain it")
-    expected = features(card) if callable(features) else features
-    if list(card.get("features") or []) != list(expected):
-        raise InputError(f"{path}: the scorer's features differ from this grouped-sim's; retrain it")
+    card = artifact.read_json(path)
+    artifact.require(isinstance(card, dict) and card.get("format") == format_name(task), path, f"not a {task} scorer card (format should be {format_name(task)!r})")
+    version = card.get("format_version")
+    artifact.require(version == FORMAT_VERSION, path, f"scorer format version {version}, this grouped-sim reads {FORMAT_VERSION}")
+    artifact.require(card.get("encoder") == ENCODER_NAME, path, f"trained over the encoder {card.get('encoder')!r}, but this grouped-sim embeds with {ENCODER_NAME!r}")
+    with artifact.reading(path):
+        expected = features(card) if callable(features) else features
+    artifact.require(list(card.get("features") or []) == list(expected), path, "the scorer's features differ from this grouped-sim's")
     return card
 
 
 def _train_command(task: str) -> str:
     return "coherence train" if task == "coherence" else "discriminator train --head"
+
+
+def scorer_artifact(folder: Path, task: str, rebuild: str | None = None) -> Artifact:
+    """A scorer folder as an artifact. Its owner may know how it is rebuilt (a sim folder's scorers
+    come back with `fit`); otherwise it is the train command of its task, or a reinstall for the
+    scorers shipped inside the package."""
+    if rebuild is None:
+        from grouped_sim.data import shipped_scorer_path
+
+        shipped = shipped_scorer_path().parent.resolve()
+        if folder.resolve().is_relative_to(shipped):
+            rebuild = "reinstall grouped-sim (pip install --force-reinstall --no-deps grouped-sim): this scorer ships inside the package"
+        elif task == "coherence":
+            rebuild = f"grouped-sim coherence train --corpus CALLS.jsonl --out {folder}"
+        else:
+            rebuild = f"grouped-sim discriminator train --head --data PAIRS --out {folder}"
+    return Artifact(f"{task} scorer", rebuild)
 
 
 def check_width(folder: Path, head: Head, x: np.ndarray) -> None:
@@ -324,14 +364,15 @@ class HeadScorer:
     task: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
 
-    def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None) -> None:
+    def __init__(self, folder: Path | str, embed_fn: EmbedFn | None = None, rebuild: str | None = None) -> None:
+        """Load and check the folder; `rebuild` is how its owner makes it again (for the error a
+        damaged folder gives), by default the train command of the task."""
         self.folder = Path(folder)
-        self.card = read_card(self.folder, self.task, self.card_features)
-        try:
+        artifact = scorer_artifact(self.folder, self.task, rebuild)
+        self.card = read_card(self.folder, self.task, self.card_features, artifact)
+        with artifact.reading(self.folder / CARD_FILES[self.task]):
             self.config: Any = self.config_model.model_validate(self.card["config"])
-        except (KeyError, ValidationError) as exc:
-            raise InputError(f"{self.folder / CARD_FILES[self.task]}: bad config ({exc})") from exc
-        self.head = Head.load(self.folder)
+        self.head = Head.load(self.folder, artifact)
         self._emb = Embeddings(embed_fn)
 
     @staticmethod

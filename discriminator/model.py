@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from grouped_sim.artifacts import Artifact
 from grouped_sim.io import read_json, write_json_atomic
 from grouped_sim.errors import InputError
 
@@ -153,12 +154,11 @@ class DiscriminatorScorer:
         cfg_path = folder / CONFIG_FILE
         if not cfg_path.is_file():
             raise InputError(f"{folder}: not a discriminator folder (no {CONFIG_FILE}); train one with `grouped-sim discriminator train`")
-        saved = read_json(cfg_path, "discriminator config")
-        try:
-            self.config = DiscriminatorConfig.model_validate(saved["config"])
-        except (KeyError, TypeError, ValidationError) as exc:
-            raise InputError(f"{cfg_path}: not a discriminator config written by `grouped-sim discriminator train` ({type(exc).__name__}: {exc})") from exc
-        self.tokenizer, self.model = _load(folder)
+        artifact = Artifact("discriminator", f"grouped-sim discriminator train --data PAIRS --out {folder}")
+        with artifact.reading(cfg_path):
+            self.config = DiscriminatorConfig.model_validate(read_json(cfg_path, "discriminator config")["config"])
+        with artifact.reading(folder):  # weights or tokenizer files cut short or foreign
+            self.tokenizer, self.model = _load(folder)
         self.model.eval()
         self.batch_size = batch_size
         self._torch = torch

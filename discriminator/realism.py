@@ -45,6 +45,7 @@ from grouped_sim.discriminator.heads import (
     CARD_FILES,
     FORMAT_VERSION,
     THRESHOLD,
+    sample_warnings,
     EmbedFn,
     Embeddings,
     Head,
@@ -236,6 +237,7 @@ def train_realism(
         },
         "heldout": held.model_dump(mode="json") if held else None,
         "train_fit": {"roc_auc": train_fit.roc_auc, "accuracy": train_fit.accuracy},
+        "warnings": sample_warnings(len({r.dialogue_id for r in train_rows}), held),
     }
     return ScorerModel(cfg, head, card)
 

@@ -24,12 +24,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import DialogueAppender, iter_corpus_lines
 from grouped_sim.errors import InputError
-from grouped_sim.io import read_json, write_json_atomic, write_jsonl
+from grouped_sim.artifacts import Artifact
+from grouped_sim.io import write_json_atomic, write_jsonl
 from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, dialogue_seed
 from grouped_sim.graphs.simulation import graph_config, run_dialogue, to_dialogue
@@ -68,25 +67,31 @@ def summarise(dialogues: list[Dialogue]) -> dict[str, Any]:
     }
 
 
-def load_plan(run_dir: Path | str) -> RunPlan:
-    """The plan of an earlier run, or a clear error when the folder is not a run folder."""
+def load_plan(run_dir: Path | str, flag: str = "--resume") -> RunPlan:
+    """The plan of an earlier run, or a clear error naming the flag that pointed here (`--resume`,
+    `--plan-from`) when the folder is not a run folder or its plan is damaged."""
     folder = RunFolder(Path(run_dir))
     if not folder.root.is_dir():
-        raise InputError(f"{run_dir}: no such run folder to resume")
+        raise InputError(f"{flag} {run_dir}: no such run folder")
     if not folder.plan.is_file():
-        raise InputError(f"{run_dir}: not a run folder ({folder.plan.name} missing); start a run with grouped-sim simulate --out {run_dir}")
-    raw = read_json(folder.plan, "plan file")
+        raise InputError(f"{flag} {run_dir}: not a run folder ({folder.plan.name} missing); start a run with grouped-sim simulate --out {run_dir}")
+    artifact = Artifact("plan file", "the run cannot be resumed from it; start the same run again with grouped-sim simulate --out NEW_FOLDER")
+    raw = artifact.read_json(folder.plan)
+    with artifact.reading(folder.plan):
+        return RunPlan.model_validate(_upgraded(raw))
+
+
+def _upgraded(raw: Any) -> Any:
+    """A plan written before best-of-N or the lean engine, read as what wrote it (plain sampling,
+    transformers), so its resume makes the same dialogues."""
     config = raw.get("config") if isinstance(raw, dict) else None
     if isinstance(config, dict) and "best_of" not in config:
-        config["best_of"] = {"n": 1}  # a plan from before best-of-N sampled plainly: resume it so
+        config["best_of"] = {"n": 1}
     for role in ("salesman", "customer"):
         params = config.get(role) if isinstance(config, dict) else None
         if isinstance(params, dict) and "engine" not in params:
-            params["engine"] = "transformers"  # a plan from before the lean engine: resume on what wrote it
-    try:
-        return RunPlan.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError.from_validation(exc, str(folder.plan)) from exc
+            params["engine"] = "transformers"
+    return raw
 
 
 def check_written(path: Path) -> None:
@@ -103,6 +108,24 @@ def check_written(path: Path) -> None:
         if dialogue.id in seen:  # each dialogue is written once; two writers at once were the only way
             raise CorpusError(path, line_no, "id", f"duplicate id {dialogue.id!r} (first on line {seen[dialogue.id]}); keep one of the two lines, then resume")
         seen[dialogue.id] = line_no
+
+
+def check_checkpoints(folder: RunFolder) -> None:
+    """Read-only: the run's LangGraph checkpoint database, if any, is a whole SQLite file (one cut
+    short made resume a sqlite3 traceback mid-run). Checked before the folder is locked."""
+    import sqlite3
+
+    path = folder.checkpoints
+    if not path.is_file():
+        return
+    artifact = Artifact("checkpoint database", f"remove {path}, then grouped-sim simulate --resume {folder.root} (calls cut off mid-way start over; finished ones are kept)")
+    with artifact.reading(path):
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()
+        finally:
+            connection.close()
+    artifact.require(verdict is not None and verdict[0] == "ok", path, f"the database fails its integrity check ({verdict[0] if verdict else 'no answer'})")
 
 
 def repair_and_read(path: Path) -> list[Dialogue]:
@@ -188,6 +211,7 @@ def run_simulation(
     built: SimDeps | None = None
     if folder.plan.is_file():
         check_written(folder.dialogues)
+        check_checkpoints(folder)
     else:
         built = _build(deps)
         folder.root.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grouped_sim.resources import load_resource
 from grouped_sim.schemas import Turn
@@ -116,6 +116,16 @@ class HazardModel(BaseModel):
     archetypes: list[str]
     coef: list[list[float]] = Field(description="one row per class, one column per feature (see feature_names)")
     intercept: list[float]
+
+    @model_validator(mode="after")
+    def _shapes_agree(self) -> HazardModel:
+        """A hand-edited or foreign dynamics.json must fail when read, not mid-simulation in numpy."""
+        width, rows = len(self.feature_names()), len(self.coef)
+        if rows != len(self.intercept) or rows not in (len(self.classes), 1 if len(self.classes) == 2 else -1):
+            raise ValueError(f"{rows} coefficient rows and {len(self.intercept)} intercepts for {len(self.classes)} classes")
+        if any(len(row) != width for row in self.coef):
+            raise ValueError(f"every coefficient row needs {width} values (one per feature)")
+        return self
 
     def feature_names(self) -> list[str]:
         return ["log_turn", "propensity", "pushes_in_row", "objections", *(f"stage={s}" for s in self.stages), *(f"archetype={a}" for a in self.archetypes)]

@@ -34,19 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from grouped_sim.artifacts import Artifact
 from grouped_sim.corpus import iter_corpus_lines, read_corpus, write_corpus
 from grouped_sim.discriminator.coherence import CARD_FILE, CoherenceConfig, CoherenceScorer, train_coherence
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.dynamics import FittedDynamics, move_stages, propensity_of
 from grouped_sim.graphs.fitting import CallFacts, base_rates, decision_move, fit_dynamics
-from grouped_sim.io import iter_jsonl, read_json, read_text, write_json_atomic, write_jsonl
+from grouped_sim.io import iter_jsonl, write_json_atomic, write_jsonl
 from grouped_sim.profiles.derive import derive_profile
 from grouped_sim.profiles.presets import Presets, load_presets
 from grouped_sim.graphs.plan import SimProfile, sample_profiles
 from grouped_sim.schemas import Dialogue, Profile, Turn
-from grouped_sim.sop_db.store import SOPStore
+from grouped_sim.sop_db.store import SOPStore, is_store_folder
 from grouped_sim.sop_db.store import build_store as build_chain_store
 from grouped_sim.sop_db.tagger import KnnStageTagger, apply_labels
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
@@ -78,8 +79,38 @@ class ProfileRecord(BaseModel):
     reason: str | None = None
 
 
+class FitRecord(BaseModel):
+    """What a reader of fit.json relies on (the file holds more: counts, profile sources, stages)."""
+
+    version: int
+    settings: FitSettings
+    settings_digest: str
+    train: int = Field(ge=0)
+    holdout: int = Field(ge=0)
+    coherence: dict[str, Any] = Field(default_factory=dict, description="per role (judge, picker): trained or why not")
+
+
+class SplitRecord(BaseModel):
+    """split.json: which dialogues were fitted on and which were held out."""
+
+    train: list[str]
+    holdout: list[str]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SplitRecord:
+        if overlap := set(self.train) & set(self.holdout):
+            raise ValueError(f"{len(overlap)} dialogues are both trained on and held out, e.g. {sorted(overlap)[0]!r}")
+        return self
+
+
 class SimFolder:
-    """Paths of a sim folder, and what a simulation reads from it."""
+    """Paths of a sim folder, and what a simulation reads from it, each part checked as it is read.
+
+    Every part is an artifact (grouped_sim.artifacts): damaged, foreign or inconsistent with the
+    rest, it is a clear error naming the file and the way to rebuild it. `check()` reads them all
+    up front, so `simulate --sim`, `serve --sim` and `probe` refuse a broken folder before they
+    load a model or write anything.
+    """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -94,31 +125,85 @@ class SimFolder:
         self.coherence_judge = self.coherence / "judge"
         self.coherence_picker = self.coherence / "picker"
 
-    def check(self) -> None:
-        """A clear error unless this is a finished fit."""
+    # ---- the parts, as artifacts
+
+    def _corpus(self) -> str:
+        """The corpus of the fit, for the rebuild command (a placeholder when fit.json cannot say)."""
+        try:
+            return str(json.loads(self.fit.read_text(encoding="utf-8"))["settings"]["corpus"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "CALLS.jsonl"
+
+    def rebuild(self, part: Path) -> str:
+        """How to make one part again: `fit` redoes a missing part of a finished fit and keeps the
+        rest; fit.json itself is the record that the rest belongs together, so without it: anew."""
+        if part.name in ("fit.json", "fit.partial.json"):
+            return f"grouped-sim fit --corpus {self._corpus()} --out NEW_FOLDER (without its fit.json the rest of {self.root} cannot be trusted)"
+        return f"remove {part}, then rerun grouped-sim fit --corpus {self._corpus()} --out {self.root} (it redoes only what is missing)"
+
+    def artifact(self, part: Path, kind: str) -> Artifact:
+        return Artifact(f"sim folder's {kind}", self.rebuild(part))
+
+    def check(self) -> FitRecord:
+        """Every part read and checked against the others (cheap: no model, no store opened),
+        or a clear error; returns the fit's record."""
         if not self.fit.is_file():
             raise InputError(f"{self.root}: not a sim folder (no fit.json); make one with grouped-sim fit --corpus FILE --out {self.root}")
+        record = self.read_fit()
+        split = self.read_split()
+        self.load_taxonomy()
+        self.load_dynamics()
+        profiles = {r.id for r in self.load_profiles(None)}
+        annotated = self.annotated_dialogues()
+        ids = {d.id for d in annotated}
+        every = set(split.train) | set(split.holdout)
+        for part, got in ((self.annotated, ids), (self.profiles, profiles)):
+            self.artifact(part, part.name).require(got == every, part, f"holds {len(got)} dialogues, but split.json names {len(every)} ({len(got ^ every)} differ)")
+        store = self.artifact(self.store, "SOP store")
+        store.require(is_store_folder(self.store), self.store, "no SOP store here")
+        for role, folder in (("judge", self.coherence_judge), ("picker", self.coherence_picker)):
+            if (record.coherence.get(role) or {}).get("trained"):
+                self.artifact(folder, f"coherence {role}").require((folder / CARD_FILE).is_file(), folder, "missing, though fit.json says it was trained")
+                self.scorer_at(folder)
+        return record
+
+    def read_fit(self) -> FitRecord:
+        return self.artifact(self.fit, "fit summary").read_model(self.fit, FitRecord)
+
+    def read_split(self) -> SplitRecord:
+        return self.artifact(self.split, "split").read_model(self.split, SplitRecord)
 
     def load_taxonomy(self) -> Taxonomy:
-        return load_taxonomy(self.taxonomy)
+        with self.artifact(self.taxonomy, "taxonomy").reading(self.taxonomy):
+            return load_taxonomy(self.taxonomy)
 
     def load_dynamics(self) -> FittedDynamics:
-        return FittedDynamics.model_validate_json(read_text(self.dynamics, "fitted dynamics"))
+        return self.artifact(self.dynamics, "fitted dynamics").read_model(self.dynamics, FittedDynamics)
 
-    def load_profiles(self, split: str) -> list[ProfileRecord]:
-        return [r for _, raw in iter_jsonl(self.profiles) if (r := ProfileRecord.model_validate(raw)).split == split]
+    def load_profiles(self, split: str | None) -> list[ProfileRecord]:
+        """The profile records of one split (None: all)."""
+        with self.artifact(self.profiles, "profiles").reading(self.profiles):
+            records = [ProfileRecord.model_validate(raw) for _, raw in iter_jsonl(self.profiles)]
+        return [r for r in records if split is None or r.split == split]
+
+    def annotated_dialogues(self) -> list[Dialogue]:
+        with self.artifact(self.annotated, "annotated calls").reading(self.annotated):
+            return read_corpus(self.annotated)
+
+    def scorer_at(self, folder: Path) -> CoherenceScorer:
+        return CoherenceScorer(folder, rebuild=self.rebuild(folder))
 
     def coherence_scorer(self) -> CoherenceScorer | None:
         """The domain's coherence judge (grades replies), or None (a fit too small to train one)."""
-        return CoherenceScorer(self.coherence_judge) if (self.coherence_judge / CARD_FILE).is_file() else None
+        return self.scorer_at(self.coherence_judge) if (self.coherence_judge / CARD_FILE).is_file() else None
 
     def picker_scorer(self) -> CoherenceScorer | None:
         """The domain's coherence picker (chooses best-of-N candidates; trained on other calls than the judge)."""
-        return CoherenceScorer(self.coherence_picker) if (self.coherence_picker / CARD_FILE).is_file() else None
+        return self.scorer_at(self.coherence_picker) if (self.coherence_picker / CARD_FILE).is_file() else None
 
     def digest(self) -> str:
         """The fit's identity: changes when anything it was built from changes (for dialogue ids)."""
-        return str(read_json(self.fit, "fit summary")["settings_digest"])
+        return self.read_fit().settings_digest
 
 
 def settings_digest(settings: FitSettings) -> str:
@@ -194,7 +279,7 @@ def profile_for(dialogue: Dialogue, split: str, presets: Presets, extract: Calla
 def build_store(folder: SimFolder, train: list[Dialogue], taxonomy: Taxonomy, on_progress: Callable[[int], None] | None) -> dict[str, int]:
     """The SOP store of the training calls, built beside the folder and moved into place (kept on a rerun)."""
     if folder.store.is_dir():
-        store = SOPStore(folder.store, taxonomy=taxonomy)
+        store = SOPStore(folder.store, taxonomy=taxonomy, rebuild=folder.rebuild(folder.store))
         return {"chains": store.count(), "annotated_turns": store.turns.count()}
     return build_chain_store(folder.store, train, on_progress=on_progress, taxonomy=taxonomy)
 
@@ -212,8 +297,8 @@ def call_facts(train: list[Dialogue], store: SOPStore, taxonomy: Taxonomy, top_k
 def load_split(folder: SimFolder, dialogues: list[Dialogue], settings: FitSettings) -> tuple[list[str], list[str]]:
     """The split recorded in the folder, or a new one (written before anything is fitted)."""
     if folder.split.is_file():
-        recorded = read_json(folder.split, "split file")
-        return recorded["train"], recorded["holdout"]
+        recorded = folder.read_split()
+        return recorded.train, recorded.holdout
     train, held = split_ids([d.id for d in dialogues], settings.holdout, settings.seed)
     write_json_atomic(folder.split, {"seed": settings.seed, "holdout_share": settings.holdout, "train": train, "holdout": held})
     return train, held
@@ -278,6 +363,8 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
     settings, digest, dialogues, taxonomy = checked.settings, checked.digest, checked.dialogues, checked.taxonomy
     progress = progress or FitProgress()
     folder = SimFolder(out)
+    if (done := finished_fit(folder, digest)) is not None:
+        return done
     folder.root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder.root / "fit.partial.json", {"settings": settings.model_dump(), "settings_digest": digest})
     train_ids, held_ids = load_split(folder, dialogues, settings)
@@ -301,10 +388,32 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
     return summary
 
 
+def finished_fit(folder: SimFolder, digest: str) -> dict[str, Any] | None:
+    """fit.json of a finished fit of this input, every part checked: a rerun then writes nothing
+    (not even Chroma's bookkeeping of an opened store). None when a part is missing (removed to be
+    redone, or never written): the fit resumes and redoes only that."""
+    if not folder.fit.is_file() or (folder.root / "fit.partial.json").is_file():
+        return None
+    record = folder.read_fit()
+    if record.settings_digest != digest:
+        return None  # check_folder refuses it
+    parts = [folder.split, folder.taxonomy, folder.annotated, folder.profiles, folder.store, folder.dynamics]
+    parts += [f for role, f in (("judge", folder.coherence_judge), ("picker", folder.coherence_picker)) if (record.coherence.get(role) or {}).get("trained")]
+    if not all(p.exists() for p in parts):
+        return None
+    folder.check()
+    return folder.artifact(folder.fit, "fit summary").read_json(folder.fit)  # type: ignore[no-any-return]
+
+
 def check_folder(folder: SimFolder, digest: str) -> None:
     """Refuse a folder that holds another fit (or anything else); an unfinished fit of this input resumes."""
     for marker in (folder.fit, folder.root / "fit.partial.json"):
-        if marker.is_file() and read_json(marker, "fit summary").get("settings_digest") != digest:
+        if not marker.is_file():
+            continue
+        artifact = folder.artifact(marker, "fit record")
+        recorded = artifact.read_json(marker)
+        artifact.require(isinstance(recorded, dict), marker, "not a JSON object")
+        if recorded.get("settings_digest") != digest:
             raise InputError(f"{folder.root}: holds a fit of another corpus or other settings; use a new --out folder")
     if folder.root.is_dir() and any(folder.root.iterdir()) and not (folder.fit.is_file() or (folder.root / "fit.partial.json").is_file()):
         raise InputError(f"{folder.root}: exists and is not a sim folder; use a new --out folder")
@@ -313,7 +422,7 @@ def check_folder(folder: SimFolder, digest: str) -> None:
 def fit_or_load_dynamics(folder: SimFolder, train: list[Dialogue], taxonomy: Taxonomy, settings: FitSettings) -> FittedDynamics:
     if folder.dynamics.is_file():
         return folder.load_dynamics()
-    store = SOPStore(folder.store, taxonomy=taxonomy)
+    store = SOPStore(folder.store, taxonomy=taxonomy, rebuild=folder.rebuild(folder.store))
     rates = base_rates([d.outcome.value for d in train])
     dynamics = fit_dynamics(call_facts(train, store, taxonomy, settings.top_k, rates), taxonomy, seed=settings.seed)
     write_json_atomic(folder.dynamics, dynamics.model_dump(mode="json"))
@@ -336,8 +445,8 @@ def fit_or_load_coherence(folder: SimFolder, annotated: list[Dialogue], train_id
                 summary[role] = {"trained": False, "reason": str(exc)}
                 continue
             model.save(target)
-        card = read_json(target / CARD_FILE, "coherence scorer card")
-        summary[role] = {"trained": True, "n": card["n"], "heldout": card["heldout"]}
+        card = folder.scorer_at(target).card
+        summary[role] = {"trained": True, "n": card["n"], "heldout": card["heldout"], "warnings": card.get("warnings") or []}
     return summary
 
 

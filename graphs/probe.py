@@ -5,7 +5,8 @@ see graphs/fit.py) against the real salesman's moves, replayed turn by turn up t
 the real customer decided. The simulated customer may end the call earlier; when the script runs
 out first, the manager gives the final decision from the customer's state, as the last turn of a
 real call would, and the row says so (`forced`). Each variant (the fitted manager, the hand-set
-one, prompt-only, an LLM manager) is an ordinary resumable run in DIR/probe/VARIANT/; the figures
+one, prompt-only, an LLM manager) is an ordinary resumable run in OUT/VARIANT/ (`probe --out`, by
+default SIM/probe); the figures
 (grouped_sim/metrics/probe.py) compare every variant with the same real people.
 """
 
@@ -22,12 +23,13 @@ from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import read_corpus, write_corpus
 from grouped_sim.embeddings import embed
 from grouped_sim.graphs.adapters import salesman_moves
-from grouped_sim.graphs.batch import run_simulation
+from grouped_sim.errors import InputError
+from grouped_sim.graphs.batch import load_plan, run_simulation
 from grouped_sim.graphs.fit import ProfileRecord, SimFolder
 from grouped_sim.graphs.fitting import decision_move
 from grouped_sim.graphs.graph import SimDeps, retrieve_chains, turn_seed
 from grouped_sim.graphs.manager import LightManager
-from grouped_sim.graphs.plan import RunSettings, SimProfile
+from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile
 from grouped_sim.metrics.probe import OUTCOME_DECISION, ProbeRow
 from grouped_sim.schemas import CustomerAction, CustomerState, Dialogue, TerminationReason
 from grouped_sim.transcript import transcript_text
@@ -90,7 +92,7 @@ def probe_cases(folder: SimFolder, n: int | None) -> list[ProbeCase]:
     """The first `n` held-out calls (all by default), with their probe profiles."""
     taxonomy = folder.load_taxonomy()
     records = {r.id: r for r in folder.load_profiles("holdout")}
-    calls = [d for d in read_corpus(folder.annotated) if d.id in records and records[d.id].profile is not None]
+    calls = [d for d in folder.annotated_dialogues() if d.id in records and records[d.id].profile is not None]
     if not calls:
         raise ValueError(f"{folder.root}: no held-out calls to probe (fit with --holdout above 0)")
     return [ProbeCase(dialogue=d, record=records[d.id], decided_at=decision_move(d, taxonomy)) for d in calls[:n]]
@@ -144,30 +146,45 @@ def profile_similarity(cases: list[ProbeCase]) -> np.ndarray:
     return vectors @ vectors.T
 
 
-def run_variant(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build, on_progress: Callable[[Any], None] | None) -> tuple[list[Dialogue], SimDeps]:
-    """One variant's simulations, in DIR/probe/VARIANT (resumable like any run)."""
-    scripts = folder.root / "probe" / "scripts.jsonl"
-    write_corpus(scripts, [c.script() for c in cases])
-    settings = RunSettings(salesman=f"replay:{scripts}", customer=customer, manager=variant.manager, sim=str(folder.root), sim_digest=folder.digest())
-    config = variant_config(base, variant, cases)
-    deps = build(settings, config)
-    out = folder.root / "probe" / variant.name
-    run_simulation([c.item for c in cases], settings, config, out, deps=deps, on_progress=on_progress)
-    by_source = {d.meta.get("profile_source"): d for d in read_corpus(out / "dialogues.jsonl")}
+def variant_run(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase], customer: str, base: SimulationConfig, out: Path) -> RunPlan:
+    """The plan of one variant's run, in OUT/VARIANT (the replayed scripts in OUT/scripts.jsonl)."""
+    settings = RunSettings(salesman=f"replay:{out / 'scripts.jsonl'}", customer=customer, manager=variant.manager, sim=str(folder.root), sim_digest=folder.digest())
+    return RunPlan(settings=settings, config=variant_config(base, variant, cases), items=[c.item for c in cases])
+
+
+def check_out(folder: SimFolder, variants: list[ProbeVariant], cases: list[ProbeCase], customer: str, base: SimulationConfig, out: Path) -> None:
+    """Refuse an --out folder that holds a probe of other customers or settings, before any variant
+    runs (a probe resumes only itself): the advice is a new --out, which this command honours."""
+    for variant in variants:
+        run_dir = out / variant.name
+        if (run_dir / "plan.json").is_file() and load_plan(run_dir).ids() != variant_run(folder, variant, cases, customer, base, out).ids():
+            raise InputError(f"{run_dir}: holds a probe of other customers or settings (another --n, --seed, --customer or --config); pass a new --out folder, or rerun with the same flags to finish it")
+
+
+def run_variant(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build, out: Path, on_progress: Callable[[Any], None] | None) -> tuple[list[Dialogue], SimDeps]:
+    """One variant's simulations, in OUT/VARIANT (resumable like any run)."""
+    plan = variant_run(folder, variant, cases, customer, base, out)
+    deps = build(plan.settings, plan.config)
+    run_dir = out / variant.name
+    run_simulation(plan.items, plan.settings, plan.config, run_dir, deps=deps, on_progress=on_progress)
+    by_source = {d.meta.get("profile_source"): d for d in read_corpus(run_dir / "dialogues.jsonl")}
     return [by_source[c.dialogue.id] for c in cases], deps
 
 
 def run_probe(
     folder: SimFolder, variants: list[ProbeVariant], cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build,
-    score: Scorer | None = None, on_progress: Callable[[Any], None] | None = None,
+    out: Path, score: Scorer | None = None, on_progress: Callable[[Any], None] | None = None,
 ) -> dict[str, list[ProbeRow]]:
-    """Rows of every variant, by variant name."""
+    """Rows of every variant, by variant name; every run goes under `out` (probe --out)."""
+    check_out(folder, variants, cases, customer, base, out)
+    write_corpus(out / "scripts.jsonl", [c.script() for c in cases])
     rows: dict[str, list[ProbeRow]] = {}
     for variant in variants:
-        simulated, deps = run_variant(folder, variant, cases, customer, base, build, on_progress)
+        simulated, deps = run_variant(folder, variant, cases, customer, base, build, out, on_progress)
         rows[variant.name] = [probe_row(case, dialogue, deps, score) for case, dialogue in zip(cases, simulated)]
     return rows
 
 
 def probe_dir(folder: SimFolder) -> Path:
+    """Where a probe goes without --out."""
     return folder.root / "probe"

@@ -62,6 +62,17 @@ class ManagerParams(BaseModel):
     min_stage_confidence: float = Field(0.5, ge=0.0, le=1.0, description="vote share a decision or goodbye tag needs to count")
     stage_neighbours: int = Field(5, ge=1, le=50, description="annotated turns voting on the salesman's stage")
 
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> ManagerParams:
+        """The customer must be able to stay on the line between walking away and agreeing: with the
+        walk-away threshold above the agreement one, calls end at once and read as nothing."""
+        if self.hang_up_below >= self.agree_above:
+            raise ValueError(
+                f"hang_up_below ({self.hang_up_below:g}) must be below agree_above ({self.agree_above:g}): the customer walks away "
+                f"when patience falls under the first and agrees when interest rises over the second; e.g. hang_up_below: 0.12, agree_above: 0.75"
+            )
+        return self
+
 
 class LlamaServerParams(BaseModel):
     """How the in-process llama.cpp server of a local GGUF model runs (llamacpp: specs).

@@ -64,6 +64,15 @@ def read_corpus_lines(path: Path | str) -> list[tuple[int, Dialogue]]:
     return lines
 
 
+def empty_turn_warnings(lines: Iterable[tuple[int, Dialogue]], path: Path | str, consequence: str, limit: int = 5) -> list[str]:
+    """Turns with no text, by file and line, and what becomes of them: real calls have silences,
+    but an empty reply stored or measured should never be a surprise (the first `limit`, then a count)."""
+    found = [f"{path}:{line}: turn {i} ({t.role}) has empty text; {consequence}" for line, d in lines for i, t in enumerate(d.turns) if not t.text]
+    if len(found) > limit:
+        found = found[:limit] + [f"{path}: {len(found) - limit} more turns with empty text"]
+    return found
+
+
 def read_corpus(path: Path | str) -> list[Dialogue]:
     """Read a whole corpus (see `read_corpus_lines`)."""
     return [dialogue for _, dialogue in read_corpus_lines(path)]

@@ -8,6 +8,17 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 bad line", "3 bad lines": a number and its noun, agreeing (every message says it this way)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def json_problem(msg: str, column: int) -> str:
+    """A JSON syntax error in words: "Expecting value at column 5"; Python's own message may already
+    end in "at" ("Unterminated string starting at"), which must not become "at at column"."""
+    return f"{msg} column {column}" if msg.endswith(" at") else f"{msg} at column {column}"
+
+
 class GroupedSimError(Exception):
     """Base for errors a user can act on; the CLI prints the message without a traceback."""
 
@@ -17,7 +28,8 @@ class GroupedSimError(Exception):
 def validation_field(exc: ValidationError, whole: str = "<line>") -> tuple[str, str]:
     """(dotted field, message) of a validation error's first problem; `whole` names a record-level one."""
     first = exc.errors()[0]
-    return ".".join(str(p) for p in first.get("loc", ())) or whole, first["msg"]
+    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own validators' words
+    return ".".join(str(p) for p in first.get("loc", ())) or whole, message
 
 
 def validation_detail(exc: ValidationError, whole: str = "<line>") -> str:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from grouped_sim.errors import GroupedSimError, InputError
+from grouped_sim.errors import GroupedSimError, InputError, json_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,7 +65,7 @@ def parse_object(text: str, path: Path | str, line: int, error: type[LineError] 
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(path, line, "<json>", f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise error(path, line, "<json>", f"not valid JSON ({json_problem(exc.msg, exc.colno)})") from exc
     if not isinstance(value, dict):
         raise error(path, line, "<line>", f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -117,7 +117,7 @@ def read_json(path: Path | str, what: str = "JSON file") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: the {what} is not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise InputError(f"{path}:{exc.lineno}: the {what} is not valid JSON ({json_problem(exc.msg, exc.colno)})") from exc
 
 
 def load_user_yaml(path: Path | str, what: str) -> Any:

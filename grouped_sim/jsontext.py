@@ -18,6 +18,8 @@ import json
 import re
 from typing import Any
 
+from grouped_sim.errors import json_problem
+
 _FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 NO_OBJECT = "no JSON object in the answer"
@@ -72,7 +74,7 @@ def loads_lenient(blob: str) -> Any:
     try:
         return json.loads(without_commas)
     except json.JSONDecodeError as exc:
-        error = ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})")
+        error = ValueError(f"invalid JSON ({json_problem(exc.msg, exc.colno)})")
     pythonish = without_commas.replace("'", '"')
     pythonish = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", pythonish)))
     try:

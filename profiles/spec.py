@@ -308,4 +308,9 @@ def load_spec_file(path: Path | str, presets: Presets | None = None) -> Populati
         spec = PopulationSpec.model_validate(raw)
     except ValidationError as exc:
         raise InputError.from_validation(exc, str(path), whole="<spec>") from exc
-    return spec.resolved(presets)
+    try:  # names and shares are checked against the presets here, so their errors name this file
+        resolved = spec.resolved(presets)
+        resolved.target_shares(presets)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    return resolved

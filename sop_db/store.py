@@ -27,6 +27,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from pydantic import BaseModel, Field
 
 from grouped_sim.embeddings import ENCODER_NAME, embed
+from grouped_sim.artifacts import Artifact
 from grouped_sim.errors import GroupedSimError, InputError
 from grouped_sim.schemas import Dialogue
 from grouped_sim.sop_db.taxonomy import Taxonomy, load_taxonomy
@@ -181,13 +182,29 @@ def _open_client(location: str | Path) -> Any:
     path = Path(location)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: the SOP store path is a file, expected a folder")
-    return chromadb.PersistentClient(path=str(path), settings=settings)
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception:
+        _forget_client(str(path))
+        raise
+
+
+def _forget_client(path: str) -> None:
+    """Chroma caches one client per folder before it has started; one that failed to start (a
+    damaged database) would answer every later open in this process with an AttributeError.
+    Forget it, so the next open (of the repaired folder, or to report the damage again) starts afresh."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(path, None)
+    SharedSystemClient._identifier_to_refcount.pop(path, None)
 
 
 class SOPStore:
     """A handle on the two collections; `create=False` refuses to invent an empty store."""
 
-    def __init__(self, location: str | Path, create: bool = False, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(self, location: str | Path, create: bool = False, taxonomy: Taxonomy | None = None, rebuild: str | None = None) -> None:
+        """Open (or with `create`, make) a store; `rebuild` is how its owner makes it again, for
+        the error a damaged store gives (a sim folder's store comes back with `fit`)."""
         self.location = str(location)
         self.taxonomy = taxonomy or load_taxonomy()
         is_url = self.location.startswith(("http://", "https://"))
@@ -196,6 +213,19 @@ class SOPStore:
             # read-only command must never turn a folder it was pointed at into an empty store.
             what = "a file" if Path(location).is_file() else "not a store" if Path(location).is_dir() else "no such folder"
             raise InputError(f"{location}: no SOP store here ({what}); build one with: grouped-sim sop build --corpus FILE --db {location}")
+        if is_url:
+            self._open(create)
+            return
+        if Path(location).exists() and not Path(location).is_dir():
+            raise InputError(f"{location}: the SOP store path is a file, expected a folder")
+        from chromadb.errors import ChromaError
+
+        artifact = Artifact("SOP store", rebuild or f"grouped-sim sop build --corpus CALLS.jsonl --db NEW_FOLDER (or remove {location} first)")
+        with artifact.reading(location, also=(ChromaError,)):  # a database file cut short or foreign
+            self._open(create)
+
+    def _open(self, create: bool) -> None:
+        location = self.location
         self.client = _open_client(location)
         if create:
             ef = MiniLMEmbeddingFunction()
@@ -442,6 +472,8 @@ def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress
     tmp = target.parent / f".{target.name}.building-{os.getpid()}"
     old = target.parent / f".{target.name}.replaced-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    if existing:
+        SOPStore(target, taxonomy=taxonomy)  # a damaged store is named as the user named it, not as its temp copy
     try:
         if existing:
             shutil.copytree(target, tmp)

@@ -56,3 +56,29 @@ def embedded_chat():
     from grouped_sim.models import build_chat_model
 
     return build_chat_model("hf:smollm2", GenerationParams(max_new_tokens=24))
+
+
+def raw(dialogue: Dialogue) -> Dialogue:
+    """A team's raw transcript as it arrives: no profile, no stage labels."""
+    turns = [t.model_copy(update={"sop_stage": None}) for t in dialogue.turns]
+    return dialogue.model_copy(update={"profile": None, "turns": turns, "meta": {}})
+
+
+@pytest.fixture(scope="session")
+def raw_corpus(tmp_path_factory: pytest.TempPathFactory, corpus: list[Dialogue]) -> Path:
+    """The sample corpus without profiles or stage labels (38 calls, every domain and outcome)."""
+    from grouped_sim.corpus import write_corpus
+
+    path = tmp_path_factory.mktemp("raw") / "calls.jsonl"
+    write_corpus(path, [raw(d) for d in corpus[::2]])
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_dir(tmp_path_factory: pytest.TempPathFactory, raw_corpus: Path) -> Path:
+    """A sim folder fitted on `raw_corpus` (read-only for tests: copy it before damaging it)."""
+    from grouped_sim.graphs.fit import FitSettings, run_fit
+
+    out = tmp_path_factory.mktemp("fit") / "sim"
+    run_fit(FitSettings(corpus=str(raw_corpus), holdout=0.25, seed=1), out)
+    return out

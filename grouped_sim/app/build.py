@@ -217,7 +217,10 @@ def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | 
         if config.mode is not SimulatorMode.prompt_only:
             raise InputError(f"mode '{config.mode.value}' needs an SOP store: pass --sim DIR (from grouped-sim fit) or --sop-db DIR (from grouped-sim sop build)")
         return None
-    store = SOPStore(location or sim.store, taxonomy=sim.load_taxonomy()) if sim is not None else SOPStore(location)  # type: ignore[arg-type]
+    if sim is not None:
+        store = SOPStore(location or sim.store, taxonomy=sim.load_taxonomy(), rebuild=None if location else sim.rebuild(sim.store))
+    else:
+        store = SOPStore(location)  # type: ignore[arg-type]
     location = store.location
     if config.mode is SimulatorMode.full:
         if store.count() == 0:

@@ -91,7 +91,7 @@ class ChatRequest(BaseModel):
     model_config = {"extra": "allow"}
 
     model: str = "customer-0"
-    messages: list[ChatMessage] = Field(default_factory=list)
+    messages: list[ChatMessage] = Field(min_length=1, description="the call so far: user = the salesman's lines, assistant = the customer's replies")
     seed: int | None = None
     stream: bool = False
 
@@ -378,8 +378,8 @@ def create_app(service: CustomerService, api_key: str | None = None) -> Any:
     def check_key(authorization: str | None) -> None:
         if api_key is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given.encode(), api_key.encode()):
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), api_key.encode()):  # a bare key is not a Bearer token
             raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')", code="invalid_api_key")
 
     @app.get("/health")

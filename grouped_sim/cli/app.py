@@ -57,13 +57,34 @@ app.add_typer(coherence_app, name="coherence")
 app.add_typer(models_app, name="models")
 
 
+INTERRUPTED = (
+    "interrupted (Ctrl-C): every file is whole (written atomically or line by line); rerun the same command to go on "
+    "(a run: grouped-sim simulate --resume DIR)"
+)
+
+
 def main() -> None:
-    """Console entry point: user errors print one clear line and exit with their code."""
+    """Console entry point: user errors print one clear line and exit with their code; Ctrl-C
+    says what it left behind and exits 130, as a shell expects of an interrupted command."""
     try:
         app()
     except GroupedSimError as exc:
         label(console, "error:", "red", str(exc))
         sys.exit(getattr(exc, "exit_code", 1))
+    except SystemExit as exc:  # typer turns Ctrl-C into a silent exit 130: say what it left behind
+        if exc.code == 130 and _interrupted(exc):
+            label(console, "stopped:", "yellow", INTERRUPTED)
+        raise
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether a KeyboardInterrupt is somewhere in the chain of exceptions behind `exc`."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 if __name__ == "__main__":

@@ -7,18 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import default_corpus, out, progress
+from grouped_sim.errors import count
+from grouped_sim.cli.common import default_corpus, fmt, out, progress, warn
 
 coherence_app = typer.Typer(
     help="The coherence scorer: P(a customer reply answers this call), learned from a corpus by telling each real reply from replies of other calls at the same stage.",
     no_args_is_help=True,
 )
-
-
-def _fmt(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 @coherence_app.command("train")
@@ -54,12 +49,13 @@ def coherence_train(
     n, held = model.card["n"], model.card["heldout"]
     if held:
         out.print(
-            f"coherence scorer saved to {out_dir}: held-out ROC-AUC {_fmt(held['roc_auc'], held['roc_auc_ci'])}, accuracy {_fmt(held['accuracy'])}, "
-            f"real reply ranked above another call's {_fmt(held['rank_accuracy'])} "
-            f"({held['pairs']} pairs from {held['dialogues']} held-out dialogues; trained on {n['train_pairs']} pairs from {n['train_dialogues']})"
+            f"coherence scorer saved to {out_dir}: held-out ROC-AUC {fmt(held['roc_auc'], held['roc_auc_ci'])}, accuracy {fmt(held['accuracy'])}, "
+            f"real reply ranked above another call's {fmt(held['rank_accuracy'])} "
+            f"({held['pairs']} pairs from {count(held['dialogues'], 'held-out dialogue')}; trained on {n['train_pairs']} pairs from {n['train_dialogues']})"
         )
     else:
         out.print(f"coherence scorer saved to {out_dir}: trained on {n['train_pairs']} pairs from {n['train_dialogues']} dialogues; nothing held out, so no held-out figures")
+    warn(model.card["warnings"])
 
 
 @coherence_app.command("score")
@@ -104,6 +100,6 @@ def coherence_score(
         write_jsonl(out_path, rows)
     s = summarise(scores, threshold)
     out.print(
-        f"{s['replies']} customer replies in {s['dialogues']} dialogues: mean P(coherent) {_fmt(s['mean'], s['mean_ci'])}, "
-        f"accepted (P >= {threshold:g}) {_fmt(s['acceptance'], s['acceptance_ci'])}" + (f"; per-reply scores in {out_path}" if out_path else "")
+        f"{s['replies']} customer replies in {s['dialogues']} dialogues: mean P(coherent) {fmt(s['mean'], s['mean_ci'])}, "
+        f"accepted (P >= {threshold:g}) {fmt(s['acceptance'], s['acceptance_ci'])}" + (f"; per-reply scores in {out_path}" if out_path else "")
     )

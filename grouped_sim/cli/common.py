@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ def label(target: Console, tag: str, style: str, text: str) -> None:
     from rich.text import Text
 
     target.print(Text.assemble((tag, style), " ", text), soft_wrap=True)
+
+
+def warn(warnings: Iterable[str]) -> None:
+    """Print each warning of a result (the same strings its JSON keeps in `warnings`)."""
+    for warning in warnings:
+        label(console, "warning:", "yellow", warning)
+
+
+def fmt(value: float | None, ci: list[float] | None = None) -> str:
+    """A figure and its interval for the terminal; "n/a" when it could not be computed."""
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def default_corpus() -> Path:

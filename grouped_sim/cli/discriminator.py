@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import default_corpus, out, progress
+from grouped_sim.cli.common import default_corpus, fmt, out, progress, warn
 
 discriminator_app = typer.Typer(
     help="The pattern discriminator D_φ: tells real customer replies from model-written ones; its P(real) is the GRPO pattern reward and a realism metric.",
@@ -115,12 +115,12 @@ def _train_head(pairs: list[dict], data: Path, out_dir: Path, holdout: float, se
     """`discriminator train --head`: the realism head of `grouped_sim.discriminator.realism`."""
     from grouped_sim.discriminator.coherence import chosen_split
     from grouped_sim.discriminator.realism import RealismConfig, train_realism
-    from grouped_sim.io import read_json
+    from grouped_sim.discriminator.data import read_meta
 
     ids = sorted({p["dialogue_id"] for p in pairs})
     train_ids, held_ids, rule = chosen_split(split, ids, holdout, seed)
     folder = data if data.is_dir() else data.parent
-    meta = read_json(folder / "meta.json", "pairs metadata file") if (folder / "meta.json").is_file() else {}
+    meta = read_meta(folder)
     with progress() as bar:
         task = bar.add_task("embedding texts", total=None)
         model = train_realism(
@@ -130,14 +130,14 @@ def _train_head(pairs: list[dict], data: Path, out_dir: Path, holdout: float, se
     model.save(out_dir)
     n, held = model.card["n"], model.card["heldout"]
     if held:
-        ci = held["roc_auc_ci"]
         out.print(
-            f"realism head saved to {out_dir}: held-out ROC-AUC {held['roc_auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-            + f", real reply ranked above the model's {held['rank_accuracy']:.3f} ({n['heldout_real_replies']} real and {n['heldout_model_replies']} model replies "
+            f"realism head saved to {out_dir}: held-out ROC-AUC {fmt(held['roc_auc'], held['roc_auc_ci'])}"
+            + f", real reply ranked above the model's {fmt(held['rank_accuracy'])} ({n['heldout_real_replies']} real and {n['heldout_model_replies']} model replies "
             f"from {n['heldout_dialogues']} held-out dialogues; trained on {n['train_real_replies']} real and {n['train_model_replies']} model replies)"
         )
     else:
         out.print(f"realism head saved to {out_dir}: trained on {n['train_real_replies']} real and {n['train_model_replies']} model replies; nothing held out")
+    warn(model.card["warnings"])
 
 
 @discriminator_app.command("score")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, label, out, progress
+from grouped_sim.cli.common import console, label, out, progress, warn
 
 
 def fit(
@@ -26,17 +26,27 @@ def fit(
     outcome), an SOP store, and decision dynamics fitted to when and how your customers decide.
     Rerunning the command resumes an interrupted fit and otherwise leaves the folder as it is.
     """
-    from grouped_sim.graphs.fit import FitProgress, FitSettings, check_fit, run_fit
+    from grouped_sim.graphs.fit import FitProgress, FitSettings, SimFolder, check_fit, finished_fit, run_fit
+    from grouped_sim.models import parse_spec
 
-    extract = None
     if extractor:
-        extract = _extractor(extractor)
+        parse_spec(extractor)
     settings = FitSettings(corpus=str(corpus.resolve()), holdout=holdout, taxonomy=str(taxonomy.resolve()) if taxonomy else None, seed=seed, extractor=extractor)
     checked = check_fit(settings, out_dir)
-    with progress() as bar:
-        task = bar.add_task("stage labels", total=None)
-        hooks = FitProgress(start=lambda name, total: bar.update(task, description=name, completed=0, total=total), advance=lambda n: bar.advance(task, n))
-        summary = run_fit(checked, out_dir, extract=extract, progress=hooks)
+    summary = finished_fit(SimFolder(out_dir), checked.digest)
+    if summary is not None:
+        out.print(f"{out_dir}: already fitted on this corpus with these settings; every part checked, nothing rewritten")
+    else:
+        extract = _extractor(extractor) if extractor else None
+        with progress() as bar:
+            task = bar.add_task("stage labels", total=None)
+            hooks = FitProgress(start=lambda name, total: bar.update(task, description=name, completed=0, total=total), advance=lambda n: bar.advance(task, n))
+            summary = run_fit(checked, out_dir, extract=extract, progress=hooks)
+    _print_summary(out_dir, summary)
+
+
+def _print_summary(out_dir: Path, summary: dict) -> None:  # type: ignore[type-arg]
+    """What the fit learned, what it could not, and what to run next."""
     dyn = summary["dynamics"]
     out.print(f"{out_dir}: {summary['train']} training and {summary['holdout']} held-out calls; profiles {summary['profiles']}")
     if dyn["fitted"]:
@@ -44,6 +54,10 @@ def fit(
         out.print(f"decision dynamics fitted ({stats['moves']} moves, decisions {stats['events']}): held-out log loss {stats['cv_log_loss']} vs {stats['cv_null_log_loss']} for class frequencies")
     else:
         label(console, "decision dynamics not fitted, the prior is used:", "yellow", str(dyn["reason"]))
+    for role, scorer in (summary.get("coherence") or {}).items():
+        if not scorer.get("trained"):
+            label(console, f"no coherence {role} trained:", "yellow", str(scorer.get("reason")))
+        warn(f"coherence {role}: {w}" for w in scorer.get("warnings") or [])
     out.print(f"next: grouped-sim simulate --sim {out_dir} --out RUN   |   grouped-sim probe {out_dir}")
 
 

@@ -41,7 +41,7 @@ def sop_mine(
     from grouped_sim.config import GenerationParams
     from grouped_sim.corpus import read_corpus
     from grouped_sim.io import JsonlAppender
-    from grouped_sim.errors import InputError
+    from grouped_sim.errors import InputError, count
     from grouped_sim.models import build_chat_model, parse_spec
     from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
     from grouped_sim.sop_db.store import check_store_target
@@ -58,9 +58,9 @@ def sop_mine(
     for error in bad:
         label(console, "bad line", "red", str(error))
     if not items:
-        raise InputError(f"{path}: no valid dialogue to mine ({len(bad)} bad lines)")
+        raise InputError(f"{path}: no valid dialogue to mine ({count(len(bad), 'bad line')})")
     if bad and not skip_bad_lines:
-        raise InputError(f"{path}: {len(bad)} bad lines (listed above); nothing was written. Fix them, or pass --skip-bad-lines to mine the {len(items)} valid dialogues")
+        raise InputError(f"{path}: {count(len(bad), 'bad line')} (listed above); nothing was written. Fix them, or pass --skip-bad-lines to mine the {count(len(items), 'valid dialogue')}")
     labelled_corpus = read_corpus(labelled) if labelled else None
     store_dir = str(db) if db else str(out_dir / "sop_db")
     check_store_target(store_dir)
@@ -101,7 +101,7 @@ def sop_mine(
     out.print(f"{summary['dialogues']} dialogues mined into {out_dir}: profiles {summary['profiles']}, stage labels {summary['stage_sources']}")
     out.print(f"D_gen {summary['datasets']['D_gen']} records, D_sim {summary['datasets']['D_sim']} records; store {store_dir}: {summary['store']['chains']} chains")
     if bad:
-        label(console, "warning:", "yellow", f"{path}: {len(bad)} bad lines skipped (listed above, and in {out_dir / 'mine.json'}); the {len(items)} valid dialogues were mined")
+        label(console, "warning:", "yellow", f"{path}: {count(len(bad), 'bad line')} skipped (listed above, and in {out_dir / 'mine.json'}); {count(len(items), 'valid dialogue')} mined")
 
 
 def default_batch_size(extractor: str | None) -> int:

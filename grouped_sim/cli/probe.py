@@ -4,11 +4,11 @@ compare decisions, exits, lengths and coherence with the real people (see groupe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, label, out, progress
+from grouped_sim.cli.common import console, fmt, label, out, progress, warn
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 
 
@@ -25,7 +25,7 @@ def probe(
     ] = "fitted",
     seed: Annotated[int, typer.Option("--seed", help="Run seed of every variant.")] = 0,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields (sampling, runtime, ...).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where probe.json, probe.html and each variant's run go (default: SIM_DIR/probe).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where probe.json, probe.html, the replayed scripts and each variant's run go (default: SIM_DIR/probe); a new folder for another --n or --seed.")] = None,
 ) -> None:
     """The matched-pair probe: how close is the simulator to YOUR held-out customers?
 
@@ -40,7 +40,7 @@ def probe(
     from grouped_sim.config import load_config
     from grouped_sim.errors import InputError
     from grouped_sim.graphs.fit import SimFolder
-    from grouped_sim.graphs.probe import parse_variants, probe_cases, profile_similarity, run_probe
+    from grouped_sim.graphs.probe import parse_variants, probe_cases, probe_dir, profile_similarity, run_probe
     from grouped_sim.io import write_json_atomic, write_text_atomic
     from grouped_sim.metrics.probe import probe_summary
     from grouped_sim.models import parse_spec
@@ -57,27 +57,37 @@ def probe(
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     config = load_config(config_file).model_copy(update={"seed": seed})
-    target = (out_dir or folder.root / "probe").resolve()
-    console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} ...")
+    target = (out_dir or probe_dir(folder)).resolve()
     scorer = folder.coherence_scorer()
-    if scorer is None:
-        label(console, "note:", "yellow", f"{folder.root}: the fit has no coherence scorer (too few calls to train one); coherence is not probed")
+    console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} into {target} ...")
     with progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
         rows = run_probe(
-            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task)
+            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task)
         )
     similarity = profile_similarity(cases)
     summaries = {name: probe_summary(r, similarity, seed) for name, r in rows.items()}
     first = summaries[variants[0].name]
-    result = {"n": first["n"], "sim_folder": str(folder.root), "customer": customer, "seed": seed, "variant": variants[0].name, **{k: first[k] for k in ("figures", "majority_baseline", "confusion", "rows")}, "variants": summaries}
+    warnings = list(dict.fromkeys(f"{name}: {w}" if len(summaries) > 1 else w for name, summary in summaries.items() for w in summary["warnings"]))
+    result = {
+        "n": first["n"], "sim_folder": str(folder.root), "customer": customer, "seed": seed, "variant": variants[0].name,
+        **{k: first[k] for k in ("figures", "majority_baseline", "confusion", "rows")}, "warnings": warnings, "variants": summaries,
+    }
     write_json_atomic(target / "probe.json", result)
     html = target / "probe.html"
     write_text_atomic(html, render_probe_html(result))
     for name, summary in summaries.items():
-        figs = summary["figures"]
-        label(out, name, "bold", f"({summary['n']} customers, majority baseline {summary['majority_baseline']}):")
-        for key, f in figs.items():
-            flag = " beyond noise" if f.get("beyond_noise") else ""
-            out.print(f"  {key}: sim {f['sim']} real {f['real']} gap {f['gap']} CI {f['ci']} noise floor {f['noise_floor']}{flag}")
+        _print_variant(name, summary)
+    warn(warnings)
     out.print(f"wrote {target / 'probe.json'} and {html}")
+
+
+def _print_variant(name: str, summary: dict[str, Any]) -> None:
+    """One variant's figures; a figure that cannot stand is printed as n/a with why, never as a number."""
+    label(out, name, "bold", f"({summary['n']} customers, majority baseline {fmt(summary['majority_baseline'])}):")
+    for key, f in summary["figures"].items():
+        if f.get("why"):
+            out.print(f"  {key}: n/a ({f['why']})")
+            continue
+        flag = {True: " beyond noise", False: "", None: " (no noise floor: beyond noise unknown)"}[f.get("beyond_noise")] if f.get("ci") else ""
+        out.print(f"  {key}: sim {fmt(f['sim'])} real {fmt(f['real'])} gap {fmt(f['gap'], f['ci'])} noise floor {fmt(f['noise_floor'])}{flag}")

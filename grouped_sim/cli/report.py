@@ -12,16 +12,28 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, label, out, progress
+from grouped_sim.cli.common import console, label, out, progress, warn
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import InputError
-from grouped_sim.io import read_json, write_text_atomic
+from grouped_sim.io import write_text_atomic
 
 JUDGE_CACHE = "judge.jsonl"
 LIKENESS_CACHE = "likeness.jsonl"
 
 
+def _run_artifact(run_dir: Path, kind: str) -> Any:
+    """A file of a run folder as an artifact: `simulate --resume` repairs a torn line and redoes
+    lost calls (it needs the run's plan.json); without a plan only the run itself can be redone."""
+    from grouped_sim.artifacts import Artifact
+
+    if (run_dir / "plan.json").is_file():
+        return Artifact(kind, f"grouped-sim simulate --resume {run_dir} (repairs a line cut short and redoes the calls that are missing)")
+    return Artifact(kind, f"rerun the grouped-sim simulate command that wrote {run_dir} (it has no plan.json to resume)")
+
+
 def _read_run(run_dir: Path) -> tuple[list[Any], dict[str, Any]]:
+    """A run's dialogues and its run.json, checked against each other: fewer dialogues than the
+    summary counts means lines were lost, and no figure should rest on what is left."""
     from grouped_sim.corpus import read_corpus
 
     if not run_dir.is_dir():
@@ -30,12 +42,19 @@ def _read_run(run_dir: Path) -> tuple[list[Any], dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{run_dir}: no dialogues.jsonl in this folder; is it a run folder from `grouped-sim simulate`?")
     info: dict[str, Any] = {}
-    if (run_dir / "run.json").is_file():
-        info = read_json(run_dir / "run.json", "run summary")
-        if not isinstance(info, dict):
-            raise InputError(f"{run_dir / 'run.json'}: expected a JSON object (the run summary `simulate` writes)")
+    summary = run_dir / "run.json"
+    if summary.is_file():
+        artifact = _run_artifact(run_dir, "run summary")
+        info = artifact.read_json(summary)
+        artifact.require(isinstance(info, dict), summary, "expected a JSON object (the run summary `simulate` writes)")
+    dialogues_artifact = _run_artifact(run_dir, "run's dialogues")
+    with dialogues_artifact.reading(path):
+        dialogues = read_corpus(path)
+    recorded = info.get("dialogues")
+    if isinstance(recorded, int) and len(dialogues) < recorded:
+        raise dialogues_artifact.error(path, f"holds {len(dialogues)} of the {recorded} dialogues run.json records: lines were lost (cut short or overwritten)")
     info["dir"] = str(run_dir)
-    return read_corpus(path), info
+    return dialogues, info
 
 
 def _read_reference(reference: Path | None, taxonomy: Any) -> list[Any] | None:
@@ -54,7 +73,10 @@ def _read_reference(reference: Path | None, taxonomy: Any) -> list[Any] | None:
 
 
 def run_warnings(dialogues: list[Any], taxonomy_ids: list[str]) -> list[str]:
-    """What the figures of a run quietly leave out, said out loud (printed and kept in report.json)."""
+    """What the figures of a run quietly leave out, said out loud (printed, kept in report.json and
+    shown first in report.html)."""
+    if not dialogues:
+        return ["the run holds no calls (dialogues.jsonl is empty): every figure is n/a"]
     unknown: dict[str, int] = {}
     for d in dialogues:
         for t in d.turns:
@@ -107,14 +129,12 @@ def _coherence(spec: str | None, info: dict[str, Any]) -> tuple[Any, str | None]
     return CoherenceScorer(shipped_scorer_path()).score, "shipped:coherence-judge"
 
 
-def _cheap_report(
-    run_dir: Path, reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None
-) -> tuple[dict[str, Any], list[Any]]:
+def _cheap_report(run: tuple[list[Any], dict[str, Any]], reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None) -> dict[str, Any]:
+    """The figures of a run (its dialogues and run.json) that need no judge or scorer."""
     from grouped_sim.report import compute_report
 
-    dialogues, info = _read_run(run_dir)
-    report = compute_report(dialogues, taxonomy_ids=taxonomy_ids, run_info=info, reference=reference, reference_name=reference_name, stage_tagger=tagger, context=context)
-    return report, dialogues
+    dialogues, info = run
+    return compute_report(dialogues, taxonomy_ids=taxonomy_ids, run_info=info, reference=reference, reference_name=reference_name, stage_tagger=tagger, context=context)  # type: ignore[no-any-return]
 
 
 def _print_table(title: str, table: dict[str, Any]) -> None:
@@ -271,8 +291,7 @@ def report(
         coherence_name=coherence_name,
     )
     result["warnings"] = run_warnings(dialogues, taxonomy_ids)
-    for warning in result["warnings"]:
-        label(console, "warning:", "yellow", warning)
+    warn(result["warnings"])
     write_json_atomic(target / "report.json", result)
     html_path = target / "report.html"
     write_text_atomic(html_path, render_html(result, dialogues))
@@ -329,7 +348,7 @@ def _teacher_forced(reference: list[Any], spec: str, info: dict[str, Any], run_d
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders (e.g. a full run and a prompt-only run; or agent A and agent B, the first being the baseline).")],
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders (e.g. a full run and a prompt-only run; or agent A and agent B, the first being the baseline). Runs of the same customers (simulate --plan-from) are also paired call by call.")],
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Corpus of REAL dialogues: adds the fidelity rows and a 'real' column.")] = None,
     names: Annotated[Optional[str], typer.Option("--names", help="Comma-separated column names (default: the folder names).")] = None,
     sop_db: Annotated[Optional[Path], typer.Option("--sop-db", help="SOP store to tag stages of unlabelled turns, so SNR is comparable across modes.")] = None,
@@ -351,11 +370,11 @@ def compare(
     from grouped_sim.io import write_json_atomic
     from grouped_sim.report.compare import comparison, to_markdown
     from grouped_sim.report.html import render_compare_html
-    from grouped_sim.report.paired import paired_comparison
+    from grouped_sim.report.paired import paired_comparison, pairing_warnings
     from grouped_sim.sop_db.taxonomy import load_taxonomy
 
-    if len(runs) < 1:
-        raise InputError("compare needs at least one run folder")
+    if len(runs) < 2:
+        raise InputError(f"compare needs two or more run folders (got {len(runs)}); the first is the baseline. To measure one run: grouped-sim report {runs[0] if runs else 'RUN'}")
     labels = [n.strip() for n in names.split(",")] if names else [r.name or str(r) for r in runs]
     if len(labels) != len(runs):
         raise InputError(f"--names gives {len(labels)} names for {len(runs)} runs")
@@ -364,39 +383,37 @@ def compare(
     loaded_taxonomy = load_taxonomy(taxonomy)
     ref = _read_reference(reference, loaded_taxonomy)
     ref_name = str(reference) if reference is not None else None
+    # Every run is read and checked before any figure is computed: a missing or damaged second run
+    # is found in a second, not after the first run's metrics.
+    runs_read = {name: _read_run(run_dir) for name, run_dir in zip(labels, runs)}
+    cached = {name: None if refresh else _reusable_report(run_dir, ref_name) for name, run_dir in zip(labels, runs)}
     taxonomy_ids = loaded_taxonomy.ids
     context = scorecard_context(taxonomy)
     tagger = _stage_tagger(sop_db)
     reports: dict[str, dict[str, Any]] = {}
-    dialogues: dict[str, list[Any]] = {}
+    dialogues: dict[str, list[Any]] = {name: runs_read[name][0] for name in labels}
     with progress() as bar:
         task = bar.add_task("runs", total=len(runs))
-        for name, run_dir in zip(labels, runs):
-            cached = run_dir / "report.json"
-            reuse = None
-            if cached.is_file() and not refresh:
-                reuse = read_json(cached, "report")
-                if not isinstance(reuse, dict) or not isinstance(reuse.get("reference") or {}, dict):
-                    raise InputError(f"{cached}: not a report written by `grouped-sim report`; rerun it, or pass --refresh")
-                if ((reuse.get("reference") or {}).get("name")) != ref_name or "units" not in reuse:
-                    reuse = None
-            if reuse is not None:
-                reports[name], dialogues[name] = reuse, _read_run(run_dir)[0]
-            else:
-                reports[name], dialogues[name] = _cheap_report(run_dir, ref, ref_name, taxonomy_ids, tagger, context)
+        for name in labels:
+            reports[name] = cached[name] or _cheap_report(runs_read[name], ref, ref_name, taxonomy_ids, tagger, context)
             bar.advance(task)
     if tagger is not None:  # the pairs read stages the same way the figures did
         from grouped_sim.report import fill_stages
 
         dialogues = {k: fill_stages(v, tagger)[0] for k, v in dialogues.items()}
     table = comparison(reports)
-    _print_table("compare", table)
     paired = []
+    warnings: list[str] = []
     for name in labels[1:]:
         block = paired_comparison(dialogues[labels[0]], dialogues[name], context, names=(labels[0], name))
+        warnings += pairing_warnings(block, (labels[0], name), runs[0])
         if block is not None:
             paired.append(block)
-            _print_paired(block)
+    table["warnings"] = warnings
+    _print_table("compare", table)
+    for block in paired:
+        _print_paired(block)
+    warn(warnings)
     if json_out:
         write_json_atomic(json_out, {**table, "paired": paired})
         out.print(f"wrote {json_out}")
@@ -406,6 +423,26 @@ def compare(
     if html_out:
         write_text_atomic(html_out, render_compare_html(table, paired))
         out.print(f"wrote {html_out}")
+
+
+def _reusable_report(run_dir: Path, ref_name: str | None) -> dict[str, Any] | None:
+    """A run's report.json when compare may reuse it (made against the same --reference, with the
+    per-call units of report version 2), checked as an artifact; None: compute the cheap figures."""
+    from grouped_sim.artifacts import Artifact
+    from grouped_sim.report.compute import ReportFile
+
+    path = run_dir / "report.json"
+    if not path.is_file():
+        return None
+    again = f"grouped-sim report {run_dir}" + (f" --reference {ref_name}" if ref_name else "") + " (or pass --refresh to compare without it)"
+    artifact = Artifact("report", again)
+    raw = artifact.read_json(path)
+    artifact.require(isinstance(raw, dict) and isinstance(raw.get("reference") or {}, dict), path, "not a report written by `grouped-sim report`")
+    if (raw.get("reference") or {}).get("name") != ref_name or "units" not in raw:
+        return None
+    with artifact.reading(path):
+        ReportFile.model_validate(raw)
+    return raw  # type: ignore[no-any-return]
 
 
 def _print_paired(block: dict[str, Any]) -> None:

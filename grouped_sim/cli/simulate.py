@@ -198,7 +198,7 @@ def _planned_from(
     if clashing:
         flags = ", ".join("--" + name.replace("_", "-") for name in clashing)
         raise InputError(f"--plan-from takes the customers, seeds and config of {run_dir}; drop {flags}")
-    plan = load_plan(run_dir)
+    plan = load_plan(run_dir, "--plan-from")
     config = plan.config
     if config_file is not None:
         own = load_config(config_file)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import default_corpus, out, progress
+from grouped_sim.cli.common import default_corpus, out, progress, warn
 
 sop_app = typer.Typer(help="The SOP store: behaviour chains of real customers, in Chroma, retrieved by profile.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def sop_build(
     corpus is checked first (every line, every stage label) and the store is built beside its
     folder and moved into place when complete: a bad line or a failure leaves no store behind.
     """
-    from grouped_sim.corpus import read_corpus_lines
+    from grouped_sim.corpus import empty_turn_warnings, read_corpus_lines
     from grouped_sim.errors import InputError
     from grouped_sim.sop_db.store import build_store, check_stages
     from grouped_sim.sop_db.taxonomy import load_taxonomy
@@ -41,6 +41,7 @@ def sop_build(
         task = bar.add_task("embedding dialogues", total=len(dialogues))
         counts = build_store(str(db), dialogues, on_progress=lambda n: bar.advance(task, n), taxonomy=stages)
     out.print(f"SOP store {db}: {counts['chains']} behaviour chains, {counts['annotated_turns']} annotated turns (from {path})")
+    warn(empty_turn_warnings(lines, path, "stored as an empty step of its behaviour chain"))
 
 
 @sop_app.command("query")

@@ -43,7 +43,13 @@ class Figure(BaseModel):
     noise_floor: float | None = Field(None, description="mean |figure(half A) - figure(half B)| over random halves of the real calls")
     n_sim: int = 0
     n_real: int = 0
-    beyond_noise: bool | None = Field(None, description="the gap's interval excludes 0 and |gap| exceeds the noise floor")
+    beyond_noise: bool | None = Field(None, description="the gap's interval excludes 0 and |gap| exceeds the noise floor (None: no interval or no floor to clear)")
+    why: str | None = Field(None, description="why the figure is n/a, when it is: said instead of a number that cannot stand")
+
+    @classmethod
+    def unavailable(cls, why: str, n: int = 0) -> Figure:
+        """A figure that cannot be computed from these calls, and the reason shown in its place."""
+        return cls(sim=None, real=None, gap=None, n_sim=n, n_real=n, why=why)
 
 
 class Vectorised:
@@ -182,10 +188,11 @@ def _difference(stat: Stat) -> Distance:
 
 
 def _beyond(ci: list[float] | None, gap: float | None, floor: float | None) -> bool | None:
-    if ci is None or gap is None:
+    """Beyond noise: the interval excludes 0 and the gap is larger than the floor. Without a floor
+    (fewer than 4 real calls to halve) nothing says how large noise is, so the answer is None."""
+    if ci is None or gap is None or floor is None:
         return None
-    excludes_zero = ci[0] > 0 or ci[1] < 0
-    return bool(excludes_zero and (floor is None or abs(gap) > floor))
+    return bool((ci[0] > 0 or ci[1] < 0) and abs(gap) > floor)
 
 
 def _round(value: float | None) -> float | None:

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy.stats import wasserstein_distance
 
+from grouped_sim.errors import count
 from grouped_sim.metrics.fidelity import decision_state, state_depth
 from grouped_sim.metrics.intervals import SPLITS, Figure, bootstrap_ci, compare_paired, halves, paired_distance
 
@@ -96,13 +97,26 @@ def decision_agreement(rows: Sequence[ProbeRow], similarity: np.ndarray | None, 
     return Figure(sim=None if value is None else round(value, 4), real=1.0, gap=None if value is None else round(value - 1.0, 4), ci=ci, noise_floor=floor, n_sim=len(rows), n_real=len(rows), beyond_noise=beyond)
 
 
-def probe_figures(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0) -> dict[str, Figure]:
-    """Every aggregate figure of the probe (rows that ended in an error are left out by the caller)."""
-    figures = {
+DECISION_FIGURES = ("decision_agreement", "walk_away_rate", "agree_rate", "callback_rate")
+NO_DECISIONS = "no held-out real call ends in a decision (every outcome is 'unknown'): nothing to compare the simulated decisions with"
+
+
+def decision_figures(rows: Sequence[ProbeRow], similarity: np.ndarray | None, seed: int) -> dict[str, Figure]:
+    """Decision agreement and the outcome rates; n/a, with why, when no real customer decided."""
+    if not any(r.real != "undecided" for r in rows):
+        return {key: Figure.unavailable(NO_DECISIONS if rows else "no customers probed", len(rows)) for key in DECISION_FIGURES}
+    return {
         "decision_agreement": decision_agreement(rows, similarity, seed),
         "walk_away_rate": compare_paired(rows, lambda u: _rate(u, "sim", WALK_AWAY), lambda u: _rate(u, "real", WALK_AWAY), seed=seed),
         "agree_rate": compare_paired(rows, lambda u: _rate(u, "sim", {"agreed"}), lambda u: _rate(u, "real", {"agreed"}), seed=seed),
         "callback_rate": compare_paired(rows, lambda u: _rate(u, "sim", {"callback"}), lambda u: _rate(u, "real", {"callback"}), seed=seed),
+    }
+
+
+def probe_figures(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0) -> dict[str, Figure]:
+    """Every aggregate figure of the probe (rows that ended in an error are left out by the caller)."""
+    figures = {
+        **decision_figures(rows, similarity, seed),
         "exit_turn_w1": paired_distance(
             rows, lambda u: _w1([r.sim_exit for r in u], [r.real_exit for r in u]), lambda a, b: _w1([r.real_exit for r in a], [r.real_exit for r in b]), seed=seed
         ),
@@ -120,12 +134,30 @@ def confusion(rows: Sequence[ProbeRow]) -> dict[str, dict[str, int]]:
     return {real: {sim: counts[(real, sim)] for sim in DECISIONS} for real in DECISIONS}
 
 
+def probe_warnings(rows: Sequence[ProbeRow], ok: Sequence[ProbeRow]) -> list[str]:
+    """What the figures of one variant cannot say, in words (kept in probe.json and on the page)."""
+    warnings = []
+    if failed := len(rows) - len(ok):
+        warnings.append(f"{count(failed, 'simulated call')} of {len(rows)} ended in an error and {'is' if failed == 1 else 'are'} left out of every figure")
+    undecided = sum(r.real == "undecided" for r in ok)
+    if ok and undecided == len(ok):
+        warnings.append(f"{NO_DECISIONS}; decision agreement and the walk-away, agree and callback rates are n/a. Give the corpus's outcomes to probe decisions")
+    elif undecided:
+        warnings.append(f"{count(undecided, 'held-out real call')} of {len(ok)} {'ends' if undecided == 1 else 'end'} without a decision (outcome 'unknown'): counted as 'undecided' in the decision figures")
+    if len(ok) < 4:
+        warnings.append(f"{count(len(ok), 'customer')} probed: a noise floor needs at least 4, so no gap is called beyond noise")
+    if ok and not any(r.sim_coherence for r in ok):
+        warnings.append("coherence not probed: the sim folder has no coherence scorer (too few calls to train one)")
+    return warnings
+
+
 def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
-    """figures, confusion, outcome rates and the majority baseline for one simulated variant."""
+    """figures, confusion, outcome rates, the majority baseline and warnings for one simulated variant."""
     keep = [i for i, r in enumerate(rows) if r.error is None]
     ok = [rows[i] for i in keep]
     similarity = similarity[np.ix_(keep, keep)] if similarity is not None else None
-    majority = Counter(r.real for r in ok).most_common(1)
+    decided = any(r.real != "undecided" for r in ok)
+    majority = Counter(r.real for r in ok).most_common(1) if decided else []  # no decision to guess: n/a
     return {
         "n": len(ok),
         "errors": len(rows) - len(ok),
@@ -133,5 +165,6 @@ def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None
         "figures": {k: v.model_dump() for k, v in probe_figures(ok, similarity, seed).items()},
         "majority_baseline": round(majority[0][1] / len(ok), 4) if majority else None,
         "confusion": confusion(ok),
+        "warnings": probe_warnings(rows, ok),
         "rows": [r.model_dump() for r in rows],
     }

@@ -98,7 +98,9 @@ def to_markdown(table: dict[str, Any], paired: list[dict[str, Any]] | None = Non
     difference to the first run, * when beyond noise), then each paired comparison."""
     head = "| metric | " + " | ".join(table["columns"]) + " |"
     sep = "|---|" + "---:|" * len(table["columns"])
-    lines = [head, sep]
+    lines = [f"> **warning:** {w}" for w in table.get("warnings") or []]
+    lines += [""] if lines else []
+    lines += [head, sep]
     for row in table["rows"]:
         hint = HINTS[row["better"]]
         label = f"{row['label']} {hint}".strip()

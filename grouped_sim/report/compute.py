@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from grouped_sim.metrics import diversity as div
 from grouped_sim.metrics import fidelity as fid
@@ -29,6 +30,30 @@ from grouped_sim.report.scorecard import ScorecardContext, scorecard
 from grouped_sim.schemas import Dialogue, Turn
 
 REPORT_VERSION = 2
+
+
+class ReportUnits(BaseModel):
+    """Per-call values behind the figures: what `compare` resamples."""
+
+    simulated: dict[str, list[Any]]
+    reference: dict[str, list[Any]] | None = None
+
+
+class ReportSummary(BaseModel):
+    dialogues: int = Field(ge=0)
+
+
+class ReportFile(BaseModel):
+    """The part of report.json that a reader (compare) relies on; the rest is read leniently."""
+
+    model_config = ConfigDict(extra="allow")
+
+    summary: ReportSummary
+    units: ReportUnits
+    reference: dict[str, Any] | None = None
+    figures: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    taxonomy: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 StageTagger = Callable[[list[str]], list[str]]
 """Salesman texts -> SOP stage ids (the SOP store's nearest-neighbour tagger, injected by the CLI)."""
 

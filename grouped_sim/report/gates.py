@@ -23,6 +23,7 @@ from grouped_sim.report.scorecard import Interval, Scorecard
 
 NAMES = ("conversion", "conversion_with_callback", "walk_away", "cut_off", "exit_turn", "pass_k", "pass_k_with_callback")
 GROUPED = ("conversion", "conversion_with_callback", "walk_away")
+RANGES = {"exit_turn": (0.0, float("inf"))}  # the rest are shares of calls: [0, 1]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ def parse_gate(text: str, under: bool) -> Gate:
         bound = float(value)
     except ValueError as exc:
         raise InputError(f"{flag} {text!r}: {value!r} is not a number") from exc
+    low, high = RANGES.get(name, (0.0, 1.0))
+    if not low <= bound <= high:  # also refuses nan
+        what = "a share of calls, from 0 to 1" if high == 1.0 else f"at least {low:g}"
+        raise InputError(f"{flag} {text!r}: {name} is {what}, so a bar of {value} can never be met or always is; e.g. {flag} {name}=0.25")
     return Gate(name, group or None, bound, under)
 
 

@@ -35,6 +35,7 @@ summary{cursor:pointer;font-size:13px}.turn-salesman td:first-child{color:#2f6db
 #filter{padding:4px 8px;width:320px;font-size:13px}
 .beyond{font-weight:700;color:#b5443a}.ci{color:#666;font-size:12px}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
 .card{background:#fff;border:1px solid #ddd;padding:8px 12px;min-width:150px}.card b{font-size:20px;display:block}
+.warnings{background:#fff7e0;border:1px solid #e0b84a;padding:4px 16px;margin-top:16px}.warnings h2{border:0;margin:8px 0 0;font-size:16px}
 """
 
 SCRIPT = """
@@ -51,6 +52,14 @@ document.getElementById('filter').addEventListener('input', function (e) {
   });
 });
 """
+
+
+def warnings_html(warnings: Sequence[str]) -> str:
+    """The page's warnings (the same strings as its JSON's `warnings`), first on the page; "" without any."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return f"<section id='warnings' class='warnings'><h2>Warnings: figures that cannot stand are shown as n/a</h2><ul>{items}</ul></section>"
 
 
 def _fmt(value: Any) -> str:
@@ -349,7 +358,7 @@ def render_html(report: dict[str, Any], dialogues: Sequence[Dialogue]) -> str:
 <body data-summary="{data}">
 <header><h1>grouped-sim report</h1><p>{escape(subtitle)}</p><p>{ref_line}</p>
 <p>{report['summary']['dialogues']} dialogues · {report['summary']['customer_turns']} customer turns · generated {escape(report['generated_at'])}</p></header>
-<main>
+<main>{warnings_html(report.get("warnings") or [])}
 <section id="scorecard"><h2>The agent under test: scorecard</h2>{_scorecard(report)}</section>
 <section id="summary"><h2>The simulator's fidelity: headline figures</h2>{_headline(report)}
 <p class="note">TLV: variance of customer reply lengths within a call. IRS: 1 − mean similarity of adjacent customer replies. SNR: share of SOP stages a call visits. Walk-away: calls the customer ended by hanging up or refusing. Depth bias: how much deeper into the sales funnel simulated non-buyers sit than real ones (papers/003). See docs/evaluation.md.</p></section>
@@ -424,7 +433,7 @@ def render_compare_html(table: dict[str, Any], paired: Sequence[dict[str, Any]] 
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>grouped-sim compare</title><style>{CSS}</style></head>
 <body><header><h1>grouped-sim compare</h1><p>{escape(' · '.join(table['columns']))}; baseline: {escape(str(table.get('baseline')))}</p></header>
-<main>{''.join(_paired_section(p) for p in paired)}
+<main>{warnings_html(table.get("warnings") or [])}{''.join(_paired_section(p) for p in paired)}
 <section id="table"><h2>Side by side</h2><table>{head}{rows}</table>
 <p class="note">Each value with its [95 % bootstrap interval over dialogues]; Δ: difference to the first run, * when beyond noise (its interval excludes 0 and it exceeds the noise floor).</p></section>
 </main></body></html>

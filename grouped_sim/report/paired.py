@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from grouped_sim.errors import count
 from grouped_sim.metrics.intervals import Vectorised, difference, noise_floor, paired_ci
 from grouped_sim.report.scorecard import HABITS, ScorecardContext, call_records
 
@@ -86,7 +87,7 @@ def _figure(clusters: Sequence[Sequence[Pair]], value: Callable[[dict[str, Any]]
     b_mean = None if d is None or a_mean is None else a_mean + d
     ci = paired_ci(list(clusters), diff)
     floor = noise_floor(list(clusters), difference(baseline))  # A's own figure between halves of its customers
-    beyond = None if ci is None or d is None else bool((ci[0] > 0 or ci[1] < 0) and (floor is None or abs(d) > floor))
+    beyond = None if ci is None or d is None or floor is None else bool((ci[0] > 0 or ci[1] < 0) and abs(d) > floor)  # no floor (< 4 customers): unknown
     n = int(diff.array(clusters)[:, 1].sum()) if len(clusters) else 0
     return {"a": _r(a_mean), "b": _r(b_mean), "diff": _r(d), "ci": ci, "noise_floor": floor, "beyond_noise": beyond, "pairs": n}
 
@@ -171,6 +172,24 @@ def paired_comparison(a_dialogues: Sequence[Any], b_dialogues: Sequence[Any], ct
         "won": won,
         "lost": lost,
     }
+
+
+def pairing_warnings(block: dict[str, Any] | None, names: tuple[str, str], baseline_dir: Any) -> list[str]:
+    """What a paired comparison leaves out, said where the figures are (terminal, JSON, markdown,
+    HTML): no customer in common, or calls without a twin in the other run."""
+    a, b = names
+    if block is None:
+        return [f"{b} shares no customer with {a}: no paired comparison, only the side-by-side figures. To compare two agents "
+                f"on the same customers, run the second with grouped-sim simulate --plan-from {baseline_dir} --out DIR"]
+    warnings = []
+    if block["unpaired"]["a"] or block["unpaired"]["b"]:
+        warnings.append(f"{b} vs {a}: {count(block['customers'], 'customer')} in common; {count(block['unpaired']['a'], 'call')} of {a} and "
+                        f"{count(block['unpaired']['b'], 'call')} of {b} have no twin in the other run and are left out of the paired figures")
+    if sum(block["excluded"].values()):
+        warnings.append(f"{b} vs {a}: {count(sum(block['excluded'].values()), 'pair')} left out because a call could not be scored (it ended in an error)")
+    if block["customers"] < 4:
+        warnings.append(f"{b} vs {a}: {count(block['customers'], 'customer')} paired: a noise floor needs at least 4, so no difference is called beyond noise")
+    return warnings
 
 
 def paired_rows(paired: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

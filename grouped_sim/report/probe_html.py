@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from grouped_sim.report.html import CSS
+from grouped_sim.report.html import CSS, warnings_html
 
 LABELS = {
     "decision_agreement": "decision agreement with the real person",
@@ -58,6 +58,9 @@ def _figures_table(figures: dict[str, dict[str, Any]]) -> str:
     head = "<tr><th>figure</th><th>sim</th><th>real</th><th>gap</th><th>95 % interval of the gap</th><th>noise floor</th><th>beyond noise</th></tr>"
     cells = []
     for key, f in figures.items():
+        if f.get("why"):
+            cells.append(f"<tr><td>{escape(LABELS.get(key, key))}</td><td colspan=6>n/a: {escape(f['why'])}</td></tr>")
+            continue
         beyond = {True: "yes", False: "no", None: "n/a"}[f.get("beyond_noise")]
         cells.append(
             f"<tr><td>{escape(LABELS.get(key, key))}</td><td class=num>{_num(f.get('sim'))}</td><td class=num>{_num(f.get('real'))}</td>"
@@ -96,4 +99,4 @@ def render_probe_html(probe: dict[str, Any]) -> str:
             f"{_figures_table(variant['figures'])}<h3>decisions</h3>{_confusion(variant['confusion'])}<h3>customers</h3>{_rows(variant['rows'])}"
         )
     header = f"<header><h1>grouped-sim probe</h1><p>{escape(probe['sim_folder'])}: {probe['n']} held-out real customers against the real salesman's moves; customer model {escape(probe['customer'])}</p></header>"
-    return f"<!doctype html><html><head><meta charset=utf-8><title>grouped-sim probe</title><style>{CSS}</style></head><body>{header}<main>{''.join(sections)}</main></body></html>"
+    return f"<!doctype html><html><head><meta charset=utf-8><title>grouped-sim probe</title><style>{CSS}</style></head><body>{header}<main>{warnings_html(probe.get('warnings') or [])}{''.join(sections)}</main></body></html>"

@@ -91,6 +91,19 @@ def test_split_ids_must_be_disjoint_and_known(corpus) -> None:
 # --------------------------------------------------------------------------- trained on the sample corpus
 
 
+def test_a_scorer_trained_on_too_few_calls_says_so_on_its_card(corpus) -> None:
+    def rng_embed(texts):
+        return np.random.default_rng(len(texts)).normal(size=(len(texts), 8))
+
+    ids = [d.id for d in corpus[:3]]
+    model = train_coherence(corpus[:3], ids[:2], ids[2:], embed_fn=rng_embed)
+    warnings = " | ".join(model.card["warnings"])
+    assert model.card["n"]["train_dialogues"] == 2 and "trained on 2 dialogues (fewer than 10)" in warnings
+    assert "1 held-out dialogue" in warnings  # ROC-AUC n/a or too few to trust, never silent
+    roomy = train_coherence(corpus, [d.id for d in corpus[:60]], [d.id for d in corpus[60:]], embed_fn=rng_embed)
+    assert roomy.card["warnings"] == []
+
+
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     """A scorer trained on 80 % of the sample corpus's calls; 20 % (15 calls) held out."""

@@ -47,11 +47,16 @@ def test_profiles_never_carry_the_outcome_and_held_out_ones_only_the_calls_start
             assert late not in json.dumps(record.profile.model_dump(mode="json"))  # the decision is at the end of a call
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_a_rerun_leaves_the_folder_as_it_was_and_other_input_is_refused(fitted_dir: Path, raw_corpus: Path, tmp_path: Path) -> None:
-    before = {p.name: p.read_bytes() for p in fitted_dir.iterdir() if p.is_file()}
+    before = _files(fitted_dir)  # every file, the store's and the scorers' included
     done = subprocess.run(CLI + ["fit", "--corpus", str(raw_corpus), "--out", str(fitted_dir), "--holdout", "0.25", "--seed", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert {p.name: p.read_bytes() for p in fitted_dir.iterdir() if p.is_file()} == before
+    assert "already fitted" in done.stdout and "nothing rewritten" in done.stdout
+    assert _files(fitted_dir) == before
     other = subprocess.run(CLI + ["fit", "--corpus", str(raw_corpus), "--out", str(fitted_dir), "--seed", "2"], capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "holds a fit of another corpus or other settings" in " ".join(other.stderr.split())
 
@@ -70,7 +75,7 @@ def good(n: int) -> str:
 @pytest.mark.parametrize(
     ("lines", "extra", "expected"),
     [
-        ([good(1), json.dumps({"id": "d-2", "domain": "x", "turns": [{"role": "salesman", "text": "hello?"}]})], [], "calls.jsonl:2: field '<line>': Value error, a dialogue needs at least one customer turn"),
+        ([good(1), json.dumps({"id": "d-2", "domain": "x", "turns": [{"role": "salesman", "text": "hello?"}]})], [], "calls.jsonl:2: field '<line>': a dialogue needs at least one customer turn"),
         ([], [], "calls.jsonl: no dialogues in the corpus"),
         ([good(1), good(2)], ["--holdout", "0.9"], "leaves 0 of 2 dialogues to fit on"),
         ([good(1), good(2), good(3)], ["--taxonomy", "TAXONOMY"], "taxonomy.yaml:3: taxonomy file is not valid YAML"),
@@ -85,3 +90,28 @@ def test_bad_input_is_a_clear_error_naming_file_and_line(tmp_path: Path, lines, 
     assert expected in message and "Traceback" not in done.stderr
     assert message.startswith("error:")  # input is checked before any progress is shown
     assert not (tmp_path / "out" / "fit.json").exists()
+
+
+def test_a_damaged_part_is_named_with_its_repair_and_a_removed_part_is_redone(fitted_dir: Path, raw_corpus: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from grouped_sim.graphs.fit import SimFolder
+    from tests.runtime.fakes import invoke
+
+    sim = tmp_path / "sim"
+    shutil.copytree(fitted_dir, sim)
+    fit = ["fit", "--corpus", str(raw_corpus), "--out", str(sim), "--holdout", "0.25", "--seed", "1"]
+    head = sim / "coherence" / "judge" / "head.npz"
+    head.write_bytes(head.read_bytes()[:300])  # cut short, as a full disk leaves it
+    damaged = invoke(fit, capsys)
+    assert damaged.code == 2 and f"{head}: damaged or foreign" in damaged.output and f"remove {head.parent}, then rerun grouped-sim fit" in damaged.output
+    shutil.copy(fitted_dir / "coherence" / "judge" / "head.npz", head)
+    taxonomy = sim / "taxonomy.yaml"
+    taxonomy.write_text("stages: [", encoding="utf-8")
+    damaged = invoke(fit, capsys)
+    assert damaged.code == 2 and f"{taxonomy}:1: taxonomy file is not valid YAML" in damaged.output and f"remove {taxonomy}, then rerun" in damaged.output
+    taxonomy.unlink()  # as the message says
+    redone = invoke(fit, capsys)
+    assert redone.code == 0, redone.output
+    SimFolder(sim).check()  # whole again, every part read
+    assert taxonomy.read_bytes() == (fitted_dir / "taxonomy.yaml").read_bytes()

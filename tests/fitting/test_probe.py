@@ -55,3 +55,30 @@ def test_probe_writes_figures_with_intervals_and_noise_floors(fitted_dir: Path, 
     assert (out / "probe.html").read_text().count("<details>") == 4
     coherence = probe["figures"]["coherence"]  # scored by the fit's own scorer, on real and simulated replies
     assert 0 < coherence["real"] < 1 and 0 < coherence["sim"] < 1
+    # Everything goes under --out, the runs too: the sim folder is left as it was.
+    assert (out / "fitted" / "dialogues.jsonl").is_file() and (out / "scripts.jsonl").is_file() and not (fitted_dir / "probe").exists()
+    again = subprocess.run(CLI + ["probe", str(fitted_dir), "--n", "3", "--config", str(config), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    said = " ".join(again.stderr.split())
+    assert again.returncode == 2 and f"{out / 'fitted'}: holds a probe of other customers or settings" in said and "pass a new --out folder" in said
+
+
+def test_a_probe_of_calls_without_outcomes_says_so_instead_of_printing_decisions() -> None:
+    from grouped_sim.report.probe_html import render_probe_html
+
+    rows = [row(i, "undecided", "refused") for i in range(5)]
+    summary = probe_summary(rows, np.eye(5))
+    for name in ("decision_agreement", "walk_away_rate", "agree_rate", "callback_rate"):
+        figure = summary["figures"][name]
+        assert figure["sim"] is None and figure["gap"] is None and figure["beyond_noise"] is None and "every outcome is 'unknown'" in figure["why"]
+    assert summary["majority_baseline"] is None
+    assert any("decision agreement and the walk-away, agree and callback rates are n/a" in w for w in summary["warnings"])
+    page = render_probe_html({"sim_folder": "sim", "n": 5, "customer": "c", "warnings": summary["warnings"], "variants": {"fitted": summary}})
+    assert "id='warnings'" in page and "n/a: no held-out real call ends in a decision" in page
+
+
+def test_too_few_customers_for_a_noise_floor_are_never_beyond_noise() -> None:
+    rows = [row(0, "agreed", "refused"), row(1, "agreed", "refused"), row(2, "agreed", "refused")]
+    summary = probe_summary(rows, np.eye(3))
+    agree = summary["figures"]["agree_rate"]
+    assert agree["gap"] == -1.0 and agree["noise_floor"] is None and agree["beyond_noise"] is None
+    assert any("a noise floor needs at least 4" in w for w in summary["warnings"])

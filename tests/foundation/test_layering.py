@@ -17,7 +17,7 @@ SOURCE = {"grouped_sim": "grouped_sim", "grouped_sim.graphs": "graphs", "grouped
 LAYERS: list[tuple[str, list[str]]] = [
     ("core: errors and the tensor thread", ["grouped_sim", "grouped_sim.errors", "grouped_sim.compute"]),
     ("core: contracts and shipped data", ["grouped_sim.schemas", "grouped_sim.resources", "grouped_sim.data", "grouped_sim.jsontext"]),
-    ("core: config, files, transcripts, prompts", ["grouped_sim.config", "grouped_sim.io", "grouped_sim.corpus", "grouped_sim.runfolder", "grouped_sim.transcript", "grouped_sim.prompts"]),
+    ("core: config, files, transcripts, prompts", ["grouped_sim.config", "grouped_sim.io", "grouped_sim.corpus", "grouped_sim.runfolder", "grouped_sim.transcript", "grouped_sim.prompts", "grouped_sim.artifacts"]),
     ("core: prompts and models", ["grouped_sim.customer_prompt", "grouped_sim.profile_prompt", "grouped_sim.role_guard", "grouped_sim.embeddings", "grouped_sim.models"]),
     ("evaluation", ["grouped_sim.metrics", "grouped_sim.report"]),
     ("domain", ["grouped_sim.sop_db", "grouped_sim.profiles", "grouped_sim.discriminator", "grouped_sim.training"]),
@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 ALLOWED_PEERS = {
     ("grouped_sim.corpus", "grouped_sim.io"),
     ("grouped_sim.config", "grouped_sim.io"),  # a config file is read by the one reader of user files
+    ("grouped_sim.artifacts", "grouped_sim.io"),  # an artifact's JSON is read by the same reader, then validated
     ("grouped_sim.report", "grouped_sim.metrics"),
     ("grouped_sim.sop_db", "grouped_sim.profiles"),  # mining extracts profiles with the preset archetypes
     ("grouped_sim.training", "grouped_sim.discriminator"),  # GRPO's pattern reward is the discriminator

@@ -45,3 +45,9 @@ def test_a_distance_figure_is_zero_for_real_and_compares_its_lower_bound_to_the_
     assert far.real == 0.0 and far.sim == far.gap == 8.0 and far.beyond_noise is True
     near = compare_distance([1, 2, 3] * 7, [1, 2, 3] * 7, gap_of_means)
     assert near.sim == 0.0 and near.beyond_noise is False
+
+
+def test_without_a_noise_floor_nothing_is_called_beyond_noise() -> None:
+    figure = compare_stat([0] * 3, [1] * 3, rate)  # 3 real calls: too few to halve
+    assert figure.gap == -1.0 and figure.ci == [-1.0, -1.0] and figure.noise_floor is None
+    assert figure.beyond_noise is None  # not True: nothing says how large the noise is

@@ -56,7 +56,11 @@ def test_report_then_compare(runs, corpus_path, tmp_path, monkeypatch, capsys):
     assert table["columns"] == ["full", "prompt-only", "real (reference)"]
     dialogues = next(r for r in table["rows"] if r["key"] == "dialogues")["values"]
     assert dialogues == {"full": 6, "prompt-only": 4, "real (reference)": 75}
-    assert md.read_text().startswith("| metric | full | prompt-only | real (reference) |")
+    # Different customers: no paired section, and every output says so (with the way to pair them).
+    assert table["paired"] == [] and len(table["warnings"]) == 1 and "shares no customer" in table["warnings"][0]
+    assert "--plan-from" in table["warnings"][0] and "shares no customer" in " ".join(text.split())
+    assert md.read_text().startswith("> **warning:** prompt-only shares no customer with full")
+    assert "| metric | full | prompt-only | real (reference) |" in md.read_text()
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,50 @@ def _line(dialogue) -> bytes:
     return dialogue.model_dump_json().encode() + b"\n"
 
 
+def _torn(path: Path, keep: int = 600) -> None:
+    """A file cut short, as a full disk or an interrupted copy leaves it."""
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _damaged_artifacts(w: Path, fitted_dir: Path, plan_json: str) -> None:
+    """Files grouped-sim wrote, damaged: scorer heads, a sim folder's parts, a store, run folders."""
+    import shutil
+
+    from grouped_sim.data import JUDGE_SCORER, REALISM_JUDGE, shipped_scorer_path
+
+    for name, shipped in (("torn_scorer", JUDGE_SCORER), ("torn_realism", REALISM_JUDGE)):
+        shutil.copytree(shipped_scorer_path(shipped), w / name)
+        _torn(w / name / "head.npz")
+    for name in ("sim_torn", "sim_dyn", "sim_ok"):
+        shutil.copytree(fitted_dir, w / name)
+    _torn(w / "sim_torn" / "coherence" / "judge" / "head.npz")
+    (w / "sim_dyn" / "dynamics.json").write_text('{"fitted": true}', encoding="utf-8")
+    shutil.copytree(fitted_dir / "sop_db", w / "torn_store")
+    _torn(w / "torn_store" / "chroma.sqlite3", 20_000)
+    good = (w / "calls.jsonl").read_bytes()
+    (w / "run_lost").mkdir()
+    (w / "run_lost" / "dialogues.jsonl").write_bytes(b"")
+    (w / "run_lost" / "run.json").write_text(json.dumps({"dialogues": 3, "outcomes": {"refused": 3}}), encoding="utf-8")
+    (w / "run_torn").mkdir()
+    (w / "run_torn" / "plan.json").write_text(plan_json, encoding="utf-8")
+    (w / "run_torn" / "dialogues.jsonl").write_bytes(good[: good.rindex(b"\n", 0, -1) + 40])
+    (w / "probe_other" / "fitted").mkdir(parents=True)  # an earlier probe of other customers (another --n)
+    (w / "probe_other" / "fitted" / "plan.json").write_text(plan_json, encoding="utf-8")
+    (w / "run_ckpt").mkdir()
+    (w / "run_ckpt" / "plan.json").write_text(plan_json, encoding="utf-8")
+    (w / "run_ckpt" / "dialogues.jsonl").write_bytes(b"")
+    (w / "run_ckpt" / "checkpoints.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x07" * 2000)
+    (w / "pairs_meta").mkdir()
+    pair = {"id": "p1", "dialogue_id": "d1", "turn_index": 1, "domain": "food-delivery", "context": "c", "positive": "r", "negative": "g", "negative_model": "hf:smollm2"}
+    (w / "pairs_meta" / "pairs.jsonl").write_text(json.dumps(pair) + "\n" + json.dumps({**pair, "id": "p2", "dialogue_id": "d2"}) + "\n", encoding="utf-8")
+    (w / "pairs_meta" / "meta.json").write_text("[1]", encoding="utf-8")
+    (w / "run_foreign_report").mkdir()
+    (w / "run_foreign_report" / "dialogues.jsonl").write_bytes(good)
+    (w / "run_foreign_report" / "report.json").write_text(json.dumps({"reference": None, "summary": {"dialogues": 3}, "units": {"simulated": 5}}), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, corpus) -> Path:
+def world(tmp_path_factory, corpus, fitted_dir) -> Path:
     from grouped_sim.config import SimulationConfig
     from grouped_sim.graphs.plan import RunPlan, RunSettings, sample_profiles
 
@@ -77,6 +119,11 @@ def world(tmp_path_factory, corpus) -> Path:
     (w / "pairs.jsonl").write_bytes(b'{"id": "a"}\n')
     (w / "plain").mkdir()
     (w / "plain" / "notes.txt").write_text("not a store", encoding="utf-8")
+    (w / "order.yaml").write_text("manager:\n  hang_up_below: 0.9\n  agree_above: 0.5\n", encoding="utf-8")
+    (w / "spec_bogus.yaml").write_text("archetypes: {price-sensitive: 0.5, bogus: 0.5}\n", encoding="utf-8")
+    (w / "unterminated.jsonl").write_bytes(good + b'{"id": "abc\n')
+    (w / "onebad.jsonl").write_bytes(good + b"{oops\n")
+    _damaged_artifacts(w, fitted_dir, plan.model_dump_json())
     return w
 
 
@@ -105,8 +152,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("report", ["run_ok", "--taxonomy", "taxonomy.yaml"], "taxonomy.yaml:2: the taxonomy file is not UTF-8 text"),
     ("report", ["run_summary"], "run_summary/run.json:2: the run summary is not valid JSON"),
     ("report", ["run_ok", "--sop-db", "plain"], "plain: no SOP store here"),
-    ("compare", ["run_report"], "run_report/report.json:1: the report is not valid JSON"),
-    ("compare", ["run_ok", "--reference", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8 text"),
+    ("compare", ["run_report", "run_ok"], "run_report/report.json:1: the report is not valid JSON"),
+    ("compare", ["run_ok", "run_ok", "--names", "a,b", "--reference", "latin1.jsonl"], "latin1.jsonl:2: not UTF-8 text"),
     ("sop build", ["--db", "db", "--corpus", "dup.jsonl"], "dup.jsonl:10: field 'id': duplicate id 'fd-001' (first on line 1)"),
     ("sop build", ["--db", "db", "--corpus", "stage.jsonl"], "stage.jsonl:2: field 'turns.2.sop_stage'"),
     ("sop build", ["--db", "db", "--corpus", "empty.jsonl"], "empty.jsonl: no dialogues in the corpus"),
@@ -139,6 +186,32 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("report", ["run_ok", "--coherence", "plain"], "plain: not a coherence scorer folder"),
     ("probe", ["plain"], "plain: not a sim folder"),
     ("probe", ["run_ok", "--customer", "smollm2"], "run_ok: not a sim folder"),
+    # Artifacts we wrote, damaged: one error (file, what is wrong, the command that rebuilds it) whichever command reads them.
+    ("coherence score", ["--dialogues", "calls.jsonl", "--model", "torn_scorer"], "torn_scorer/head.npz: damaged or foreign, cannot be read as the coherence scorer (File is not a zip file); rebuild it: grouped-sim coherence train"),
+    ("report", ["run_ok", "--coherence", "torn_scorer"], "torn_scorer/head.npz: damaged or foreign"),
+    ("report", ["run_ok", "--discriminator", "torn_realism"], "torn_realism/head.npz: damaged or foreign, cannot be read as the realism scorer"),
+    ("probe", ["sim_torn"], "sim_torn/coherence/judge/head.npz: damaged or foreign"),
+    ("probe", ["sim_torn"], "sim_torn/coherence/judge, then rerun grouped-sim fit --corpus"),
+    ("simulate", ["--out", "o", "--sim", "sim_dyn", "--mode", "prompt-only"], "sim_dyn/dynamics.json: not the sim folder's fitted dynamics this grouped-sim writes"),
+    ("sop query", ["--db", "torn_store", "--profile", "busy owner"], "torn_store: damaged or foreign, cannot be read as the SOP store"),
+    ("report", ["run_lost"], "run_lost/dialogues.jsonl: holds 0 of the 3 dialogues run.json records"),
+    ("report", ["run_torn"], "rebuild it: grouped-sim simulate --resume run_torn"),
+    ("discriminator train", ["--head", "--data", "pairs_meta", "--out", "head"], "pairs_meta/meta.json: expected a JSON object; rebuild it: grouped-sim discriminator data"),
+    ("probe", ["sim_ok", "--n", "2", "--out", "probe_other"], "probe_other/fitted: holds a probe of other customers or settings (another --n"),
+    ("simulate", ["--resume", "run_ckpt"], "run_ckpt/checkpoints.sqlite: damaged or foreign, cannot be read as the checkpoint database"),
+    ("compare", ["run_foreign_report", "run_ok"], "run_foreign_report/report.json: not the report this grouped-sim writes (field 'units.simulated'"),
+    # Wrong words and codes (issue 25).
+    ("report", ["run_ok", "--fail-under", "conversion=1.5"], "conversion is a share of calls, from 0 to 1"),
+    ("report", ["run_ok", "--fail-over", "walk_away=-1"], "walk_away is a share of calls, from 0 to 1"),
+    ("simulate", ["--out", "o", "--plan-from", "nope"], "--plan-from nope: no such run folder"),
+    ("compare", ["run_ok"], "compare needs two or more run folders (got 1)"),
+    ("compare", ["run_ok", "nowhere"], "nowhere: run folder not found"),
+    ("simulate", ["--out", "o", "--config", "order.yaml", "--mode", "prompt-only"], "order.yaml: field 'manager': hang_up_below (0.9) must be below agree_above (0.5)"),
+    ("profiles generate", ["--out", "p.jsonl", "--spec", "spec_bogus.yaml"], "spec_bogus.yaml: archetype 'bogus': unknown"),
+    ("report", ["run_ok", "--reference", "unterminated.jsonl"], "unterminated.jsonl:4: field '<json>': not valid JSON (Unterminated string starting at column"),
+    ("sop mine", ["--out", "mined", "--corpus", "onebad.jsonl"], "onebad.jsonl: 1 bad line (listed above)"),
+    ("models check", ["nope"], "no embedded model called 'nope'"),
+    ("models list", ["extra"], "unexpected extra argument"),
 ]
 
 
@@ -186,3 +259,39 @@ def test_every_command_has_a_row() -> None:
     commands = set(walk(typer.main.get_command(app)))
     assert commands - {c for c, _, _ in ROWS} == set()
     assert len(commands) >= 14
+
+
+# The served customer's API walked with bad requests: an OpenAI-shaped 4xx that says what is wrong,
+# never an answer to a request it should refuse. (headers, body, status, what the message must say)
+HELLO = [{"role": "user", "content": "Hi, is this the owner? It's Alex from QuickBite."}]
+SERVE_ROWS: list[tuple[dict[str, str], dict, int, str]] = [
+    ({"Authorization": "k"}, {"model": "customer-0", "messages": HELLO}, 401, "send 'Authorization: Bearer KEY'"),  # the key without "Bearer "
+    ({"Authorization": "Basic k"}, {"model": "customer-0", "messages": HELLO}, 401, "send 'Authorization: Bearer KEY'"),
+    ({"Authorization": "Bearer k"}, {"model": "customer-0"}, 400, "messages: Field required"),
+    ({"Authorization": "Bearer k"}, {"model": "customer-0", "messages": []}, 400, "messages: List should have at least 1 item"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(corpus):
+    from tests.runtime.test_serve_limits import _app, _service
+    from tests.runtime.test_servers import serving
+
+    with serving(_app(_service(corpus), key="k")) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("headers", "body", "status", "expected"), SERVE_ROWS, ids=[f"serve-http-{i}" for i in range(len(SERVE_ROWS))])
+def test_serve_refuses_bad_requests_with_a_clear_openai_error(headers, body, status, expected, served) -> None:
+    import httpx
+
+    answer = httpx.post(f"{served}/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert answer.status_code == status, answer.text
+    assert set(answer.json()) == {"error"} and expected in answer.json()["error"]["message"], answer.text
+
+
+def test_a_correct_key_is_still_served(served) -> None:
+    import httpx
+
+    answer = httpx.post(f"{served}/v1/chat/completions", json={"model": "customer-0", "messages": HELLO}, headers={"Authorization": "bearer k"}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]

@@ -160,7 +160,7 @@ def test_a_full_disk_while_writing_a_table_leaves_no_temp_file(tmp_path: Path, c
         return real_fsync(fd)
 
     monkeypatch.setattr(io.os, "fsync", fsync)
-    result = invoke(["compare", str(run), "--markdown", str(table)], capsys)
+    result = invoke(["compare", str(run), str(run), "--names", "a,b", "--markdown", str(table)], capsys)
     assert result.code == 1 and result.traceback is None, result.output
     assert f"{table}: cannot write it: No space left on device" in result.output
     assert not list(tmp_path.glob("*.tmp")) and table.read_text(encoding="utf-8") == "the table from last week\n"

@@ -146,7 +146,7 @@ def test_report_refuses_an_empty_or_mislabelled_reference_and_warns_about_its_ow
     result = invoke(["report", str(run), "--reference", str(empty)], capsys)
     assert result.code == 2 and "holds no dialogues" in result.output and _snapshot(run) == before
     labelled = _corpus_file(tmp_path / "labelled.jsonl", [corpus[2], odd], blank_lines=2)
-    result = invoke(["compare", str(run), "--reference", str(labelled)], capsys)
+    result = invoke(["compare", str(run), str(run), "--names", "a,b", "--reference", str(labelled)], capsys)
     assert result.code == 2 and f"{labelled}:4: field 'turns.1.sop_stage': 'chit_chat'" in result.output, result.output
     assert _snapshot(run) == before
     made = invoke(["report", str(run)], capsys)
