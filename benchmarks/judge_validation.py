@@ -96,7 +96,8 @@ def generate(units: list[dict], kind: str, seed: int) -> None:
         from grouped_sim.app.build import build_picker
 
         model = build_chat_model(OLD_SPEC, config.customer)
-        pick, n = build_picker(BestOfParams(), None), BestOfParams().n
+        old_best_of = BestOfParams(n=4)  # the 135M default before this change: best of 4 by the shipped pickers
+        pick, n = build_picker(old_best_of, None), old_best_of.n
     else:
         model = build_chat_model(NEW_SPEC, config.customer, config.runtime)
         pick, n = None, 1
@@ -137,6 +138,129 @@ def collect(args: argparse.Namespace) -> None:
     print(f"{args.name}: {len(units)} contexts from {len({u['dialogue_id'] for u in units})} calls -> {cache_path(args.name)}")
 
 
+def reader():
+    from grouped_sim.models.llamacpp import ContinuationReader
+
+    return ContinuationReader("default").logprobs
+
+
+def cached_readings(path: Path, contexts: list[str], replies: list[str], anchors: list[str], read, config) -> list[dict]:
+    """Readings of (context, reply) pairs, cached by the pair and the anchors."""
+    from grouped_sim.discriminator.judge import dump_readings, read_replies
+
+    cache = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            cache[row["key"]] = row
+    keys = [json.dumps([c[-2000:], r, anchors[0][-80:] if anchors else "", config.context_turns]) for c, r in zip(contexts, replies)]
+    todo = [k for k, key in enumerate(keys) if key not in cache]
+    start = time.time()
+    for lo in range(0, len(todo), 16):
+        chunk = todo[lo : lo + 16]
+        got = dump_readings(read_replies(read, [contexts[k] for k in chunk], [replies[k] for k in chunk], anchors, config))
+        with path.open("a") as handle:
+            for k, row in zip(chunk, got):
+                row["key"] = keys[k]
+                cache[keys[k]] = row
+                handle.write(json.dumps(row) + "\n")
+        print(f"  {path.name}: {lo + len(chunk)}/{len(todo)} read ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
+    return [cache[k] for k in keys]
+
+
+def training_calls(corpus: Path, held: set[str], limit: int, seed: int):
+    from grouped_sim.corpus import read_corpus
+    from grouped_sim.data import sample_corpus_path
+    from grouped_sim.discriminator.coherence import role_split
+
+    dialogues = [d for d in read_corpus(corpus) if d.id not in held]
+    if corpus.resolve() == sample_corpus_path().resolve():
+        judge_ids = set(role_split([d.id for d in read_corpus(corpus)])["judge"])
+        dialogues = [d for d in dialogues if d.id in judge_ids]
+    return random.Random(seed).sample(dialogues, min(limit, len(dialogues)))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Train the judge's head on one corpus's training calls, validate on every named corpus."""
+    import numpy as np
+
+    from grouped_sim.discriminator.heads import fast_auc
+    from grouped_sim.discriminator.judge import JudgeConfig, choose_anchors, features, fit_head, load_readings, real_floor, training_set
+    from grouped_sim.metrics.intervals import bootstrap_ci
+    from grouped_sim.schemas import Turn
+    from grouped_sim.transcript import transcript_text
+
+    config = JudgeConfig()
+    read = reader()
+    corpora = dict(zip(args.name, args.corpus))
+    train_name = args.name[0]
+    per_corpus = {}
+    for name, corpus in corpora.items():
+        units = load(name)
+        held = {u["dialogue_id"] for u in units}
+        calls = training_calls(Path(corpus), held, args.train_calls, args.seed)
+        anchors = choose_anchors(calls, config.anchors, config.seed)
+        per_corpus[name] = (units, calls, anchors)
+    units, calls, anchors = per_corpus[train_name]
+    train = training_set(calls, args.per_call, args.seed)
+    rows = cached_readings(OUT / f"{train_name}.train.readings.jsonl", train.contexts, train.replies, anchors, read, config)
+    readings = load_readings(rows)
+    floor = real_floor(readings, train.labels)
+    head = fit_head(features(readings, floor), train.labels)
+    print(f"trained on {train_name}: {sum(train.labels)} real, {len(train.labels) - sum(train.labels)} made-bad replies of {len(calls)} calls; floor {floor:.2f}; coef {np.round(head.coef, 2).tolist()}")
+    table = {"train": {"corpus": train_name, "calls": len(calls), "real": sum(train.labels), "negatives": len(train.labels) - sum(train.labels), "floor": floor, "coef": head.coef.tolist()}, "corpora": {}}
+    if args.ship:
+        from grouped_sim.discriminator.judge import JudgeCard, save_judge, shipped_judge_path
+
+        card = JudgeCard(config=config, anchors=anchors, floor=floor, source=f"{corpora[train_name]} (the coherence role split's judge calls)",
+                         split={"train": sorted(d.id for d in calls), "heldout": sorted({u["dialogue_id"] for u in units})},
+                         trained_on={"calls": len(calls), "real": sum(train.labels), "made_bad": len(train.labels) - sum(train.labels)})
+        save_judge(shipped_judge_path(), head, card)
+        print(f"shipped judge written to {shipped_judge_path()}")
+    for name, (units, calls, anchors) in per_corpus.items():
+        contexts = [transcript_text([Turn(**t) for t in u["history"]]) for u in units]
+        scores = {}
+        for kind in KINDS:
+            idx = [k for k, u in enumerate(units) if u.get(kind)]
+            got = load_readings(cached_readings(OUT / f"{name}.{kind}.readings.jsonl", [contexts[k] for k in idx], [units[k][kind] for k in idx], anchors, read, config))
+            p = head.predict(features(got, floor))
+            scores[kind] = {units[k]["id"]: float(x) for k, x in zip(idx, p)}
+        table["corpora"][name] = report_corpus(name, units, scores, bootstrap_ci, fast_auc)
+    (OUT / "table.json").write_text(json.dumps(table, indent=2))
+
+
+def report_corpus(name, units, scores, bootstrap_ci, fast_auc) -> dict:
+    """ROC-AUC of real vs each control (paired by context, bootstrap over calls), mean P, acceptance."""
+    import numpy as np
+
+    out = {}
+    real = scores["real"]
+    for kind in KINDS:
+        by_call: dict[str, list[tuple[float, float]]] = {}
+        for u in units:
+            if u["id"] in scores[kind] and u["id"] in real:
+                by_call.setdefault(u["dialogue_id"], []).append((real[u["id"]], scores[kind][u["id"]]))
+        calls = list(by_call.values())
+
+        def auc(units_):
+            pairs = [p for unit in units_ for p in unit]
+            return fast_auc([1] * len(pairs) + [0] * len(pairs), [a for a, _ in pairs] + [b for _, b in pairs]) if pairs else None
+
+        def accept(units_):
+            vals = [b for unit in units_ for _, b in unit]
+            return float(np.mean([v >= 0.5 for v in vals])) if vals else None
+
+        n = sum(len(c) for c in calls)
+        row = {"n_replies": n, "n_calls": len(calls), "mean_p": float(np.mean([b for c in calls for _, b in c])) if n else None,
+               "acceptance": accept(calls), "acceptance_ci": bootstrap_ci(calls, accept)}
+        if kind != "real":
+            row.update({"auc_real_vs": auc(calls), "auc_ci": bootstrap_ci(calls, auc)})
+        out[kind] = row
+        auc_text = f"AUC {row['auc_real_vs']:.3f} [{row['auc_ci'][0]:.2f}, {row['auc_ci'][1]:.2f}]" if kind != "real" and row.get("auc_ci") else ""
+        print(f"{name:9s} {kind:9s} n={n:3d} ({len(calls)} calls) mean P {row['mean_p']:.3f} accept {row['acceptance']:.2f} {auc_text}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,8 +271,15 @@ def main() -> None:
     c.add_argument("--per-call", type=int, default=5)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--kinds", default="old,new")
+    e = sub.add_parser("evaluate")
+    e.add_argument("--name", action="append", required=True, help="corpus names (the first trains the head)")
+    e.add_argument("--corpus", action="append", required=True, help="their corpora, in the same order")
+    e.add_argument("--train-calls", type=int, default=30)
+    e.add_argument("--per-call", type=int, default=3)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--ship", action="store_true", help="write the trained head as the shipped judge (grouped_sim/data/scorers/coherence-llm-judge)")
     args = parser.parse_args()
-    {"collect": collect}[args.command](args)
+    {"collect": collect, "evaluate": evaluate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -393,5 +393,9 @@ class HeadScorer:
         check_width(self.folder, self.head, x)
         return [float(p) for p in self.head.predict(x)]
 
+    def anchored(self, dialogues: Sequence[Dialogue]) -> HeadScorer:
+        """The same scorer: a MiniLM head reads each reply on its own (the judge's interface)."""
+        return self
+
     def __call__(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
         return self.score(contexts, replies)

@@ -34,7 +34,11 @@ _LABEL_RE = re.compile(r"^\s*(?:customer|me|answer)\s*:\s*", re.I)
 _STAGE_DIRECTION_RE = re.compile(r"\[[^\]]*\]|\*[^*]*\*|\((?:[^)]*)\)")
 MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
-_KEEN_RE = re.compile(r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant)\b", re.I)
+_KEEN_RE = re.compile(
+    r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant"
+    r"|i(?:'ll| will| am going to|'m going to) (?:try|take|go for|sign|book|get) (?:it|that|the|one)|let's do it|sign me up)\b",
+    re.I,
+)
 _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
 # A reply that is nothing but a refusal ("no", "no thanks."): it cannot be the words that arrange a callback.
 _BARE_REFUSAL_RE = re.compile(r"^\W*(?:no+|nope|nah|no,? thanks?(?: you)?|not interested)\W*$", re.I)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field, model_validator
 from grouped_sim.artifacts import Artifact
 from grouped_sim.corpus import iter_corpus_lines, read_corpus, write_corpus
 from grouped_sim.discriminator.coherence import CARD_FILE, CoherenceConfig, CoherenceScorer, train_coherence
+from grouped_sim.discriminator.judge import CARD_FILE as JUDGE_CARD
 from grouped_sim.errors import InputError
 from grouped_sim.graphs.dynamics import FittedDynamics, move_stages, propensity_of
 from grouped_sim.graphs.fitting import CallFacts, base_rates, decision_move, fit_dynamics
@@ -124,6 +125,7 @@ class SimFolder:
         self.coherence = self.root / "coherence"
         self.coherence_judge = self.coherence / "judge"
         self.coherence_picker = self.coherence / "picker"
+        self.judge = self.root / "judge"
 
     # ---- the parts, as artifacts
 
@@ -165,6 +167,9 @@ class SimFolder:
             if (record.coherence.get(role) or {}).get("trained"):
                 self.artifact(folder, f"coherence {role}").require((folder / CARD_FILE).is_file(), folder, "missing, though fit.json says it was trained")
                 self.scorer_at(folder)
+        if (record.coherence.get("llm_judge") or {}).get("made"):
+            self.artifact(self.judge, "coherence judge").require((self.judge / JUDGE_CARD).is_file(), self.judge, "missing, though fit.json says it was made")
+            self.coherence_scorer()
         return record
 
     def read_fit(self) -> FitRecord:
@@ -193,8 +198,13 @@ class SimFolder:
     def scorer_at(self, folder: Path) -> CoherenceScorer:
         return CoherenceScorer(folder, rebuild=self.rebuild(folder))
 
-    def coherence_scorer(self) -> CoherenceScorer | None:
-        """The domain's coherence judge (grades replies), or None (a fit too small to train one)."""
+    def coherence_scorer(self) -> Any:
+        """What grades coherence in this domain: the judge (the shipped one reading replies against
+        this fit's training calls), else the MiniLM judge of an older fit, else None."""
+        if (self.judge / JUDGE_CARD).is_file():
+            from grouped_sim.discriminator.judge import CoherenceJudge
+
+            return CoherenceJudge(self.judge, rebuild=self.rebuild(self.judge))
         return self.scorer_at(self.coherence_judge) if (self.coherence_judge / CARD_FILE).is_file() else None
 
     def picker_scorer(self) -> CoherenceScorer | None:
@@ -380,6 +390,7 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
     dynamics = fit_or_load_dynamics(folder, train, taxonomy, settings)
     progress.start("coherence scorer", 1)
     coherence = fit_or_load_coherence(folder, annotated, train_ids, held_ids, settings)
+    coherence["llm_judge"] = fit_or_load_judge(folder, [d for d in annotated if d.id in set(train_ids)])
     progress.advance(1)
     summary = fit_summary(settings, digest, train_ids, held_ids, records, stage_stats, store_counts, dynamics)
     summary["coherence"] = coherence
@@ -399,6 +410,7 @@ def finished_fit(folder: SimFolder, digest: str) -> dict[str, Any] | None:
         return None  # check_folder refuses it
     parts = [folder.split, folder.taxonomy, folder.annotated, folder.profiles, folder.store, folder.dynamics]
     parts += [f for role, f in (("judge", folder.coherence_judge), ("picker", folder.coherence_picker)) if (record.coherence.get(role) or {}).get("trained")]
+    parts += [folder.judge] if (record.coherence.get("llm_judge") or {}).get("made") else []
     if not all(p.exists() for p in parts):
         return None
     folder.check()
@@ -448,6 +460,20 @@ def fit_or_load_coherence(folder: SimFolder, annotated: list[Dialogue], train_id
         card = folder.scorer_at(target).card
         summary[role] = {"trained": True, "n": card["n"], "heldout": card["heldout"], "warnings": card.get("warnings") or []}
     return summary
+
+
+def fit_or_load_judge(folder: SimFolder, train: list[Dialogue]) -> dict[str, Any]:
+    """The coherence judge of this domain: the shipped head and floor (validated on two domains,
+    docs/judge.md), reading each reply against contexts of this fit's training calls. Nothing is
+    read here, so a fit stays quick; `probe` and `report` pay for the reading."""
+    from grouped_sim.discriminator.judge import anchored_copy, shipped_judge_path
+
+    if not (folder.judge / JUDGE_CARD).is_file():
+        try:
+            anchored_copy(shipped_judge_path(), train, folder.judge, "anchors: contexts of this fit's training calls (split.json)")
+        except InputError as exc:
+            return {"made": False, "reason": str(exc)}
+    return {"made": True, "anchors_from": "training calls"}
 
 
 def fit_summary(

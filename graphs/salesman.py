@@ -96,6 +96,10 @@ def is_goodbye(text: str) -> bool:
     return any(phrase in lowered for phrase in prompt("salesman")["goodbyes"])
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 def _clean(text: str) -> str:
     for marker in ("\nCustomer:", "Customer:", "\n"):
         text = text.split(marker, 1)[0]
@@ -113,10 +117,13 @@ def _sample_calls() -> dict[str, list[list[Turn]]]:
     return by_domain
 
 
-def example_calls(domain: str, seed: int) -> list[list[Turn]]:
-    """Real calls of the same domain as worked examples: small models imitate far better than they obey."""
+def example_calls(domain: str, key: str) -> list[list[Turn]]:
+    """Real calls of the same domain as worked examples: small models imitate far better than they obey.
+
+    Chosen by `key` (the dialogue id): the same examples all call long, so the prompt up to the
+    call is one prefix a llama.cpp server reads once per call, not once per turn."""
     calls = _sample_calls().get(domain, [])
-    return random.Random(seed).sample(calls, min(EXAMPLE_CALLS, len(calls)))
+    return random.Random(f"examples:{key}").sample(calls, min(EXAMPLE_CALLS, len(calls)))
 
 
 class ChatModelSalesman:
@@ -128,13 +135,13 @@ class ChatModelSalesman:
         self.retries = retries
         self.use_examples = use_examples
 
-    def messages(self, history: list[Turn], domain: str, seed: int = 0) -> tuple[list[BaseMessage], dict[str, Any]]:
+    def messages(self, history: list[Turn], domain: str, key: str = "") -> tuple[list[BaseMessage], dict[str, Any]]:
         """The prompt in the form the model declares, and the call options that go with it."""
         product = product_for(domain)
         cfg = prompt("salesman")
         if prompt_form_of(self.model) is PromptForm.transcript:
             blocks = [cfg["transcript_header"].format(**product)]
-            examples = example_calls(domain, seed) if self.use_examples else []
+            examples = example_calls(domain, key) if self.use_examples else []
             for n, call in enumerate(examples, start=1):
                 blocks.append("\n".join([cfg["example_heading"].format(n=n), *transcript_lines(call[:EXAMPLE_TURNS])]))
             lines = [cfg["current_heading"].format(n=len(examples) + 1), cfg["script_note"].format(script=product["script"])]
@@ -147,17 +154,18 @@ class ChatModelSalesman:
             messages.append(HumanMessage(content="(The customer picks up the phone.) Hello?"))
         return messages, {}
 
-    def say(self, history: list[Turn], domain: str, seed: int) -> str:
+    def say(self, history: list[Turn], domain: str, seed: int, key: str = "") -> str:
         if not history:
             # A fixed, script-true opener: every run starts the call the same way, as real campaigns do.
             return _OPENERS.get(domain, "Hello, this is Alex from {company}, do you have a moment?").format(**product_for(domain))
-        messages, kwargs = self.messages(history, domain, seed)
+        messages, kwargs = self.messages(history, domain, key)
+        said = {_norm(t.text) for t in history if t.role == "salesman"}
         for attempt in range(self.retries + 1):
             reply = self.model.invoke(messages, seed=seed + attempt, **kwargs)
             text = _clean(str(reply.content))
-            if text:
+            if text and _norm(text) not in said:  # a stand-in agent that repeats its last line word for word is stuck
                 return text
         return "Sorry, I didn't catch that. Could you say that again?"
 
     async def respond(self, call: CallContext) -> list[str]:
-        return [await asyncio.to_thread(self.say, call.history, call.domain, call.seed)]
+        return [await asyncio.to_thread(self.say, call.history, call.domain, call.seed, call.dialogue_id)]

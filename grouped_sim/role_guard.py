@@ -21,7 +21,12 @@ _SELLER_PATTERNS = [
     r"\bi(?:'m| am) calling (?:from|about|on behalf)\b",
     r"\bthank you for (?:choosing|your interest|being a)\b",
     r"\bwe(?:'re| are) (?:so )?(?:glad|happy|excited|thrilled)\b",
-    r"\bhow can i help you\b",
+    r"\bhow can i (?:help|assist) you\b",
+    # An instruction-tuned model slipping out of the customer into the assistant it was trained as.
+    r"\bas an ai\b",
+    r"\bi(?:'m| am) (?:just )?an ai\b",
+    r"\bi(?:'m| am) (?:a|an) (?:language model|assistant|ai assistant)\b",
+    r"\bhow may i (?:help|assist)\b",
     r"\bis there anything else i can\b",
     r"\bjoin (?:our|us)\b",
     r"\b(?:exclusive|limited[- ]time) (?:offer|deal)\b",

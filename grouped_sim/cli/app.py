@@ -20,6 +20,7 @@ from grouped_sim.cli.coherence import coherence_app  # noqa: E402
 from grouped_sim.cli.common import console, label  # noqa: E402
 from grouped_sim.cli.discriminator import discriminator_app  # noqa: E402
 from grouped_sim.cli.fit import fit  # noqa: E402
+from grouped_sim.cli.judge import judge_app  # noqa: E402
 from grouped_sim.cli.models import models_app  # noqa: E402
 from grouped_sim.cli.probe import probe  # noqa: E402
 from grouped_sim.cli.report import compare, report  # noqa: E402
@@ -55,6 +56,7 @@ app.add_typer(profiles_app, name="profiles")
 app.add_typer(discriminator_app, name="discriminator")
 app.add_typer(coherence_app, name="coherence")
 app.add_typer(models_app, name="models")
+app.add_typer(judge_app, name="judge")
 
 
 INTERRUPTED = (

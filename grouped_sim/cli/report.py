@@ -112,21 +112,27 @@ def _scorer(discriminator: Path | None) -> tuple[Any, str | None]:
     return load_realism_scorer(shipped_scorer_path(REALISM_JUDGE)).score, f"shipped:{REALISM_JUDGE}"
 
 
-def _coherence(spec: str | None, info: dict[str, Any]) -> tuple[Any, str | None]:
-    """The coherence scorer of `report --coherence`: a folder, "none", or by default the run's own
-    domain scorer (a `simulate --sim DIR` run: DIR/coherence) and otherwise the shipped judge."""
+def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | None = None) -> tuple[Any, str | None]:
+    """The coherence instrument of `report --coherence`: a judge folder (`grouped-sim judge train`,
+    or a sim folder's judge/), a MiniLM scorer folder (`grouped-sim coherence train`), "none", or by
+    default the run's sim folder's judge (simulate --sim) and otherwise the shipped judge.
+
+    A judge reads each reply against contexts of other calls of the same domain: with a reference
+    corpus those come from its calls (docs/judge.md)."""
     if spec is not None and spec.strip().lower() == "none":
         return None, None
-    from grouped_sim.data import shipped_scorer_path
-    from grouped_sim.discriminator.coherence import CoherenceScorer
+    from grouped_sim.discriminator.judge import load_coherence_instrument, shipped_judge_path
     from grouped_sim.graphs.fit import SimFolder
 
     if spec:
-        return CoherenceScorer(Path(spec)).score, spec
-    sim = (info.get("models") or {}).get("sim")
-    if sim and (domain := SimFolder(sim).coherence_scorer()) is not None:
-        return domain.score, f"sim:{domain.folder}"
-    return CoherenceScorer(shipped_scorer_path()).score, "shipped:coherence-judge"
+        instrument, name = load_coherence_instrument(Path(spec)), spec
+    elif (sim := (info.get("models") or {}).get("sim")) and (domain := SimFolder(sim).coherence_scorer()) is not None:
+        instrument, name = domain, f"sim:{domain.folder}"
+    else:
+        instrument, name = load_coherence_instrument(shipped_judge_path()), "shipped:coherence-llm-judge"
+    if reference:
+        instrument = instrument.anchored(reference)
+    return instrument.score, name
 
 
 def _cheap_report(run: tuple[list[Any], dict[str, Any]], reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None) -> dict[str, Any]:
@@ -221,7 +227,7 @@ def report(
     strict_gate: Annotated[
         bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
     ] = False,
-    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence scorer folder (`grouped-sim coherence train`, or a sim folder's coherence/judge/); default: the run's sim folder's scorer (simulate --sim), else the shipped judge scorer; 'none' to skip.")] = None,
+    coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence judge folder (`grouped-sim judge train`, or a sim folder's judge/) or MiniLM scorer folder (`grouped-sim coherence train`); default: the run's sim folder's judge (simulate --sim), else the shipped judge (docs/judge.md); 'none' to skip (the judge reads every reply with the 1.5B: a few seconds a reply on a CPU, cached).")] = None,
 ) -> None:
     """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
     judge scores, each figure with its 95 % interval; write report.json + report.html.
@@ -252,7 +258,7 @@ def report(
     taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     scorer, scorer_name = _scorer(discriminator)
-    coherence_score, coherence_name = _coherence(coherence, info)
+    coherence_score, coherence_name = _coherence(coherence, info, ref)
     target = out_dir or run_dir
 
     judge_summary, turn_judge, judge_scores = None, None, None

@@ -17,7 +17,7 @@ def serve(
     sim: Annotated[Optional[Path], typer.Option("--sim", help="A sim folder from `grouped-sim fit`: its store, taxonomy, fitted dynamics (and customers, without --profile).")] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to bind. Loopback by default; anything else needs --api-key (or --insecure-no-auth).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8011,
-    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (default: SmolLM2 with the shipped customer adapter).")] = DEFAULT_CUSTOMER_SPEC,
+    customer: Annotated[str, typer.Option("--customer", help="Model spec of the customer model (default: the embedded 1.5B on llama.cpp, llamacpp:default).")] = DEFAULT_CUSTOMER_SPEC,
     manager: Annotated[str, typer.Option("--manager", help="'light' (fitted dynamics with --sim, else the hand-set rules), 'prior', or a model spec for an LLM manager.")] = "light",
     sop_db: Annotated[Optional[str], typer.Option("--sop-db", help="SOP store folder or Chroma server URL (needed unless --mode prompt-only).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="full | no-sop | prompt-only.")] = "full",

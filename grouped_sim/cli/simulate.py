@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from grouped_sim.cli.common import console, default_corpus, label, out, progress, run_config
-from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
+from grouped_sim.config import DEFAULT_CHAT_SPEC, DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import DialoguesFailed, InputError
 
 
@@ -21,17 +21,17 @@ def simulate(
         typer.Option(
             "--salesman",
             help=(
-                "The agent under test. A model spec reading the demo product script (hf:smollm2, openai:MODEL@URL, vllm:MODEL), "
+                "The agent under test. A model spec reading the demo product brief of the call's domain (default: the embedded 1.5B, llamacpp:default; openai:MODEL@URL, vllm:MODEL), "
                 "or an adapter: endpoint:MODEL@URL (your agent behind an OpenAI-compatible endpoint), webhook:URL (POST history, "
                 "get reply), python:MODULE:FUNCTION (sync or async callable), replay:CORPUS.jsonl (replay a corpus's salesman turns), knn:CORPUS.jsonl (a coherent stand-in: the real salesman move that followed the most similar exchange)."
             ),
         ),
-    ] = "hf:smollm2",
+    ] = DEFAULT_CHAT_SPEC,
     customer: Annotated[
         str,
         typer.Option(
             "--customer",
-            help="Model spec of the customer model. Default: the embedded SmolLM2 with the shipped customer adapter; hf:smollm2 is the untuned model, hf:BASE+ADAPTER_DIR your own adapter.",
+            help="Model spec of the customer model. Default: the embedded 1.5B on llama.cpp (llamacpp:default); the old default is hf:smollm2+customer-sft (SmolLM2-135M with the shipped adapter), llamacpp:/path/model.gguf any GGUF, hf:BASE+ADAPTER_DIR your own adapter.",
         ),
     ] = DEFAULT_CUSTOMER_SPEC,
     manager: Annotated[

@@ -244,6 +244,7 @@ class LlamaCppChatModel(SamplingChatModel):
         return [{t["token"]: float(t["logprob"]) for t in r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]} for r in results]
 
 
+PREFIX_KEY = 400  # prompts that share their first characters are read in order by one worker
 TOP_N = 64  # candidates llama.cpp reports per position; a token outside them is floored below the last
 
 
@@ -279,11 +280,25 @@ class ContinuationReader:
         return out
 
     def logprobs(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[np.ndarray]:
-        """Per-token log-probabilities of each continuation after its prompt (pairs run in parallel slots)."""
+        """Per-token log-probabilities of each continuation after its prompt.
+
+        Pairs whose prompts begin alike (the growing contexts of one call, or one anchor) are read
+        in order by one worker, so each extends the prefix its slot already holds; groups run in
+        parallel slots."""
         if len(prompts) != len(continuations):
             raise ValueError("one prompt per continuation")
+        groups: dict[str, list[int]] = {}
+        for k, prompt in enumerate(prompts):
+            groups.setdefault(prompt[:PREFIX_KEY], []).append(k)
+        out: list[np.ndarray] = [np.empty(0)] * len(prompts)
+
+        def read_group(indices: list[int]) -> None:
+            for k in indices:
+                out[k] = self._one(prompts[k], continuations[k])
+
         with ThreadPoolExecutor(max_workers=self.slots) as pool:
-            return list(pool.map(self._one, prompts, continuations))
+            list(pool.map(read_group, groups.values()))
+        return out
 
 
 _TOKENIZERS: dict[str, Any] = {}
