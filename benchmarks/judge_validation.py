@@ -197,10 +197,10 @@ def evaluate(args: argparse.Namespace) -> None:
     per_corpus = {}
     for name, corpus in corpora.items():
         units = load(name)
+        held = {u["dialogue_id"] for u in units}  # every collected call stays out of training, validated or not
         if args.max_calls:  # the first calls of the file: a smaller validation when the CPU is short
             keep = list(dict.fromkeys(u["dialogue_id"] for u in units))[: args.max_calls]
             units = [u for u in units if u["dialogue_id"] in set(keep)]
-        held = {u["dialogue_id"] for u in units}
         calls = training_calls(Path(corpus), held, args.train_calls, args.seed)
         anchors = choose_anchors(calls, config.anchors, config.seed)
         per_corpus[name] = (units, calls, anchors)

@@ -201,6 +201,8 @@ class CoherenceJudge:
         self.anchors = list(self.card.anchors)
         self.floor = self.card.floor
         self._reader = reader
+        self.on_reading: Callable[[int, int], None] | None = None
+        """Told (replies to read, replies asked) before the reader starts: a report says what it waits for."""
 
     @property
     def name(self) -> str:
@@ -242,6 +244,8 @@ class CoherenceJudge:
         cache = ScoreCache(self.digest())
         keys = [cache.key(prompt_of(c, self.card.config.context_turns), r) for c, r in zip(contexts, replies)]
         todo = [k for k, key in enumerate(keys) if key not in cache]
+        if todo and self.on_reading is not None:
+            self.on_reading(len(todo), len(keys))
         if todo:
             got = self.head.predict(self.features([contexts[k] for k in todo], [replies[k] for k in todo]))
             cache.add({keys[k]: float(p) for k, p in zip(todo, got)})

@@ -133,7 +133,10 @@ def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | No
         instrument, name = load_coherence_instrument(shipped_judge_path()), "shipped:coherence-llm-judge"
     if reference:
         instrument = instrument.anchored(reference)
-    trained_on = frozenset(instrument.card.split.get("train", [])) if isinstance(instrument, CoherenceJudge) else frozenset()
+    trained_on = frozenset()
+    if isinstance(instrument, CoherenceJudge):
+        trained_on = frozenset(instrument.card.split.get("train", []))
+        instrument.on_reading = lambda todo, asked: console.print(f"coherence judge: reading {todo} of {asked} replies ({asked - todo} cached; a few seconds each on a CPU) ...")
     return instrument.score, name, trained_on
 
 

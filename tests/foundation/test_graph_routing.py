@@ -222,3 +222,12 @@ def test_for_a_prefix_caching_model_each_turn_extends_the_last_prompt_up_to_its_
     assert b_text.startswith(stable) and options == {"raw_prompt": True, "stop": ["\n"]}
     assert a_text.endswith("Customer:") and "29? I pay 22 now." in a_text.splitlines()[-2] and "you are busy" in a_text.splitlines()[-2]
     assert "don't need that much" in b_text.splitlines()[-2] and "29? I pay 22 now." not in b_text
+
+
+def test_a_reply_keeps_the_spoken_line_without_narration_closed_or_cut_off() -> None:
+    """The 1.5B sometimes narrates in brackets, and the token limit can cut the bracket open."""
+    from grouped_sim.graphs.customer import clean_reply
+
+    assert clean_reply("Yes, this is the account holder. [The customer calls Alex by name, which is likely") == "Yes, this is the account holder."
+    assert clean_reply("*sighs* Fine (pauses) go on then.") == "Fine go on then."
+    assert clean_reply("What's the catch?") == "What's the catch?"
