@@ -82,15 +82,11 @@ def load_plan(run_dir: Path | str, flag: str = "--resume") -> RunPlan:
 
 
 def _upgraded(raw: Any) -> Any:
-    """A plan written before best-of-N or the lean engine, read as what wrote it (plain sampling,
-    transformers), so its resume makes the same dialogues."""
+    """A plan written before best-of-N, read as what wrote it (plain sampling), so its resume makes
+    the same dialogues. (Plans that name a local `engine` are read by GenerationParams.)"""
     config = raw.get("config") if isinstance(raw, dict) else None
     if isinstance(config, dict) and "best_of" not in config:
         config["best_of"] = {"n": 1}
-    for role in ("salesman", "customer"):
-        params = config.get(role) if isinstance(config, dict) else None
-        if isinstance(params, dict) and "engine" not in params:
-            params["engine"] = "transformers"
     return raw
 
 

@@ -69,10 +69,7 @@ def seeded_generator(seed: int | None) -> Any:
 
 
 def sample_token(scores: Any, temperature: float, top_p: float, generator: Any) -> int:
-    """One token from a row's scores: argmax at temperature 0, else nucleus sampling with `generator`.
-
-    Both local engines sample through here, so a seed means the same draw on either.
-    """
+    """One token from a row's scores: argmax at temperature 0, else nucleus sampling with `generator`."""
     import torch
 
     logits = scores.float()
@@ -104,18 +101,6 @@ def nucleus(probs: Any, top_p: float) -> tuple[Any, Any]:
         cumulative = torch.cumsum(top, dim=-1)
     # Keep the smallest prefix whose mass reaches top_p (always at least one token).
     return top.masked_fill(cumulative - top >= top_p, 0.0), order
-
-
-def apply_repetition_penalty(scores: Any, seen: list[int], penalty: float) -> Any:
-    """transformers' repetition penalty on one row: every token already in the prompt or the reply
-    has its score divided by `penalty` (multiplied, where negative)."""
-    import torch
-
-    if penalty == 1.0 or not seen:
-        return scores
-    ids = torch.tensor(seen)
-    picked = scores.gather(0, ids)
-    return scores.scatter(0, ids, torch.where(picked < 0, picked * penalty, picked / penalty))
 
 
 class CancelledRows:
@@ -158,22 +143,12 @@ def stop_criterion(loaded: Any, stop: list[str]) -> Any:
     return loaded.stop_criteria[key]
 
 
-def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str = "transformers") -> list[str]:
-    """Every row's continuation, on the `lean` decoder (models/lean.py) or transformers' `generate`,
-    computed on the process's one tensor thread (grouped_sim/compute.py)."""
+def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
+    """Every row's continuation from transformers' `generate`, computed on the process's one tensor
+    thread (grouped_sim/compute.py)."""
     from grouped_sim.compute import on_compute_thread
 
-    return on_compute_thread(_generate_batch, loaded, rows, stop, repetition_penalty, engine)
-
-
-def _generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str) -> list[str]:
-    if engine == "lean":
-        from grouped_sim.models.lean import generate_rows
-
-        lean = loaded.lean()
-        with loaded.lock:
-            return generate_rows(lean, loaded.tokenizer, loaded.eos_ids, rows, stop, repetition_penalty)
-    return generate_with_transformers(loaded, rows, stop, repetition_penalty)
+    return on_compute_thread(generate_with_transformers, loaded, rows, stop, repetition_penalty)
 
 
 def generate_with_transformers(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
@@ -237,13 +212,12 @@ class _Pending:
     row: RowRequest
     stop: tuple[str, ...]
     repetition_penalty: float
-    engine: str = "transformers"
     future: Future[str] = field(default_factory=Future)
 
     @property
-    def key(self) -> tuple[tuple[str, ...], float, str]:
-        # Stop strings, repetition penalty and engine act on the whole batch, so only equal ones merge.
-        return (self.stop, self.repetition_penalty, self.engine)
+    def key(self) -> tuple[tuple[str, ...], float]:
+        # Stop strings and repetition penalty act on the whole batch, so only equal ones merge.
+        return (self.stop, self.repetition_penalty)
 
 
 class GenerateBatcher:
@@ -262,9 +236,9 @@ class GenerateBatcher:
         self._worker = threading.Thread(target=self._run, name="grouped-sim-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, engine: str = "transformers", timeout: float | None = None) -> str:
+    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, timeout: float | None = None) -> str:
         """Queue one request and wait for its text (raises what the batch raised, or TimeoutError)."""
-        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty, engine=engine)
+        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty)
         self.queue.put(item)
         return item.future.result(timeout=timeout)
 
@@ -300,7 +274,7 @@ class GenerateBatcher:
             group = [it for it in items if it.key == key][: self.max_batch]
             carry = [it for it in items if it not in group]
             try:
-                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1], key[2])
+                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1])
             except BaseException as exc:  # hand the failure to every waiting caller
                 for it in group:
                     it.future.set_exception(exc)

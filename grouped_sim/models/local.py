@@ -18,7 +18,6 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field
 
-from grouped_sim.config import LocalEngine
 from grouped_sim.errors import ModelSpecError
 from grouped_sim.models.base import PromptForm, SamplingChatModel, chat_dicts, joined_text, row_seed
 from grouped_sim.models.cancel import check_cancelled, current_cancel
@@ -138,37 +137,6 @@ class LoadedModel:
         self.lock = threading.Lock()
         self.batcher: Any = None  # a GenerateBatcher once batching is enabled (models/batching.py)
         self.stop_criteria: dict[tuple[str, ...], Any] = {}  # built once per stop strings (batching.stop_criterion)
-        self._lean: Any = None  # the lean decoder's copy of the weights, built on first use (models/lean.py)
-
-    @property
-    def eos_ids(self) -> set[int]:
-        """Tokens that end a generation: the model's generation config and the tokenizer's EOS."""
-        configured = getattr(self.model.generation_config, "eos_token_id", None)
-        ids = set(configured if isinstance(configured, list) else [configured])
-        ids.add(self.tokenizer.eos_token_id)
-        return {i for i in ids if i is not None}
-
-    def lean(self) -> Any:
-        """The lean decoder over these weights (adapter included), laid out once and kept."""
-        with self.lock:
-            if self._lean is None:
-                from grouped_sim.models.lean import LeanLlama
-
-                self._lean = LeanLlama(self.model)
-            return self._lean
-
-    def resolve_engine(self, engine: str) -> str:
-        """`lean` or `transformers` for a configured engine: `auto` takes lean wherever it applies."""
-        from grouped_sim.models.lean import unsupported_reason
-
-        if engine == "transformers":
-            return engine
-        reason = unsupported_reason(self.model)
-        if reason is None:
-            return "lean"
-        if engine == "lean":
-            raise ModelSpecError(f"{self.location.folder}: engine 'lean' cannot run this model ({reason}); use engine: transformers or auto")
-        return "transformers"
 
 
 _CACHE: dict[str, LoadedModel] = {}
@@ -199,14 +167,11 @@ class TransformersChatModel(SamplingChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_name: str = "smollm2"
-    engine: LocalEngine = "auto"
     loaded: Any = Field(default=None, exclude=True)
-    resolved_engine: str = Field(default="transformers", exclude=True)
 
     def model_post_init(self, __context: Any) -> None:
         if self.loaded is None:
             self.loaded = load_weights(self.model_name, self.adapter)
-        self.resolved_engine = self.loaded.resolve_engine(self.engine)
 
     @property
     def _llm_type(self) -> str:
@@ -214,12 +179,10 @@ class TransformersChatModel(SamplingChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model_name, "adapter": self.adapter, "engine": self.resolved_engine, "temperature": self.temperature, "top_p": self.top_p}
+        return {"model": self.model_name, "adapter": self.adapter, "temperature": self.temperature, "top_p": self.top_p}
 
     def engine_description(self) -> str:
-        """How this model computes its tokens, for run.json (the engine changes the text)."""
-        if self.resolved_engine == "lean":
-            return f"lean ({self.loaded.lean().compute})"
+        """How this model computes its tokens, for run.json (another engine gives other text)."""
         return "transformers (fp32)"
 
     def render_prompt(self, messages: list[BaseMessage], form: PromptForm = PromptForm.chat) -> str:
@@ -233,7 +196,7 @@ class TransformersChatModel(SamplingChatModel):
         from grouped_sim.models.batching import generate_batch
 
         rows = [self._row(p, row_seed(seed, i), max_new_tokens) for i, p in enumerate(prompts)]
-        return generate_batch(self.loaded, rows, stop, self.repetition_penalty, self.resolved_engine)
+        return generate_batch(self.loaded, rows, stop, self.repetition_penalty)
 
     def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
         return self.generate_texts([self.render_prompt(c) for c in conversations], stop, seed, max_new_tokens)
@@ -248,7 +211,7 @@ class TransformersChatModel(SamplingChatModel):
         prompt = self.render_prompt(messages, form)
         batcher = self.loaded.batcher
         if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
-            text = batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty, self.resolved_engine)
+            text = batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty)
         else:
             text = self.generate_texts([prompt], stop, seed, max_new_tokens)[0]
         check_cancelled()  # stopped early by its caller: the partial text is no answer

@@ -44,7 +44,7 @@ def test_generation_and_embeddings_run_on_the_compute_thread(embedded_chat, monk
     import grouped_sim.models.batching as batching
 
     threads: list[str] = []
-    for module, name in ((batching, "_generate_batch"), (embeddings, "_encode_here")):
+    for module, name in ((batching, "generate_with_transformers"), (embeddings, "_encode_here")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, **kwargs):
@@ -54,6 +54,6 @@ def test_generation_and_embeddings_run_on_the_compute_thread(embedded_chat, monk
         monkeypatch.setattr(module, name, spy)
     row = batching.RowRequest(prompt="Customer:", seed=0, temperature=0.0, top_p=1.0, max_new_tokens=2)
     with ThreadPoolExecutor(2) as pool:
-        pool.submit(batching.generate_batch, embedded_chat.loaded, [row], None, 1.0, embedded_chat.resolved_engine).result()
+        pool.submit(batching.generate_batch, embedded_chat.loaded, [row], None, 1.0).result()
         pool.submit(embeddings.embed, ["one sentence", "and another"]).result()
     assert len(threads) == 2 and all(t.startswith(THREAD_NAME) for t in threads)
