@@ -114,10 +114,18 @@ class RuntimeParams(BaseModel):
     backoff_seconds: float = Field(0.5, ge=0.0, le=600.0, description="first retry delay; doubles each retry (with jitter)")
     backoff_max_seconds: float = Field(20.0, ge=0.0, le=3600.0, description="cap on one retry delay")
     timeout_seconds: float = Field(300.0, gt=0.0, le=86400.0, description="one model or salesman call; a call over it counts as a failure")
-    batch_local: bool = Field(True, description="merge concurrent local (hf:) generate calls into one padded batch")
-    max_batch: int = Field(8, ge=1, le=256, description="largest merged batch for local generation")
     checkpoint: bool = Field(True, description="LangGraph SQLite checkpoints in the run folder, so --resume continues unfinished dialogues mid-call")
     llama: LlamaServerParams = LlamaServerParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_batching(cls, data: Any) -> Any:
+        """`batch_local` and `max_batch` merged concurrent hf: calls into one padded batch, a queue
+        removed once the embedded models ran on llama.cpp (which batches its slots: `llama.slots`).
+        They only ever changed speed, so configs and plans that set them still load; they are dropped."""
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if k not in ("batch_local", "max_batch")}
 
 
 class BestOfParams(BaseModel):

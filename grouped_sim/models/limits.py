@@ -73,13 +73,6 @@ class LimitedChatModel(LocalChatModel):
     def _llm_type(self) -> str:
         return "grouped-sim-limited"
 
-    @property
-    def loaded(self) -> Any:
-        """The local transformers weights under the wrapper, if any (batching hooks onto them)."""
-        from grouped_sim.models.local import TransformersChatModel
-
-        return self.inner.loaded if isinstance(self.inner, TransformersChatModel) else None
-
     def _own(self) -> LocalChatModel:
         if not isinstance(self.inner, LocalChatModel):
             raise TypeError(f"{type(self.inner).__name__} has no batch API: only grouped-sim's own backends (hf:, vllm:) have one")

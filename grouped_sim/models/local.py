@@ -135,8 +135,7 @@ class LoadedModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.lock = threading.Lock()
-        self.batcher: Any = None  # a GenerateBatcher once batching is enabled (models/batching.py)
-        self.stop_criteria: dict[tuple[str, ...], Any] = {}  # built once per stop strings (batching.stop_criterion)
+        self.stop_criteria: dict[tuple[str, ...], Any] = {}  # built once per stop strings (hf_generate.stop_criterion)
 
 
 _CACHE: dict[str, LoadedModel] = {}
@@ -161,7 +160,7 @@ class TransformersChatModel(SamplingChatModel):
 
     Declares the transcript form: the simulator feeds it a call transcript to continue. Called
     with `raw_prompt=True` it continues the joined message text; otherwise it renders the chat
-    template. Concurrent calls merge into batches when batching is enabled on its weights.
+    template. Several prompts in one call run as one padded batch (models/hf_generate.py).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -192,8 +191,8 @@ class TransformersChatModel(SamplingChatModel):
         return self.loaded.tokenizer.apply_chat_template(chat_dicts(messages), tokenize=False, add_generation_prompt=True)
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
-        """Generate one continuation per prompt in a single padded batch (see models/batching.py)."""
-        from grouped_sim.models.batching import generate_batch
+        """Generate one continuation per prompt in a single padded batch (see models/hf_generate.py)."""
+        from grouped_sim.models.hf_generate import generate_batch
 
         rows = [self._row(p, row_seed(seed, i), max_new_tokens) for i, p in enumerate(prompts)]
         return generate_batch(self.loaded, rows, stop, self.repetition_penalty)
@@ -202,25 +201,32 @@ class TransformersChatModel(SamplingChatModel):
         return self.generate_texts([self.render_prompt(c) for c in conversations], stop, seed, max_new_tokens)
 
     def _row(self, prompt: str, seed: int | None, max_new_tokens: int | None) -> Any:
-        from grouped_sim.models.batching import RowRequest
+        from grouped_sim.models.hf_generate import RowRequest
 
         return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.budget(max_new_tokens), cancel=current_cancel())
 
     def _generate_one(self, messages: list[BaseMessage], form: PromptForm, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> str:
         check_cancelled()
-        prompt = self.render_prompt(messages, form)
-        batcher = self.loaded.batcher
-        if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
-            text = batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty)
-        else:
-            text = self.generate_texts([prompt], stop, seed, max_new_tokens)[0]
+        text = self.generate_texts([self.render_prompt(messages, form)], stop, seed, max_new_tokens)[0]
         check_cancelled()  # stopped early by its caller: the partial text is no answer
         return text
 
 
-def engine_description(model: Any) -> str | None:
-    """The local engine behind a chat model (through a limiter), or None for any other model."""
+def transformers_model(model: Any) -> TransformersChatModel | None:
+    """The transformers model behind a chat model (through a limiter), or None for any other model."""
     from grouped_sim.models.limits import LimitedChatModel
 
     inner = model.inner if isinstance(model, LimitedChatModel) else model
-    return inner.engine_description() if isinstance(inner, TransformersChatModel) else None
+    return inner if isinstance(inner, TransformersChatModel) else None
+
+
+def engine_description(model: Any) -> str | None:
+    """The local engine behind a chat model (through a limiter), or None for any other model."""
+    inner = transformers_model(model)
+    return inner.engine_description() if inner is not None else None
+
+
+def local_tokenizer(model: Any) -> Any | None:
+    """The tokenizer of the transformers weights behind a chat model, or None for any other model."""
+    inner = transformers_model(model)
+    return inner.loaded.tokenizer if inner is not None else None

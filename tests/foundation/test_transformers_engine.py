@@ -1,11 +1,12 @@
-"""The one engine of hf: models (transformers' `generate`, models/batching.py) and the configs
-written while there were two (a hand-written lean decoder was the default; it was removed once
-llama.cpp ran the embedded models).
+"""The one engine of hf: models (transformers' `generate`, models/hf_generate.py) and the configs
+written while there were two (a hand-written lean decoder was the default, and concurrent calls
+were merged into batches; both were removed once llama.cpp ran the embedded models).
 
 - Budgets, stop strings and seeds hold; row i of a batch samples with seed + i, so candidate 0 of
   best-of-N (one prompt read once, its cache copied to every row) is the plain call's reply.
 - A config or plan that says `engine: transformers` or `auto` still loads; `lean` is refused by
-  name; a run made on transformers keeps its dialogue ids.
+  name; a run made on transformers keeps its dialogue ids. The retired batching knobs
+  (`runtime.batch_local`, `max_batch`) are read and dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from grouped_sim.config import SimulationConfig, load_config
 from grouped_sim.errors import InputError
-from grouped_sim.models.batching import RowRequest, generate_batch
+from grouped_sim.models.hf_generate import RowRequest, generate_batch
 
 COUNTING = "Count from one to fifty, one number per line:\n1\n2\n3\n"
 
@@ -59,6 +60,7 @@ def test_a_plan_from_before_engines_or_on_transformers_resumes_with_its_ids(tmp_
     (tmp_path / "plan.json").write_text(json.dumps(raw), encoding="utf-8")  # as written before engines existed
     assert load_plan(tmp_path).config.digest() == "4d7a3f1bc31f"  # what this config's digest was then
     for role in ("salesman", "customer"):
-        raw["config"][role]["engine"] = "transformers"  # as written by a run on the transformers engine
+        raw["config"][role]["engine"] = "transformers"  # as written by a run on the transformers engine,
+    raw["config"]["runtime"].update(batch_local=True, max_batch=8)  # while concurrent calls were merged
     (tmp_path / "plan.json").write_text(json.dumps(raw), encoding="utf-8")
     assert load_plan(tmp_path).config.digest() == "4d7a3f1bc31f"
