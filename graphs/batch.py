@@ -258,16 +258,17 @@ def _run_locked(
 
 
 def engines_used(deps: SimDeps | None) -> dict[str, str]:
-    """How each local model of the run computed its tokens: part of what made the text."""
+    """How each of our models in the run computed its tokens (llama.cpp or transformers): part of
+    what made the text."""
     from grouped_sim.graphs.salesman import ChatModelSalesman
-    from grouped_sim.models.local import engine_description
+    from grouped_sim.models.base import engine_description_of
 
     if deps is None:
         return {}
     models = {"customer": deps.customer}
     if isinstance(deps.salesman, ChatModelSalesman):
         models["salesman"] = deps.salesman.model
-    return {role: text for role, model in models.items() if (text := engine_description(model))}
+    return {role: text for role, model in models.items() if (text := engine_description_of(model))}
 
 
 def run_warnings(dialogues: list[Dialogue], config: SimulationConfig) -> list[str]:

@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, Field, model_validator
 
 from grouped_sim.config import RuntimeParams
-from grouped_sim.models.base import LocalChatModel, caches_prefix, prompt_form_of
+from grouped_sim.models.base import LocalChatModel, caches_prefix, engine_description_of, prompt_form_of
 
 
 class CallTimeout(TimeoutError):
@@ -72,6 +72,9 @@ class LimitedChatModel(LocalChatModel):
     @property
     def _llm_type(self) -> str:
         return "grouped-sim-limited"
+
+    def engine_description(self) -> str | None:
+        return engine_description_of(self.inner)
 
     def _own(self) -> LocalChatModel:
         if not isinstance(self.inner, LocalChatModel):

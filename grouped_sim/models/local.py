@@ -220,12 +220,6 @@ def transformers_model(model: Any) -> TransformersChatModel | None:
     return inner if isinstance(inner, TransformersChatModel) else None
 
 
-def engine_description(model: Any) -> str | None:
-    """The local engine behind a chat model (through a limiter), or None for any other model."""
-    inner = transformers_model(model)
-    return inner.engine_description() if inner is not None else None
-
-
 def local_tokenizer(model: Any) -> Any | None:
     """The tokenizer of the transformers weights behind a chat model, or None for any other model."""
     inner = transformers_model(model)

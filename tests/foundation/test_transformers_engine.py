@@ -64,3 +64,21 @@ def test_a_plan_from_before_engines_or_on_transformers_resumes_with_its_ids(tmp_
     raw["config"]["runtime"].update(batch_local=True, max_batch=8)  # while concurrent calls were merged
     (tmp_path / "plan.json").write_text(json.dumps(raw), encoding="utf-8")
     assert load_plan(tmp_path).config.digest() == "4d7a3f1bc31f"
+
+
+def test_run_json_names_the_engine_that_made_each_roles_text(embedded_chat, embedded_llama) -> None:
+    """Engines give different text for one seed, so run.json says which one each role ran on:
+    transformers for hf:, llama.cpp (file, slots, prompt cache) for llamacpp:, through the limiter."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from grouped_sim.config import RuntimeParams
+    from grouped_sim.graphs.batch import engines_used
+    from grouped_sim.graphs.graph import SimDeps
+    from grouped_sim.graphs.salesman import ChatModelSalesman
+    from grouped_sim.models.limits import limit_model
+
+    runtime = RuntimeParams()
+    deps = SimDeps(salesman=ChatModelSalesman(limit_model(embedded_chat, "hf", runtime)), customer=limit_model(embedded_llama, "llamacpp", runtime), manager=None, store=None, config=SimulationConfig())
+    assert engines_used(deps) == {"salesman": "transformers (fp32)", "customer": "llama.cpp (SmolLM2-135M-Instruct.Q4_1.gguf, 4 slots, prompt cache)"}
+    other = SimDeps(salesman=ChatModelSalesman(FakeListChatModel(responses=["hi"])), customer=FakeListChatModel(responses=["x"]), manager=None, store=None, config=SimulationConfig())
+    assert engines_used(other) == {}
