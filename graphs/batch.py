@@ -1,7 +1,8 @@
 """The batch layer around one dialogue: a plan in, dialogues appended to the run folder as they finish.
 
 It adds what running one dialogue (graphs/simulation.py) leaves out: concurrency, LangGraph SQLite
-checkpoints, the run folder (plan.json, dialogues.jsonl, run.json) and resume. A run folder that holds the same plan is finished, not redone.
+checkpoints, the run folder (plan.json, dialogues.jsonl, run.json) and resume. A run folder that
+holds the same plan is finished, not redone.
 
 One process writes a run folder at a time: it holds an exclusive lock (flock on run.lock) from
 before it reads what is written until run.json is written, and a second writer fails at once with

@@ -41,11 +41,14 @@ class GenerationParams(BaseModel):
         llama.cpp ran the embedded models), `transformers`, or `auto` (lean where it applied). hf:
         models now always run transformers, so configs and plans that say `transformers` or `auto`
         still load (the key is dropped: it asked for the best engine there is, and that is the one
-        left); `lean` asked for an engine that no longer exists and is refused with what to use."""
+        left); `lean` asked for an engine that no longer exists and is refused with what to use, as
+        is any other value (never a valid one)."""
         if not isinstance(data, dict) or "engine" not in data:
             return data
         if data["engine"] == "lean":
             raise ValueError("engine: lean was removed (hf: models run on transformers); delete the key, or use a llamacpp: spec for speed")
+        if data["engine"] not in ("auto", "transformers"):
+            raise ValueError(f"engine: {data['engine']!r} is no setting (hf: models run on transformers); delete the key")
         return {k: v for k, v in data.items() if k != "engine"}
 
 

@@ -19,11 +19,11 @@ or, when the customer ends the call, `"end_call"`.
 
 Bounded (`ServeLimits`): a request body over `max_request_bytes` is refused with 413 before it is
 parsed, a call over `max_messages` or `max_prompt_tokens` with 400; at most `max_concurrent`
-generations run (parallel slots of a llama.cpp model, batched there) and `max_queue` more wait, beyond that a
-503 with Retry-After. A client that disconnects cancels its generation at the next token, and so
-does shutdown (the first SIGTERM: in-flight requests get `shutdown_grace_seconds`). Errors use
-OpenAI's body, `{"error": {"message", "type", "param", "code"}}`, so OpenAI clients raise the
-right exception; /docs and /openapi.json sit behind the API key like the API itself.
+generations run (parallel slots of a llama.cpp model, batched there) and `max_queue` more wait,
+beyond that a 503 with Retry-After. A client that disconnects cancels its generation at the next
+token, and so does shutdown (the first SIGTERM: in-flight requests get `shutdown_grace_seconds`).
+Errors use OpenAI's body, `{"error": {"message", "type", "param", "code"}}`, so OpenAI clients
+raise the right exception; /docs and /openapi.json sit behind the API key like the API itself.
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ def test_configs_that_name_an_engine_load_and_lean_is_refused_by_name(tmp_path) 
     path.write_text("customer:\n  engine: lean\n")
     with pytest.raises(InputError, match=r"c.yaml: field 'customer'.*engine: lean was removed"):
         load_config(path)
+    path.write_text("customer:\n  engine: fast\n")
+    with pytest.raises(InputError, match=r"c.yaml: field 'customer'.*engine: 'fast' is no setting"):
+        load_config(path)
 
 
 def test_a_plan_from_before_engines_or_on_transformers_resumes_with_its_ids(tmp_path) -> None:
