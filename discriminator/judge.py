@@ -6,16 +6,16 @@ answers the same whatever the reply (benchmarks/judge_validation.py). What the 1
 how likely each next word is. So the judge reads the reply token by token after the call so far
 (`ContinuationReader`) and after a few contexts of OTHER calls of the same corpus (the anchors):
 
-- `fit`      how much more likely the reply is after its own call than after the anchors (pointwise
-             mutual information, per token and summed): a reply from another call, or one that
-             ignores what was said, gains nothing from its context;
-- `deficit`  how far the reply's per-token log-probability falls below the least likely tenth of
-             real replies of the corpus (0 above it): garbled words and shuffled sentences fall
-             far below, a fluent line does not.
+- `fit_gain`  how much likelier the reply's tokens are after its own call than after the anchors,
+              token by token, counting only the gains (log-probability, summed): a reply that
+              answers what was said draws words from it; one from another call gains nothing;
+- `fit_share` the share of its tokens at least e times likelier after its own call;
+- `deficit`   how far the reply's per-token log-probability falls below the median of real replies
+              of the corpus (0 above it): garbled words and shuffled sentences fall far below.
 
 A model rates its own text as very likely, and the reader is the same 1.5B that plays the customer
-by default. So the judge never rewards likelihood above the real floor: `deficit` is one-sided and
-`fit` is a difference of two likelihoods of the same words, in which the model's taste for its own
+by default. So the judge never rewards likelihood above the real median: `deficit` is one-sided, and the fit
+features compare two likelihoods of the same words, in which the model's taste for its own
 phrasing cancels. The validation table (docs/judge.md) shows what is left of that bias.
 
 A logistic head over these features is trained to tell real replies from replies made bad without
@@ -52,9 +52,10 @@ CARD_FILE = "judge.json"
 SHIPPED_JUDGE = "coherence-llm-judge"
 FORMAT = "grouped-sim coherence judge"
 FORMAT_VERSION = 1
-FEATURES: tuple[str, ...] = ("fit_mean", "fit_sum", "deficit")
+FEATURES: tuple[str, ...] = ("fit_gain", "fit_share", "deficit")
 HEADER = "Transcript of a conversation between a salesperson and a customer.\n\n"
-FLOOR_QUANTILE = 0.1
+FLOOR_QUANTILE = 0.5
+GAIN_SHARE_AT = 1.0  # a token counts as "helped by its call" when its own context makes it e times likelier
 
 Reader = Callable[[Sequence[str], Sequence[str]], list[np.ndarray]]
 """(prompts, continuations) -> per-token log-probabilities of each continuation (ContinuationReader.logprobs)."""
@@ -103,13 +104,13 @@ def read_replies(reader: Reader, contexts: Sequence[str], replies: Sequence[str]
 
 
 def features(readings: Readings, floor: float) -> np.ndarray:
-    """The FEATURES of each reply (see the module docstring)."""
+    """The FEATURES of each reply (see the module docstring). Token t of a reply is the same token
+    after its own context and after an anchor, so the two readings compare token by token."""
     rows = []
     for own, anchors in zip(readings.own, readings.anchors):
-        mean = float(own.mean()) if own.size else 0.0
-        fit_mean = mean - float(np.mean([a.mean() for a in anchors])) if anchors else 0.0
-        fit_sum = float(own.sum()) - float(np.mean([a.sum() for a in anchors])) if anchors else 0.0
-        rows.append([fit_mean, fit_sum, min(0.0, mean - floor)])
+        gain = own - np.mean(np.stack(anchors), axis=0) if anchors and own.size else np.zeros(max(own.size, 1))
+        mean = float(own.mean()) if own.size else floor
+        rows.append([float(np.clip(gain, 0, None).sum()), float((gain > GAIN_SHARE_AT).mean()), min(0.0, mean - floor)])
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES))
 
 
@@ -154,7 +155,7 @@ class JudgeCard(BaseModel):
     features: list[str] = Field(default_factory=lambda: list(FEATURES))
     config: JudgeConfig
     anchors: list[str] = Field(description="contexts of other calls each reply is also read after")
-    floor: float = Field(description="per-token log-probability below which FLOOR_QUANTILE of the training real replies fall")
+    floor: float = Field(description="the median per-token log-probability of the training real replies (FLOOR_QUANTILE)")
     source: str = ""
     split: dict[str, list[str]] = Field(default_factory=dict)
     trained_on: dict[str, int] = Field(default_factory=dict)
@@ -200,6 +201,8 @@ class CoherenceJudge:
         self.anchors = list(self.card.anchors)
         self.floor = self.card.floor
         self._reader = reader
+        self.on_reading: Callable[[int, int], None] | None = None
+        """Told (replies to read, replies asked) before the reader starts: a report says what it waits for."""
 
     @property
     def name(self) -> str:
@@ -241,6 +244,8 @@ class CoherenceJudge:
         cache = ScoreCache(self.digest())
         keys = [cache.key(prompt_of(c, self.card.config.context_turns), r) for c, r in zip(contexts, replies)]
         todo = [k for k, key in enumerate(keys) if key not in cache]
+        if todo and self.on_reading is not None:
+            self.on_reading(len(todo), len(keys))
         if todo:
             got = self.head.predict(self.features([contexts[k] for k in todo], [replies[k] for k in todo]))
             cache.add({keys[k]: float(p) for k, p in zip(todo, got)})
@@ -370,7 +375,7 @@ def training_set(dialogues: Sequence[Dialogue], per_call: int, seed: int = 0) ->
 
 
 def real_floor(readings: Readings, labels: Sequence[int]) -> float:
-    """The FLOOR_QUANTILE of per-token log-probability over the real replies."""
+    """The FLOOR_QUANTILE (the median) of per-token log-probability over the real replies."""
     means = [float(own.mean()) for own, y in zip(readings.own, labels) if y == 1 and own.size]
     return float(np.quantile(means, FLOOR_QUANTILE)) if means else -10.0
 

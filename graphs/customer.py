@@ -20,6 +20,7 @@ from grouped_sim.models.base import LocalChatModel, PromptForm, caches_prefix, p
 from grouped_sim.prompts import prompt
 from grouped_sim.role_guard import seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
+from grouped_sim.transcript import strip_asides
 from grouped_sim.sop_db.store import Exchange
 
 MAX_REPLY_WORDS = 60
@@ -31,7 +32,6 @@ _ACTION_TAGS: list[tuple[re.Pattern[str], CustomerAction]] = [
     (re.compile(r"\[\s*call(?:s)? back(?: later)?\s*\]", re.I), CustomerAction.callback),
 ]
 _LABEL_RE = re.compile(r"^\s*(?:customer|me|answer)\s*:\s*", re.I)
-_STAGE_DIRECTION_RE = re.compile(r"\[[^\]]*\]|\*[^*]*\*|\((?:[^)]*)\)")
 MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
 _KEEN_RE = re.compile(
@@ -103,7 +103,7 @@ def clean_reply(text: str) -> str:
     """Keep only the customer's own line: no speaker label, nothing the model wrote for the salesman."""
     text = _LABEL_RE.sub("", text.strip())
     text = _NEXT_SPEAKER_RE.split(text, maxsplit=1)[0]
-    text = _STAGE_DIRECTION_RE.sub("", text)
+    text = strip_asides(text)
     sentences = re.split(r"(?<=[.!?])\s+", text.strip())
     text = " ".join(sentences[:MAX_SENTENCES])
     text = re.sub(r"\s+([.,!?])", r"\1", re.sub(r"\s{2,}", " ", text))

@@ -13,9 +13,12 @@ The folder (a "sim folder"):
     profiles.jsonl    one profile per dialogue: {id, split, source, domain, profile}
     sop_db/           the Chroma store of the training calls
     dynamics.json     the fitted decision dynamics (or the prior, and why)
-    coherence/        two coherence scorers of this domain, trained on disjoint halves of the
-                      training calls and measured on the held-out ones: judge/ grades replies in
-                      report and probe, picker/ chooses among best-of-N candidates (never the judge)
+    judge/            the coherence judge of this domain: the shipped judge (validated on two
+                      domains, docs/judge.md) reading replies against contexts of the training
+                      calls; it grades replies in report and probe
+    coherence/        two MiniLM coherence scorers of this domain, trained on disjoint halves of the
+                      training calls: picker/ chooses among best-of-N candidates; judge/ graded
+                      replies before the judge above (a fit without judge/ still uses it)
 
 Steps write atomically and are skipped when their output exists, so a killed fit resumes and a
 rerun gives the same folder. A folder holding a fit of other input is refused.
@@ -88,7 +91,8 @@ class FitRecord(BaseModel):
     settings_digest: str
     train: int = Field(ge=0)
     holdout: int = Field(ge=0)
-    coherence: dict[str, Any] = Field(default_factory=dict, description="per role (judge, picker): trained or why not")
+    coherence: dict[str, Any] = Field(default_factory=dict, description="per role (judge, picker): the MiniLM scorers, trained or why not")
+    judge: dict[str, Any] = Field(default_factory=dict, description="the coherence judge of this domain: made or why not")
 
 
 class SplitRecord(BaseModel):
@@ -167,7 +171,7 @@ class SimFolder:
             if (record.coherence.get(role) or {}).get("trained"):
                 self.artifact(folder, f"coherence {role}").require((folder / CARD_FILE).is_file(), folder, "missing, though fit.json says it was trained")
                 self.scorer_at(folder)
-        if (record.coherence.get("llm_judge") or {}).get("made"):
+        if record.judge.get("made"):
             self.artifact(self.judge, "coherence judge").require((self.judge / JUDGE_CARD).is_file(), self.judge, "missing, though fit.json says it was made")
             self.coherence_scorer()
         return record
@@ -390,10 +394,11 @@ def run_fit(settings: FitSettings | FitInput, out: Path | str, extract: Callable
     dynamics = fit_or_load_dynamics(folder, train, taxonomy, settings)
     progress.start("coherence scorer", 1)
     coherence = fit_or_load_coherence(folder, annotated, train_ids, held_ids, settings)
-    coherence["llm_judge"] = fit_or_load_judge(folder, [d for d in annotated if d.id in set(train_ids)])
+    judge = fit_or_load_judge(folder, [d for d in annotated if d.id in set(train_ids)])
     progress.advance(1)
     summary = fit_summary(settings, digest, train_ids, held_ids, records, stage_stats, store_counts, dynamics)
     summary["coherence"] = coherence
+    summary["judge"] = judge
     write_json_atomic(folder.fit, summary)
     (folder.root / "fit.partial.json").unlink(missing_ok=True)
     return summary
@@ -410,7 +415,7 @@ def finished_fit(folder: SimFolder, digest: str) -> dict[str, Any] | None:
         return None  # check_folder refuses it
     parts = [folder.split, folder.taxonomy, folder.annotated, folder.profiles, folder.store, folder.dynamics]
     parts += [f for role, f in (("judge", folder.coherence_judge), ("picker", folder.coherence_picker)) if (record.coherence.get(role) or {}).get("trained")]
-    parts += [folder.judge] if (record.coherence.get("llm_judge") or {}).get("made") else []
+    parts += [folder.judge] if record.judge.get("made") else []
     if not all(p.exists() for p in parts):
         return None
     folder.check()

@@ -24,7 +24,7 @@ from grouped_sim.graphs.resilience import GiveUp
 from grouped_sim.models.base import PromptForm, prompt_form_of
 from grouped_sim.prompts import product_for, prompt
 from grouped_sim.schemas import Turn
-from grouped_sim.transcript import transcript_lines
+from grouped_sim.transcript import strip_asides, transcript_lines
 
 EXAMPLE_CALLS = 2
 EXAMPLE_TURNS = 8
@@ -103,7 +103,7 @@ def _norm(text: str) -> str:
 def _clean(text: str) -> str:
     for marker in ("\nCustomer:", "Customer:", "\n"):
         text = text.split(marker, 1)[0]
-    text = text.strip().strip('"').strip()
+    text = strip_asides(text).strip('"').strip()
     if text.lower().startswith("salesman:"):
         text = text[len("salesman:") :].strip()
     return text

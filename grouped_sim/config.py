@@ -96,8 +96,10 @@ class LlamaServerParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slots: int = Field(4, ge=1, le=256, description="parallel sequences of one llama.cpp server")
-    context: int = Field(8192, ge=256, le=1_048_576, description="tokens of KV cache, shared by the slots")
+    # 8 slots: a run at concurrency 4 keeps two prompts per call in flight (the salesman's and the
+    # customer's, on one server when both are the embedded model), each in a slot that holds its prefix.
+    slots: int = Field(8, ge=1, le=256, description="parallel sequences of one llama.cpp server")
+    context: int = Field(16384, ge=256, le=1_048_576, description="tokens of KV cache, shared by the slots (about 28 KB a token for the 1.5B)")
     threads: int = Field(0, ge=0, le=1024, description="CPU threads; 0: one per core")
     cache_prompt: bool = Field(True, description="reuse each slot's cached prompt prefix (fast); off: exact repeats")
 

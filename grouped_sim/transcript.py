@@ -7,6 +7,7 @@ is trained on identical to what it is shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from grouped_sim.schemas import Role, Turn
@@ -46,3 +47,13 @@ def parse_transcript(text: str) -> list[tuple[str, str]]:
             if turns:
                 turns[-1] = (turns[-1][0], f"{turns[-1][1]}\n{line}")
     return turns
+
+
+_ASIDE_RE = re.compile(r"\[[^\]]*\]|\*[^*]*\*|\([^)]*\)")
+_OPEN_ASIDE_RE = re.compile(r"\s*[\[(*].*$", re.S)
+
+
+def strip_asides(text: str) -> str:
+    """A spoken line without what a model writes around it: bracketed narration ("[The customer
+    sounds unsure]", "*sighs*", "(pauses)"), and one cut off by the token limit before it closed."""
+    return _OPEN_ASIDE_RE.sub("", _ASIDE_RE.sub("", text)).strip()

@@ -473,7 +473,7 @@ def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress
     old = target.parent / f".{target.name}.replaced-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     if existing:
-        SOPStore(target, taxonomy=taxonomy)  # a damaged store is named as the user named it, not as its temp copy
+        _release(SOPStore(target, taxonomy=taxonomy))  # a damaged store is named as the user named it, not as its temp copy
     try:
         if existing:
             shutil.copytree(target, tmp)
@@ -484,6 +484,7 @@ def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
+        _forget_client(str(target))  # Chroma's cached client of this path holds the files just replaced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not target.exists():
@@ -496,3 +497,4 @@ def build_store(location: str | Path, dialogues: Sequence[Dialogue], on_progress
 def _release(store: SOPStore) -> None:
     """Close Chroma's handles on a store folder (its files are complete on disk) before it moves."""
     store.client.close()
+    _forget_client(store.location)

@@ -58,6 +58,9 @@ def _print_summary(out_dir: Path, summary: dict) -> None:  # type: ignore[type-a
         if not scorer.get("trained"):
             label(console, f"no coherence {role} trained:", "yellow", str(scorer.get("reason")))
         warn(f"coherence {role}: {w}" for w in scorer.get("warnings") or [])
+    judge = summary.get("judge") or {}
+    if judge and not judge.get("made"):
+        label(console, "no coherence judge for this domain:", "yellow", str(judge.get("reason")))
     out.print(f"next: grouped-sim simulate --sim {out_dir} --out RUN   |   grouped-sim probe {out_dir}")
 
 

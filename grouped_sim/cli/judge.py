@@ -40,8 +40,15 @@ def judge_train(
     from grouped_sim.discriminator.model import heldout_dialogues
     from grouped_sim.models.llamacpp import ContinuationReader
 
+    from grouped_sim.discriminator.judge import CARD_FILE
+    from grouped_sim.errors import InputError
+
+    if out_dir.exists() and not (out_dir / CARD_FILE).is_file() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(f"{out_dir}: exists and is not a judge folder; choose another --out (nothing was read yet)")
     path = corpus or default_corpus()
     dialogues = read_corpus(path)
+    if not dialogues:
+        raise InputError(f"{path}: no dialogues in the corpus; the judge learns from real replies")
     ids = sorted(d.id for d in dialogues)
     held = sorted(heldout_dialogues(ids, holdout, seed)) if holdout > 0 else []
     train = sorted(random.Random(seed).sample([i for i in ids if i not in set(held)], min(calls, len(ids) - len(held))))

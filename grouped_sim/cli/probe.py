@@ -26,6 +26,10 @@ def probe(
     seed: Annotated[int, typer.Option("--seed", help="Run seed of every variant.")] = 0,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields (sampling, runtime, ...).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where probe.json, probe.html, the replayed scripts and each variant's run go (default: SIM_DIR/probe); a new folder for another --n or --seed.")] = None,
+    coherence: Annotated[
+        Optional[str],
+        typer.Option("--coherence", help="What grades coherence: a judge folder (`grouped-sim judge train`), a MiniLM scorer folder, or 'none' to skip; default: the sim folder's judge/ (the validated judge reading replies against this domain's calls; a few seconds a reply on a CPU, cached)."),
+    ] = None,
 ) -> None:
     """The matched-pair probe: how close is the simulator to YOUR held-out customers?
 
@@ -58,7 +62,7 @@ def probe(
         raise InputError(str(exc)) from exc
     config = load_config(config_file).model_copy(update={"seed": seed})
     target = (out_dir or probe_dir(folder)).resolve()
-    scorer = folder.coherence_scorer()
+    scorer = _coherence(folder, coherence)
     console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} into {target} ...")
     with progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
@@ -91,3 +95,14 @@ def _print_variant(name: str, summary: dict[str, Any]) -> None:
             continue
         flag = {True: " beyond noise", False: "", None: " (no noise floor: beyond noise unknown)"}[f.get("beyond_noise")] if f.get("ci") else ""
         out.print(f"  {key}: sim {fmt(f['sim'])} real {fmt(f['real'])} gap {fmt(f['gap'], f['ci'])} noise floor {fmt(f['noise_floor'])}{flag}")
+
+
+def _coherence(folder: Any, spec: str | None) -> Any:
+    """The coherence instrument of `probe --coherence` (see the option's help)."""
+    if spec is None:
+        return folder.coherence_scorer()
+    if spec.strip().lower() == "none":
+        return None
+    from grouped_sim.discriminator.judge import load_coherence_instrument
+
+    return load_coherence_instrument(Path(spec))

@@ -112,16 +112,17 @@ def _scorer(discriminator: Path | None) -> tuple[Any, str | None]:
     return load_realism_scorer(shipped_scorer_path(REALISM_JUDGE)).score, f"shipped:{REALISM_JUDGE}"
 
 
-def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | None = None) -> tuple[Any, str | None]:
+def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | None = None) -> tuple[Any, str | None, frozenset[str]]:
     """The coherence instrument of `report --coherence`: a judge folder (`grouped-sim judge train`,
     or a sim folder's judge/), a MiniLM scorer folder (`grouped-sim coherence train`), "none", or by
     default the run's sim folder's judge (simulate --sim) and otherwise the shipped judge.
 
     A judge reads each reply against contexts of other calls of the same domain: with a reference
-    corpus those come from its calls (docs/judge.md)."""
+    corpus those come from its calls (docs/judge.md). The last item is the ids of the calls a judge
+    was trained on: never graded as the real side."""
     if spec is not None and spec.strip().lower() == "none":
-        return None, None
-    from grouped_sim.discriminator.judge import load_coherence_instrument, shipped_judge_path
+        return None, None, frozenset()
+    from grouped_sim.discriminator.judge import CoherenceJudge, load_coherence_instrument, shipped_judge_path
     from grouped_sim.graphs.fit import SimFolder
 
     if spec:
@@ -132,7 +133,11 @@ def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | No
         instrument, name = load_coherence_instrument(shipped_judge_path()), "shipped:coherence-llm-judge"
     if reference:
         instrument = instrument.anchored(reference)
-    return instrument.score, name
+    trained_on = frozenset()
+    if isinstance(instrument, CoherenceJudge):
+        trained_on = frozenset(instrument.card.split.get("train", []))
+        instrument.on_reading = lambda todo, asked: console.print(f"coherence judge: reading {todo} of {asked} replies ({asked - todo} cached; a few seconds each on a CPU) ...")
+    return instrument.score, name, trained_on
 
 
 def _cheap_report(run: tuple[list[Any], dict[str, Any]], reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None) -> dict[str, Any]:
@@ -228,6 +233,7 @@ def report(
         bool, typer.Option("--strict-gate", help="Gates fail unless the figure's whole 95 % interval clears the bar (demand evidence the agent is good enough).")
     ] = False,
     coherence: Annotated[Optional[str], typer.Option("--coherence", help="Coherence judge folder (`grouped-sim judge train`, or a sim folder's judge/) or MiniLM scorer folder (`grouped-sim coherence train`); default: the run's sim folder's judge (simulate --sim), else the shipped judge (docs/judge.md); 'none' to skip (the judge reads every reply with the 1.5B: a few seconds a reply on a CPU, cached).")] = None,
+    coherence_calls: Annotated[int, typer.Option("--coherence-calls", min=3, help="Calls graded for coherence on each side at most (a seeded draw, the same on every rerun): the judge takes a few seconds a reply on a CPU. The judge's own training calls are never graded as real.")] = 20,
 ) -> None:
     """Measure a run: the agent's scorecard, diversity (TLV, IRS, SNR), fidelity to real dialogues,
     judge scores, each figure with its 95 % interval; write report.json + report.html.
@@ -258,7 +264,7 @@ def report(
     taxonomy_ids = loaded_taxonomy.ids
     tagger = _stage_tagger(sop_db)
     scorer, scorer_name = _scorer(discriminator)
-    coherence_score, coherence_name = _coherence(coherence, info, ref)
+    coherence_score, coherence_name, coherence_trained_on = _coherence(coherence, info, ref)
     target = out_dir or run_dir
 
     judge_summary, turn_judge, judge_scores = None, None, None
@@ -295,6 +301,8 @@ def report(
         judge_scores=judge_scores,
         coherence=coherence_score,
         coherence_name=coherence_name,
+        coherence_calls=coherence_calls,
+        coherence_leave_out=coherence_trained_on,
     )
     result["warnings"] = run_warnings(dialogues, taxonomy_ids)
     warn(result["warnings"])

@@ -83,6 +83,17 @@ def summarise(units: Sequence[Sequence[float]], threshold: float = THRESHOLD, se
     }
 
 
+def draw_calls(dialogues: Sequence[Dialogue], max_calls: int | None, leave_out: frozenset[str] = frozenset(), seed: int = 0) -> list[Dialogue]:
+    """Up to `max_calls` of the dialogues with replies to score, none of `leave_out`, drawn by a
+    seeded shuffle of their ids (the same calls on every rerun, so cached scores are reused)."""
+    import random
+
+    usable = sorted((d for d in dialogues if d.id not in leave_out and reply_indices(d)), key=lambda d: d.id)
+    if max_calls is None or len(usable) <= max_calls:
+        return usable
+    return sorted(random.Random(f"coherence:{seed}").sample(usable, max_calls), key=lambda d: d.id)
+
+
 def coherence_figures(
     dialogues: Sequence[Dialogue],
     score: Score,
@@ -91,14 +102,21 @@ def coherence_figures(
     scorer_name: str | None = None,
     threshold: float = THRESHOLD,
     seed: int = 0,
+    max_calls: int | None = None,
+    leave_out: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The report's coherence block: {"scorer", "threshold", "replies", "mean", "acceptance"}.
+    """The report's coherence block: {"scorer", "threshold", "calls", "replies", "mean", "acceptance"}.
 
     "mean" and "acceptance" are `Figure`s (sim, real, gap, intervals, noise floor, beyond_noise);
-    without a reference only the run's side and its interval are filled.
+    without a reference only the run's side and its interval are filled. A judge that reads replies
+    with a language model costs seconds a reply on a CPU, so each side is at most `max_calls`
+    calls (a seeded draw); `leave_out` are reference calls the instrument was trained on, never
+    graded as "real" (they would flatter the real side).
     """
-    sim = [u for u in dialogue_scores(dialogues, score) if u]
-    ref = [u for u in dialogue_scores(reference, score) if u] if reference else []
+    run_calls = draw_calls(dialogues, max_calls, seed=seed)
+    ref_calls = draw_calls(reference, max_calls, leave_out, seed=seed) if reference else []
+    sim = [u for u in dialogue_scores(run_calls, score) if u]
+    ref = [u for u in dialogue_scores(ref_calls, score) if u] if reference else []
     figures: dict[str, Any] = {}
     for key, stat in (("mean", mean_p), ("acceptance", acceptance(threshold))):
         if ref:
@@ -110,6 +128,12 @@ def coherence_figures(
     return {
         "scorer": scorer_name,
         "threshold": threshold,
+        "calls": {
+            "simulated": len(run_calls),
+            "reference": len(ref_calls) if reference else None,
+            "cap": max_calls,
+            "reference_left_out": sum(d.id in leave_out for d in reference) if reference else 0,
+        },
         "replies": {"simulated": sum(map(len, sim)), "reference": sum(map(len, ref)) if reference else None},
         **figures,
     }

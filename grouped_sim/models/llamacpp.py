@@ -52,8 +52,8 @@ class ServerSettings(BaseModel):
 
     model_path: str
     loras: tuple[str, ...] = ()
-    slots: int = Field(4, ge=1, le=256, description="parallel sequences (continuous batching)")
-    context: int = Field(8192, ge=256, description="tokens of KV cache shared by all slots")
+    slots: int = Field(8, ge=1, le=256, description="parallel sequences (continuous batching)")
+    context: int = Field(16384, ge=256, description="tokens of KV cache shared by all slots")
     threads: int = Field(0, ge=0, description="CPU threads; 0: one per core")
 
 
@@ -114,14 +114,20 @@ class LlamaServer:
                 f"this llama.cpp does not know, an adapter made for another base model, or too little memory for context {settings.context})"
             ) from exc
 
+    recorded: list[tuple[str, dict[str, Any], dict[str, Any]]] | None = None
+    """Set to a list to keep every (kind, request, answer) this server serves: the speed benchmark
+    replays a run's own requests against a bare server to compare throughputs."""
+
     def _call(self, method: Any, body: dict[str, Any]) -> dict[str, Any]:
         result = method(body)
+        if self.recorded is not None:
+            self.recorded.append(("chat" if method == self._server.handle_chat_completions else "complete", body, result))
         error = result.get("error") if isinstance(result, dict) else None
         if error:
             kind = str(error.get("type", "")) if isinstance(error, dict) else ""
             message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
             if kind == "exceed_context_size_error":
-                message += f" (model {Path(self.settings.model_path).name}; raise runtime.llama_context, or shorten the prompt)"
+                message += f" (model {Path(self.settings.model_path).name}; raise runtime.llama.context in the config, or shorten the prompt)"
             raise LlamaRequestError(f"llama.cpp: {message}", kind)
         return result
 
@@ -174,8 +180,8 @@ class LlamaCppChatModel(SamplingChatModel):
 
     model_name: str = "default"
     caches_prefix: bool = True
-    slots: int = Field(4, description="see config.LlamaServerParams")
-    context: int = 8192
+    slots: int = Field(8, description="see config.LlamaServerParams")
+    context: int = 16384
     threads: int = 0
     cache_prompt: bool = True
     server: Any = Field(default=None, exclude=True)
@@ -260,7 +266,7 @@ class ContinuationReader:
     tokenized by the GGUF's own vocabulary (transformers reads it from the file).
     """
 
-    def __init__(self, model: str = "default", slots: int = 4, context: int = 8192, threads: int = 0, max_tokens: int = 32) -> None:
+    def __init__(self, model: str = "default", slots: int = 8, context: int = 16384, threads: int = 0, max_tokens: int = 32) -> None:
         path, _ = resolve_gguf(model)
         self.model_path = str(path)
         self.server = llama_server(ServerSettings(model_path=self.model_path, slots=slots, context=context, threads=threads))

@@ -156,6 +156,8 @@ def compute_report(
     judge_scores: dict[str, list[float | None]] | None = None,
     coherence: Callable[[list[str], list[str]], Sequence[float]] | None = None,
     coherence_name: str | None = None,
+    coherence_calls: int | None = None,
+    coherence_leave_out: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Every figure of the report; JSON-serialisable, floats rounded to 4 places.
 
@@ -230,7 +232,7 @@ def compute_report(
     report["units"] = {"simulated": sim_units, "reference": ref_units}
     report["scorecard"] = scorecard(sims, context, ref if has_ref else None)
     # Coherence (P(the reply answers this call), grouped_sim.metrics.coherence): Figures with intervals.
-    report["fidelity"]["coherence"] = coherence_figures(sims, coherence, ref if has_ref else None, scorer_name=coherence_name) if coherence is not None else None
+    report["fidelity"]["coherence"] = coherence_figures(sims, coherence, ref if has_ref else None, scorer_name=coherence_name, max_calls=coherence_calls, leave_out=coherence_leave_out) if coherence is not None else None
     return rounded(report)
 
 

@@ -197,3 +197,37 @@ def test_the_transcript_form_shows_each_reference_as_a_real_exchange(embedded_ch
     for ref in REFERENCES:
         assert f"Salesman: {ref.salesman}\nCustomer: {ref.customer}" in text
     assert text.count("Call ") == len(REFERENCES) + 1  # one short call per reference, then this call
+
+
+def test_for_a_prefix_caching_model_each_turn_extends_the_last_prompt_up_to_its_closing_note() -> None:
+    from grouped_sim.models.base import LocalChatModel, PromptForm
+    from grouped_sim.schemas import Turn
+
+    class CachingModel(LocalChatModel):
+        prompt_form: PromptForm = PromptForm.transcript
+        caches_prefix: bool = True
+
+        @property
+        def _llm_type(self) -> str:
+            return "caching-test-model"
+
+    model = CachingModel()
+    turns = [Turn(role="salesman", text="Hi, it's Alex from Corriwave."), Turn(role="customer", text="who?")]
+    first = CustomerPrompt(profile=PROFILE, domain="broadband", history=turns[:1], guidance="you are busy", references=REFERENCES[:1])
+    second = CustomerPrompt(profile=PROFILE, domain="broadband", history=[*turns, Turn(role="salesman", text="Your contract ends soon.")], guidance="you are fed up", references=REFERENCES[1:])
+    (a,), options = render(model, first)
+    (b,), _ = render(model, second)
+    a_text, b_text = str(a.content), str(b.content)
+    stable = a_text.rsplit("\n", 2)[0]  # everything before this turn's note and "Customer:"
+    assert b_text.startswith(stable) and options == {"raw_prompt": True, "stop": ["\n"]}
+    assert a_text.endswith("Customer:") and "29? I pay 22 now." in a_text.splitlines()[-2] and "you are busy" in a_text.splitlines()[-2]
+    assert "don't need that much" in b_text.splitlines()[-2] and "29? I pay 22 now." not in b_text
+
+
+def test_a_reply_keeps_the_spoken_line_without_narration_closed_or_cut_off() -> None:
+    """The 1.5B sometimes narrates in brackets, and the token limit can cut the bracket open."""
+    from grouped_sim.graphs.customer import clean_reply
+
+    assert clean_reply("Yes, this is the account holder. [The customer calls Alex by name, which is likely") == "Yes, this is the account holder."
+    assert clean_reply("*sighs* Fine (pauses) go on then.") == "Fine go on then."
+    assert clean_reply("What's the catch?") == "What's the catch?"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, SimulationConfig, load_config
+from grouped_sim.config import DEFAULT_CUSTOMER_SPEC, OLD_CUSTOMER_SPEC, SimulationConfig, load_config
 from grouped_sim.errors import InputError, ModelSpecError
 from grouped_sim.models import build_chat_model
 from grouped_sim.models.spec import parse_spec
@@ -22,9 +22,19 @@ def test_spec_forms_parse() -> None:
     assert parse_spec("vllm:Qwen/Qwen2.5-7B-Instruct").model == "Qwen/Qwen2.5-7B-Instruct"
 
 
-def test_default_customer_is_the_shipped_trained_adapter() -> None:
-    """The package carries the adapter the default customer loads, and says how it was made."""
+def test_default_customer_is_the_pinned_embedded_1_5b() -> None:
+    """Every role defaults to a model the package can find offline and check by hash."""
+    from grouped_sim.models.embedded import find_embedded
+
     spec = parse_spec(DEFAULT_CUSTOMER_SPEC)
+    model = find_embedded(spec.model)
+    assert spec.backend == "llamacpp" and model is not None
+    assert model.size == 1117320768 and model.sha256.startswith("cc324af0") and model.form == "transcript"
+
+
+def test_the_old_customer_is_the_shipped_trained_adapter() -> None:
+    """The package still carries the 135M adapter (for comparisons), and says how it was made."""
+    spec = parse_spec(OLD_CUSTOMER_SPEC)
     assert spec.is_embedded and spec.adapter
     folder = Path(spec.adapter)
     assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()

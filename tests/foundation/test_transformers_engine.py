@@ -82,6 +82,6 @@ def test_run_json_names_the_engine_that_made_each_roles_text(embedded_chat, embe
 
     runtime = RuntimeParams()
     deps = SimDeps(salesman=ChatModelSalesman(limit_model(embedded_chat, "hf", runtime)), customer=limit_model(embedded_llama, "llamacpp", runtime), manager=None, store=None, config=SimulationConfig())
-    assert engines_used(deps) == {"salesman": "transformers (fp32)", "customer": "llama.cpp (SmolLM2-135M-Instruct.Q4_1.gguf, 4 slots, prompt cache)"}
+    assert engines_used(deps) == {"salesman": "transformers (fp32)", "customer": f"llama.cpp (SmolLM2-135M-Instruct.Q4_1.gguf, {runtime.llama.slots} slots, prompt cache)"}
     other = SimDeps(salesman=ChatModelSalesman(FakeListChatModel(responses=["hi"])), customer=FakeListChatModel(responses=["x"]), manager=None, store=None, config=SimulationConfig())
     assert engines_used(other) == {}

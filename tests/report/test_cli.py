@@ -35,7 +35,7 @@ def test_commands_explain_themselves(command):
 
 
 def test_report_then_compare(runs, corpus_path, tmp_path, monkeypatch, capsys):
-    code, text = run_main(["report", str(runs["a"]), "--reference", str(corpus_path)], monkeypatch, capsys)
+    code, text = run_main(["report", str(runs["a"]), "--reference", str(corpus_path), "--coherence", "none"], monkeypatch, capsys)
     assert code == 0, text
     report = json.loads((runs["a"] / "report.json").read_text())
     assert report["summary"]["dialogues"] == 6 and report["reference"]["dialogues"] == 75
@@ -89,7 +89,7 @@ def test_teacher_forced_likeness_with_the_embedded_customer_model(tmp_path, corp
     write_corpus(ref, [short])
     run = tmp_path / "run"
     write_corpus(run / "dialogues.jsonl", [short])
-    code, text = run_main(["report", str(run), "--reference", str(ref), "--likeness", "1", "--customer", "hf:smollm2"], monkeypatch, capsys)
+    code, text = run_main(["report", str(run), "--reference", str(ref), "--likeness", "1", "--customer", "hf:smollm2", "--coherence", "none"], monkeypatch, capsys)
     assert code == 0, text
     like = json.loads((run / "report.json").read_text())["likeness"]
     replayed = sum(1 for t in short.turns[1:] if t.role == "customer")
@@ -97,3 +97,25 @@ def test_teacher_forced_likeness_with_the_embedded_customer_model(tmp_path, corp
     assert len((run / "likeness.jsonl").read_text().splitlines()) == replayed
     if like["evaluated"]:
         assert 0.0 <= like["bleu4"]["mean"] <= 1.0 and -1.0 <= like["embedding_cosine"]["mean"] <= 1.0
+
+
+@pytest.mark.slow
+def test_the_default_coherence_is_the_shipped_judge_on_a_draw_of_calls_never_its_training_calls(tmp_path, corpus, monkeypatch, capsys):
+    """The one report test that reads replies with the 1.5B: the judge grades at most
+    --coherence-calls calls a side, and a reference call it was trained on is never graded as real."""
+    from grouped_sim.discriminator.judge import CoherenceJudge, shipped_judge_path
+
+    trained = set(CoherenceJudge(shipped_judge_path()).card.split["train"])
+    short = [d.model_copy(update={"turns": d.turns[:4]}) for d in corpus]  # one or two replies a call: cheap to read
+    seen = [d for d in short if d.id in trained][:1] + [d for d in short if d.id not in trained][:3]
+    run = tmp_path / "run"
+    write_corpus(run / "dialogues.jsonl", [d for d in short if d.id not in trained][3:6])
+    ref = tmp_path / "ref.jsonl"
+    write_corpus(ref, seen)
+    code, text = run_main(["report", str(run), "--reference", str(ref), "--coherence-calls", "3", "--discriminator", "none"], monkeypatch, capsys)
+    assert code == 0, text
+    block = json.loads((run / "report.json").read_text())["fidelity"]["coherence"]
+    assert block["scorer"] == "shipped:coherence-llm-judge"
+    assert block["calls"] == {"simulated": 3, "reference": 3, "cap": 3, "reference_left_out": 1}
+    assert 0.0 <= block["mean"]["sim"] <= 1.0 and 0.0 <= block["mean"]["real"] <= 1.0
+    assert block["replies"]["reference"] >= 3

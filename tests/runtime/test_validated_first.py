@@ -149,7 +149,7 @@ def test_report_refuses_an_empty_or_mislabelled_reference_and_warns_about_its_ow
     result = invoke(["compare", str(run), str(run), "--names", "a,b", "--reference", str(labelled)], capsys)
     assert result.code == 2 and f"{labelled}:4: field 'turns.1.sop_stage': 'chit_chat'" in result.output, result.output
     assert _snapshot(run) == before
-    made = invoke(["report", str(run)], capsys)
+    made = invoke(["report", str(run), "--coherence", "none"], capsys)
     assert made.code == 0, made.output
     assert "stages outside the taxonomy are left out of SNR and coverage: chit_chat (1)" in made.output
     assert json.loads((run / "report.json").read_text(encoding="utf-8"))["warnings"] == ["turns labelled with stages outside the taxonomy are left out of SNR and coverage: chit_chat (1)"]

@@ -77,16 +77,16 @@ def test_report_gates_and_compare_pairs_two_agents(tmp_path: Path, monkeypatch: 
     a, b = tmp_path / "a", tmp_path / "b"
     write_corpus(a / "dialogues.jsonl", [call(f"a{i}", "price-sensitive", Outcome.refused, ["opening", "pitch"], seed=i, trial=i % 2) for i in range(6)])
     write_corpus(b / "dialogues.jsonl", [call(f"b{i}", "price-sensitive", Outcome.agreed if i else Outcome.refused, FUNNEL, seed=i, trial=i % 2) for i in range(6)])
-    code, text = run_main(["report", str(a), "--fail-under", "conversion=0.25", "--fail-over", "walk_away=0.5"], monkeypatch, capsys)
+    code, text = run_main(["report", str(a), "--coherence", "none", "--fail-under", "conversion=0.25", "--fail-over", "walk_away=0.5"], monkeypatch, capsys)
     assert code == 1
     reason = next(line for line in text.splitlines() if line.startswith("gate failed: "))
     assert "conversion 0.000 [0.000, 0.000] (n=6): upper bound 0.000 < 0.25; walk_away 1.000" in reason
     report = json.loads((a / "report.json").read_text())  # written before the gate failed
     assert report["report_version"] == 2 and report["scorecard"]["calls"] == 6 and report["figures"]["walk_away"]["sim_ci"] == [1.0, 1.0]
     assert (a / "report.html").read_text().index('id="scorecard"') < (a / "report.html").read_text().index('id="summary"')
-    code, text = run_main(["report", str(b), "--fail-under", "conversion=0.5", "--fail-under", "bogus=1"], monkeypatch, capsys)
+    code, text = run_main(["report", str(b), "--coherence", "none", "--fail-under", "conversion=0.5", "--fail-under", "bogus=1"], monkeypatch, capsys)
     assert code == 2 and "unknown figure" in text
-    code, text = run_main(["report", str(b), "--fail-under", "conversion=0.5"], monkeypatch, capsys)
+    code, text = run_main(["report", str(b), "--coherence", "none", "--fail-under", "conversion=0.5"], monkeypatch, capsys)
     assert code == 0 and "gates passed: conversion" in text
 
     js, page = tmp_path / "cmp.json", tmp_path / "cmp.html"
