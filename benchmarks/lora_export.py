@@ -56,10 +56,9 @@ def llama_logprobs(spec: str, texts: list[str], threads: int) -> list[dict[int, 
 def transformers_logprobs(spec: str, texts: list[str]) -> list[list[float]]:
     import torch
 
-    from grouped_sim.config import GenerationParams
     from grouped_sim.models import build_chat_model
 
-    loaded = build_chat_model(spec, GenerationParams(engine="transformers")).loaded
+    loaded = build_chat_model(spec).loaded
     with torch.no_grad():
         return [torch.log_softmax(loaded.model(loaded.tokenizer(t, return_tensors="pt").input_ids).logits[0, -1].float(), -1).tolist() for t in texts]
 

@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from grouped_sim.models import local
-    from grouped_sim.models.batching import RowRequest, generate_batch
+    from grouped_sim.models.hf_generate import RowRequest, generate_batch
 
     t = time.perf_counter()
     tok, gmodel = gguf_model()
@@ -107,7 +107,7 @@ def padded_batch(loaded, rows) -> None:
     import torch
     from transformers import StoppingCriteriaList
 
-    from grouped_sim.models.batching import RowSampler, stop_criterion
+    from grouped_sim.models.hf_generate import RowSampler, stop_criterion
 
     tok = loaded.tokenizer
     batch = tok([r.prompt for r in rows], return_tensors="pt", padding=True, add_special_tokens=False)

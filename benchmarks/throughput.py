@@ -1,10 +1,12 @@
 """Throughput of the embedded CPU default: sequential vs concurrent dialogues, and the share of a
 turn's wall time spent outside model generation (manager, retrieval, graph, I/O).
 
-    .venv/bin/python benchmarks/throughput.py [--dialogues 4] [--max-turns 2] [--repeats 3] [--concurrency 4]
+    .venv/bin/python benchmarks/throughput.py [--dialogues 4] [--max-turns 2] [--repeats 3] [--concurrency 4] [--out FILE]
 
-Runs the real thing (SmolLM2 salesman and customer, light manager, Chroma store built from the
-sample corpus) and reports medians over repeats. Results: benchmarks/results/throughput.json.
+Runs the real thing (the default salesman and customer on llama.cpp, light manager, Chroma store
+built from the sample corpus) and reports medians over repeats; generation time is every llama.cpp
+request's. Results: benchmarks/results/throughput.json (the committed file was measured on
+hf:smollm2 with transformers and its request merging, both since replaced by llama.cpp).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args()
 
     import torch
 
-    import grouped_sim.models.batching as batching
     from grouped_sim.config import SimulationConfig
     from grouped_sim.corpus import read_corpus
     from grouped_sim.data import sample_corpus_path
@@ -45,6 +47,7 @@ def main() -> None:
     from grouped_sim.graphs.batch import run_simulation
     from grouped_sim.graphs.graph import SimDeps
     from grouped_sim.graphs.plan import RunSettings, sample_profiles
+    from grouped_sim.models.llamacpp import LlamaServer, gguf_tokenizer
     from grouped_sim.sop_db.store import SOPStore
 
     work = Path(tempfile.mkdtemp(prefix="gs-bench-"))
@@ -52,19 +55,18 @@ def main() -> None:
     SOPStore(work / "db", create=True).upsert_dialogues(corpus)
     items = sample_profiles(corpus, args.dialogues, seed=1)
 
-    gen_seconds = {"t": 0.0, "calls": 0, "rows": 0}
-    real_generate_batch = batching.generate_batch
+    gen_seconds = {"t": 0.0, "calls": 0}
+    real_call = LlamaServer._call
 
-    def timed_generate_batch(loaded, rows, stop, repetition_penalty):
+    def timed_call(server, method, body):
         start = time.perf_counter()
         try:
-            return real_generate_batch(loaded, rows, stop, repetition_penalty)
+            return real_call(server, method, body)
         finally:
-            gen_seconds["t"] += time.perf_counter() - start
+            gen_seconds["t"] += time.perf_counter() - start  # concurrent requests overlap: summed, not wall
             gen_seconds["calls"] += 1
-            gen_seconds["rows"] += len(rows)
 
-    batching.generate_batch = timed_generate_batch
+    LlamaServer._call = timed_call
     settings = RunSettings(sop_db=str(work / "db"))
     runs: dict[str, list[dict]] = {"sequential": [], "concurrent": []}
     deps_cache: dict[int, SimDeps] = {}
@@ -74,8 +76,8 @@ def main() -> None:
             config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"concurrency": concurrency, "checkpoint": True})})
             deps = replace(deps_cache.get(concurrency) or build_deps(settings, config), config=config)
             deps_cache[concurrency] = deps
-            tokenizer = deps.local_weights[0].tokenizer
-            gen_seconds.update(t=0.0, calls=0, rows=0)
+            tokenizer = gguf_tokenizer(deps.customer.inner.model_path)
+            gen_seconds.update(t=0.0, calls=0)
             out = work / f"{label}-{repeat}"
             start = time.perf_counter()
             summary = run_simulation(items, settings, config, out, deps=deps)
@@ -92,8 +94,7 @@ def main() -> None:
                     "customer_turns": turns,
                     "generated_tokens": tokens,
                     "generation_seconds": round(gen_seconds["t"], 2),
-                    "generate_calls": gen_seconds["calls"],
-                    "mean_batch": round(gen_seconds["rows"] / max(1, gen_seconds["calls"]), 2),
+                    "llama_requests": gen_seconds["calls"],
                     "dialogues_per_minute": round(60 * summary["dialogues"] / wall, 2),
                     "tokens_per_second": round(tokens / wall, 2),
                     "outside_generation_share": round(1 - gen_seconds["t"] / wall, 4) if concurrency == 1 else None,
@@ -107,17 +108,17 @@ def main() -> None:
     result = {
         "benchmark": "throughput",
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
-        "settings": {"dialogues": args.dialogues, "max_turns": args.max_turns, "repeats": args.repeats, "concurrency": args.concurrency, "models": "hf:smollm2 salesman + customer, light manager, full mode"},
+        "settings": {"dialogues": args.dialogues, "max_turns": args.max_turns, "repeats": args.repeats, "concurrency": args.concurrency, "models": f"{settings.salesman} salesman + {settings.customer} customer (llama.cpp), light manager, full mode"},
         "median": {
-            label: {k: med(label, k) for k in ("dialogues_per_minute", "tokens_per_second", "wall_seconds", "mean_batch")}
+            label: {k: med(label, k) for k in ("dialogues_per_minute", "tokens_per_second", "wall_seconds")}
             for label in runs
         },
         "median_outside_generation_share_sequential": statistics.median(r["outside_generation_share"] for r in runs["sequential"]),
         "speedup_concurrent_over_sequential": round(med("concurrent", "dialogues_per_minute") / med("sequential", "dialogues_per_minute"), 2),
         "runs": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("median", "median_outside_generation_share_sequential", "speedup_concurrent_over_sequential")}, indent=2))
 
 

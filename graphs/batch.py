@@ -1,8 +1,8 @@
 """The batch layer around one dialogue: a plan in, dialogues appended to the run folder as they finish.
 
-It adds what running one dialogue (graphs/simulation.py) leaves out: concurrency, batching of
-local generation, LangGraph SQLite checkpoints, the run folder (plan.json, dialogues.jsonl,
-run.json) and resume. A run folder that holds the same plan is finished, not redone.
+It adds what running one dialogue (graphs/simulation.py) leaves out: concurrency, LangGraph SQLite
+checkpoints, the run folder (plan.json, dialogues.jsonl, run.json) and resume. A run folder that
+holds the same plan is finished, not redone.
 
 One process writes a run folder at a time: it holds an exclusive lock (flock on run.lock) from
 before it reads what is written until run.json is written, and a second writer fails at once with
@@ -82,15 +82,11 @@ def load_plan(run_dir: Path | str, flag: str = "--resume") -> RunPlan:
 
 
 def _upgraded(raw: Any) -> Any:
-    """A plan written before best-of-N or the lean engine, read as what wrote it (plain sampling,
-    transformers), so its resume makes the same dialogues."""
+    """A plan written before best-of-N, read as what wrote it (plain sampling), so its resume makes
+    the same dialogues. (Plans that name a local `engine` are read by GenerationParams.)"""
     config = raw.get("config") if isinstance(raw, dict) else None
     if isinstance(config, dict) and "best_of" not in config:
         config["best_of"] = {"n": 1}
-    for role in ("salesman", "customer"):
-        params = config.get(role) if isinstance(config, dict) else None
-        if isinstance(params, dict) and "engine" not in params:
-            params["engine"] = "transformers"
     return raw
 
 
@@ -263,16 +259,17 @@ def _run_locked(
 
 
 def engines_used(deps: SimDeps | None) -> dict[str, str]:
-    """How each local model of the run computed its tokens: part of what made the text."""
+    """How each of our models in the run computed its tokens (llama.cpp or transformers): part of
+    what made the text."""
     from grouped_sim.graphs.salesman import ChatModelSalesman
-    from grouped_sim.models.local import engine_description
+    from grouped_sim.models.base import engine_description_of
 
     if deps is None:
         return {}
     models = {"customer": deps.customer}
     if isinstance(deps.salesman, ChatModelSalesman):
         models["salesman"] = deps.salesman.model
-    return {role: text for role, model in models.items() if (text := engine_description(model))}
+    return {role: text for role, model in models.items() if (text := engine_description_of(model))}
 
 
 def run_warnings(dialogues: list[Dialogue], config: SimulationConfig) -> list[str]:
@@ -314,43 +311,22 @@ async def _run_all(
     gate = asyncio.Semaphore(runtime.concurrency)
     meta = dialogue_meta(settings, config)
     new: list[Dialogue] = []
-    with _batched(deps, config):
-        async with _checkpointer(folder, runtime.checkpoint) as saver:
-            graph = build_graph(checkpointer=saver)
-            with DialogueAppender(folder.dialogues) as sink:
+    async with _checkpointer(folder, runtime.checkpoint) as saver:
+        graph = build_graph(checkpointer=saver)
+        with DialogueAppender(folder.dialogues) as sink:
 
-                async def one(index: int, item: SimProfile, did: str) -> None:
-                    async with gate:
-                        dialogue = await resume_or_run(graph, deps, item, dialogue_seed(config.seed, index), did, index, meta)
-                        sink.write_dialogue(dialogue)  # one flushed line: the dialogue is safe from here
-                        new.append(dialogue)
-                        if saver is not None:
-                            await saver.adelete_thread(dialogue.id)
-                        if on_progress:
-                            on_progress(dialogue)
+            async def one(index: int, item: SimProfile, did: str) -> None:
+                async with gate:
+                    dialogue = await resume_or_run(graph, deps, item, dialogue_seed(config.seed, index), did, index, meta)
+                    sink.write_dialogue(dialogue)  # one flushed line: the dialogue is safe from here
+                    new.append(dialogue)
+                    if saver is not None:
+                        await saver.adelete_thread(dialogue.id)
+                    if on_progress:
+                        on_progress(dialogue)
 
-                await asyncio.gather(*(one(i, item, did) for i, item, did in todo))
+            await asyncio.gather(*(one(i, item, did) for i, item, did in todo))
     return new
-
-
-class _batched:
-    """Merge concurrent local generate calls into padded batches while the run is in flight."""
-
-    def __init__(self, deps: SimDeps, config: SimulationConfig) -> None:
-        self.weights = list(deps.local_weights) if config.runtime.concurrency > 1 and config.runtime.batch_local else []
-        self.max_batch = config.runtime.max_batch
-
-    def __enter__(self) -> None:
-        from grouped_sim.models.batching import enable_batching
-
-        for weights in self.weights:
-            enable_batching(weights, max_batch=self.max_batch)
-
-    def __exit__(self, *exc: object) -> None:
-        from grouped_sim.models.batching import disable_batching
-
-        for weights in self.weights:
-            disable_batching(weights)
 
 
 @asynccontextmanager

@@ -49,7 +49,6 @@ class SimDeps:
     manager: Manager | None
     store: SOPStore | None
     config: SimulationConfig
-    local_weights: tuple[Any, ...] = ()  # weights of local (hf:) models: concurrent calls batch on them
     pick: Picker | None = None  # best-of-N: scores the customer's candidate replies (config.best_of)
 
     @property

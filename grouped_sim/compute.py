@@ -1,4 +1,5 @@
-"""One thread for the process's tensor work: local generation, model loading, sentence embeddings.
+"""One thread for the process's torch work: sentence embeddings (every run retrieves and votes with
+them), scorers, hf: model loading and transformers generation.
 
 Why. torch's CPU build parallelises each operation with GNU OpenMP, which gives every thread that
 starts parallel work a team of helper threads of its own. While the teams of a process hold no
@@ -10,10 +11,10 @@ another made every later operation of the run slower. Measured on 2 cores: 4 can
 20 tokens took 0.65 s when one thread did all the tensor work and 1.1 s once a second thread had
 embedded one sentence (docs/scale.md).
 
-So the tensor work of grouped-sim's own models goes through `on_compute_thread`: one long-lived
-thread, one OpenMP team. Work is serialised there, which costs nothing on a CPU whose cores every
-operation already uses; concurrent dialogues still merge their generation into batches
-(models/batching.py). Callers keep their context (a cancel event travels in a context variable).
+So grouped-sim's own torch work goes through `on_compute_thread`: one long-lived thread, one
+OpenMP team. Work is serialised there, which costs nothing on a CPU whose cores every operation
+already uses. (llama.cpp, which runs the embedded chat models, keeps threads of its own outside
+torch.) Callers keep their context (a cancel event travels in a context variable).
 """
 
 from __future__ import annotations

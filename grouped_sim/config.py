@@ -10,7 +10,7 @@ import hashlib
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,13 +24,6 @@ DEFAULT_CUSTOMER_SPEC = "llamacpp:default"
 OLD_CUSTOMER_SPEC = "hf:smollm2+customer-sft"
 
 
-# How a local (hf:) model computes its tokens: `lean`, a compact CPU decoder for Llama-family
-# models (bf16 prompt reading, int8 weights per token; grouped_sim/models/lean.py), or transformers'
-# own `generate` in fp32. `auto` takes lean wherever it applies. The two give different text for the
-# same seed (different arithmetic), so the engine is part of a run's identity.
-LocalEngine = Literal["auto", "lean", "transformers"]
-
-
 class GenerationParams(BaseModel):
     """Sampling settings for one model role."""
 
@@ -40,7 +33,23 @@ class GenerationParams(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.05, ge=1.0, le=2.0)
     max_new_tokens: int = Field(48, ge=1, le=4096)
-    engine: LocalEngine = Field("auto", description="local hf: models only: auto | lean | transformers (see LocalEngine)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_engine(cls, data: Any) -> Any:
+        """`engine` chose how an hf: model computed: `lean` (a hand-written CPU decoder, removed once
+        llama.cpp ran the embedded models), `transformers`, or `auto` (lean where it applied). hf:
+        models now always run transformers, so configs and plans that say `transformers` or `auto`
+        still load (the key is dropped: it asked for the best engine there is, and that is the one
+        left); `lean` asked for an engine that no longer exists and is refused with what to use, as
+        is any other value (never a valid one)."""
+        if not isinstance(data, dict) or "engine" not in data:
+            return data
+        if data["engine"] == "lean":
+            raise ValueError("engine: lean was removed (hf: models run on transformers); delete the key, or use a llamacpp: spec for speed")
+        if data["engine"] not in ("auto", "transformers"):
+            raise ValueError(f"engine: {data['engine']!r} is no setting (hf: models run on transformers); delete the key")
+        return {k: v for k, v in data.items() if k != "engine"}
 
 
 class SimulatorMode(StrEnum):
@@ -110,10 +119,18 @@ class RuntimeParams(BaseModel):
     backoff_seconds: float = Field(0.5, ge=0.0, le=600.0, description="first retry delay; doubles each retry (with jitter)")
     backoff_max_seconds: float = Field(20.0, ge=0.0, le=3600.0, description="cap on one retry delay")
     timeout_seconds: float = Field(300.0, gt=0.0, le=86400.0, description="one model or salesman call; a call over it counts as a failure")
-    batch_local: bool = Field(True, description="merge concurrent local (hf:) generate calls into one padded batch")
-    max_batch: int = Field(8, ge=1, le=256, description="largest merged batch for local generation")
     checkpoint: bool = Field(True, description="LangGraph SQLite checkpoints in the run folder, so --resume continues unfinished dialogues mid-call")
     llama: LlamaServerParams = LlamaServerParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_batching(cls, data: Any) -> Any:
+        """`batch_local` and `max_batch` merged concurrent hf: calls into one padded batch, a queue
+        removed once the embedded models ran on llama.cpp (which batches its slots: `llama.slots`).
+        They only ever changed speed, so configs and plans that set them still load; they are dropped."""
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if k not in ("batch_local", "max_batch")}
 
 
 class BestOfParams(BaseModel):
@@ -177,15 +194,13 @@ class SimulationConfig(BaseModel):
         """A short stable hash: part of dialogue ids, so a changed config never reuses old output.
 
         `runtime` is left out: how fast a run goes must not rename its dialogues. So is `best_of`
-        while it is plain sampling (n = 1), and a role's `engine` while it is transformers: runs
-        from before either existed keep their ids.
+        while it is plain sampling (n = 1): runs from before it existed keep their ids. (A role's
+        `engine` was part of it while there were two; a run made with `engine: transformers` keeps
+        its ids, the only engine whose text the code still makes.)
         """
         exclude: dict[str, Any] = {"runtime": True}
         if self.best_of.n == 1:
             exclude["best_of"] = True
-        for role in ("salesman", "customer"):
-            if getattr(self, role).engine == "transformers":
-                exclude[role] = {"engine"}
         blob = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -51,11 +51,24 @@ def store(store_dir: Path):
 
 @pytest.fixture(scope="session")
 def embedded_chat():
-    """The embedded SmolLM2 as a chat model (loaded once; weights are shared by every role)."""
+    """The embedded SmolLM2 on transformers (hf:): for what is about transformers itself (loaded
+    once; weights are shared by every role)."""
     from grouped_sim.config import GenerationParams
     from grouped_sim.models import build_chat_model
 
     return build_chat_model("hf:smollm2", GenerationParams(max_new_tokens=24))
+
+
+@pytest.fixture(scope="session")
+def embedded_llama():
+    """The same SmolLM2 on llama.cpp (llamacpp:smollm2, transcript form like hf:smollm2): for tests
+    that exercise the simulator with a real small model. One llama.cpp thread: the test process
+    shares 2 cores with torch's own threads (embeddings), and llama.cpp threads that wait on each
+    other stall when a core is taken (an 8-token reply measured 0.1 s on 1 thread, up to 20 s on 2)."""
+    from grouped_sim.config import GenerationParams, LlamaServerParams, RuntimeParams
+    from grouped_sim.models import build_chat_model
+
+    return build_chat_model("llamacpp:smollm2", GenerationParams(max_new_tokens=24), RuntimeParams(llama=LlamaServerParams(threads=1)))
 
 
 def raw(dialogue: Dialogue) -> Dialogue:

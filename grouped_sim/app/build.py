@@ -28,10 +28,9 @@ from grouped_sim.graphs.customer import Picker
 from grouped_sim.graphs.graph import SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
 from grouped_sim.graphs.plan import RunSettings, SimProfile
-from grouped_sim.models.limits import LimitedChatModel, limit_model
+from grouped_sim.models.limits import limit_model
 from grouped_sim.graphs.salesman import ChatModelSalesman, Salesman
 from grouped_sim.models import build_chat_model, parse_spec
-from grouped_sim.models.local import TransformersChatModel
 from grouped_sim.sop_db.store import SOPStore
 
 ADAPTER_PREFIXES = ("endpoint:", "webhook:", "python:", "replay:", "knn:")
@@ -235,16 +234,6 @@ def open_store(location: str | None, config: SimulationConfig, sim: SimFolder | 
     return store
 
 
-def local_weights(*models: Any) -> tuple[Any, ...]:
-    """The distinct local (hf:) weights behind some chat models: what batching hooks onto."""
-    found: dict[int, Any] = {}
-    for model in models:
-        loaded = model.loaded if isinstance(model, (LimitedChatModel, TransformersChatModel)) else None
-        if loaded is not None:
-            found[id(loaded)] = loaded
-    return tuple(found.values())
-
-
 def check_run_specs(settings: RunSettings, salesman_given: bool = False) -> None:
     """Every spec of a run, checked before anything loads."""
     if not salesman_given:
@@ -304,6 +293,5 @@ def build_deps(
     manager = build_manager(settings.manager, store, config, sim)
     customer = customer if customer is not None else build_customer(settings.customer, config)
     salesman = salesman if salesman is not None else build_salesman(settings.salesman, config, key=salesman_key(settings))
-    models = [customer, *(m.model for m in (salesman, manager) if isinstance(m, (ChatModelSalesman, LLMManager)))]
     pick = build_picker(config.best_of, sim)
-    return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, local_weights=local_weights(*models), pick=pick)
+    return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, pick=pick)

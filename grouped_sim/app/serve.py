@@ -19,11 +19,11 @@ or, when the customer ends the call, `"end_call"`.
 
 Bounded (`ServeLimits`): a request body over `max_request_bytes` is refused with 413 before it is
 parsed, a call over `max_messages` or `max_prompt_tokens` with 400; at most `max_concurrent`
-generations run (merged into batches on local models) and `max_queue` more wait, beyond that a
-503 with Retry-After. A client that disconnects cancels its generation at the next token, and so
-does shutdown (the first SIGTERM: in-flight requests get `shutdown_grace_seconds`). Errors use
-OpenAI's body, `{"error": {"message", "type", "param", "code"}}`, so OpenAI clients raise the
-right exception; /docs and /openapi.json sit behind the API key like the API itself.
+generations run (parallel slots of a llama.cpp model, batched there) and `max_queue` more wait,
+beyond that a 503 with Retry-After. A client that disconnects cancels its generation at the next
+token, and so does shutdown (the first SIGTERM: in-flight requests get `shutdown_grace_seconds`).
+Errors use OpenAI's body, `{"error": {"message", "type", "param", "code"}}`, so OpenAI clients
+raise the right exception; /docs and /openapi.json sit behind the API key like the API itself.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class ServeLimits(BaseModel):
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="largest request body; larger is refused with 413")
     max_prompt_tokens: int = Field(1024, ge=16, description="largest call (all message text) in the customer model's tokens; larger is a 400")
     max_messages: int = Field(200, ge=1, description="most messages in one request")
-    max_concurrent: int = Field(4, ge=1, le=256, description="generations at once (merged into one batch on a local model)")
+    max_concurrent: int = Field(4, ge=1, le=256, description="generations at once (parallel slots of a llama.cpp model, which batches them)")
     max_queue: int = Field(64, ge=0, description="requests waiting for a generation slot; beyond that a 503")
     shutdown_grace_seconds: float = Field(3.0, ge=0.0, description="on SIGTERM, how long in-flight requests may finish before they are cancelled")
 
@@ -149,11 +149,14 @@ class CustomerService:
         return ids.index(model) if model in ids else None
 
     def prompt_tokens(self, text: str) -> int:
-        """The size of a call in the customer model's tokens (about 4 characters a token for a remote model)."""
-        weights = self.deps.local_weights
-        if not weights:
+        """The size of a call in the customer model's tokens (about 4 characters a token where the
+        model is not on transformers)."""
+        from grouped_sim.models.local import local_tokenizer
+
+        tokenizer = local_tokenizer(self.deps.customer)
+        if tokenizer is None:
             return len(text) // 4 + 1
-        return len(weights[0].tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def check_request(self, request: ChatRequest) -> None:
         """Everything about a request that can be refused before any work: an ApiError, or nothing."""

@@ -28,7 +28,7 @@ def sop_mine(
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml). Default: the built-in telemarketing one.")] = None,
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Mine the valid dialogues even when some input lines are bad (they are listed, and recorded in mine.json).")] = False,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=256, help="Dialogues whose first extraction attempt runs as one batch on our own backends (hf:, vllm:); records are still written as each finishes. Default: 8 (on the embedded model 1.3x faster than 1, the same answers; an hf: model on the transformers engine runs a padded batch and measured 0.8x: use 1 there; docs/data-pipeline.md). API models are always asked one call at a time.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=256, help="Dialogues whose first extraction attempt runs as one batch on our own backends (hf:, vllm:); records are still written as each finishes. Default: 8 on vllm:, 1 on hf: (a padded transformers batch measured 0.8x of one at a time; docs/data-pipeline.md). API models are always asked one call at a time.")] = None,
 ) -> None:
     """Mine a corpus (the paper's dual-stream pipeline, §3.1).
 
@@ -105,10 +105,9 @@ def sop_mine(
 
 
 def default_batch_size(extractor: str | None) -> int:
-    """8 on our own backends: vLLM and the lean engine (the default for Llama-family hf: models)
-    retire each row when it finishes, and give a row the answer its call alone gives. On the
-    embedded model 8 dialogues took 22 s in one batch against 29 s one at a time (docs/data-pipeline.md);
-    an hf: model on the transformers engine runs a padded batch to its longest answer (0.8x measured there)."""
+    """8 on vLLM, which retires each row when it finishes. 1 elsewhere: an hf: model runs a padded
+    transformers batch to its longest answer (0.8x of one call at a time, docs/data-pipeline.md;
+    8 paid off only on the lean decoder, since removed), and API models are asked one call at a time."""
     from grouped_sim.models import parse_spec
 
-    return 8 if extractor and parse_spec(extractor).backend in ("vllm", "hf") else 1
+    return 8 if extractor and parse_spec(extractor).backend == "vllm" else 1

@@ -31,7 +31,7 @@ def serve(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML with SimulationConfig fields.")] = None,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1024, help="Largest request body; larger is refused with 413.")] = 64 * 1024,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=16, help="Largest call (all message text) in the customer model's tokens; larger is a 400.")] = 1024,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, max=256, help="Generations at once (merged into one batch on a local model).")] = 4,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, max=256, help="Generations at once (parallel slots of a llama.cpp model, which batches them; give it runtime.llama.slots as many).")] = 4,
     max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests waiting for a generation; beyond that the server answers 503.")] = 64,
 ) -> None:
     """Serve the simulated customer at http://HOST:PORT/v1/chat/completions for any agent framework.
@@ -66,11 +66,6 @@ def serve(
     console.print(f"loading the customer model ({customer}) ...")
     caller = SyncSalesman("caller", lambda call: [])  # the client is the salesman: the graph's own never speaks
     deps = build_deps(settings, config, salesman=caller, items=items)
-    if max_concurrent > 1:
-        from grouped_sim.models.batching import enable_batching
-
-        for weights in deps.local_weights:  # concurrent requests share one padded generate call
-            enable_batching(weights, max_batch=max_concurrent)
     service = CustomerService(items, deps, limits)
     ready = f"serving {len(items)} profile(s) at http://{host}:{port}/v1 (models: {', '.join(service.model_ids())})"
     run_server(create_app(service, key), sock, limits, on_ready=lambda: console.print(ready))

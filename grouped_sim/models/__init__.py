@@ -32,7 +32,6 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "llamacpp":
         from grouped_sim.models.llamacpp import LlamaCppChatModel
 
-        sampling.pop("engine")  # a transformers setting; llama.cpp computes its own way
         server = (runtime or RuntimeParams()).llama
         return LlamaCppChatModel(model_name=parsed.model, adapter=parsed.adapter, **server.model_dump(), **sampling)
     if parsed.backend == "hf":
@@ -58,6 +57,5 @@ def build_chat_model(spec: str | ModelSpec, params: GenerationParams | None = No
     if parsed.backend == "vllm":
         from grouped_sim.models.vllm_engine import VLLMChatModel
 
-        sampling.pop("engine")  # a local (hf:) setting; vLLM computes its own way
         return VLLMChatModel(model_name=parsed.model, **sampling)
     raise ModelSpecError(f"unknown backend {parsed.backend!r}")  # pragma: no cover - parse_spec guards this

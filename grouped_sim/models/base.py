@@ -79,6 +79,11 @@ class LocalChatModel(BaseChatModel):
         """One reply to each conversation in the model's chat template, row i seeded seed + i."""
         raise NotImplementedError
 
+    def engine_description(self) -> str | None:
+        """How this model computes its tokens, for run.json: another engine gives other text for
+        the same seed. None where there is nothing of ours to record."""
+        return None
+
     def _generate_one(self, messages: list[BaseMessage], form: PromptForm, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> str:
         if form is PromptForm.transcript:
             return self.generate_texts([joined_text(messages)], stop, seed, max_new_tokens)[0]
@@ -115,6 +120,11 @@ class SamplingChatModel(LocalChatModel):
 def caches_prefix(model: BaseChatModel) -> bool:
     """Whether `model` reuses a cached prompt prefix (ours declare it; any other model: no)."""
     return model.caches_prefix if isinstance(model, LocalChatModel) else False
+
+
+def engine_description_of(model: BaseChatModel) -> str | None:
+    """How `model` computes its tokens where it is one of ours (see LocalChatModel), else None."""
+    return model.engine_description() if isinstance(model, LocalChatModel) else None
 
 
 def prompt_form_of(model: BaseChatModel) -> PromptForm:

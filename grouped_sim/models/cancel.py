@@ -2,7 +2,7 @@
 
 `serve` answers each request in a worker thread. When the client disconnects, or the server is
 shutting down, the request's `threading.Event` is set; every generation running for it stops at
-its next token (a stopping criterion in models/batching.py checks the event), and the next model
+its next token (a stopping criterion in models/hf_generate.py checks the event; llama.cpp checks before and after each call), and the next model
 call of the request raises `GenerationCancelled` before it starts. The event travels as a context
 variable, so no call signature between the request and the model changes: `cancel_scope` sets it
 for the code it wraps, and the per-backend limiter (models/limits.py) carries it into its pool.

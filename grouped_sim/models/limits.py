@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatResult
 from pydantic import ConfigDict, Field, model_validator
 
 from grouped_sim.config import RuntimeParams
-from grouped_sim.models.base import LocalChatModel, caches_prefix, prompt_form_of
+from grouped_sim.models.base import LocalChatModel, caches_prefix, engine_description_of, prompt_form_of
 
 
 class CallTimeout(TimeoutError):
@@ -73,12 +73,8 @@ class LimitedChatModel(LocalChatModel):
     def _llm_type(self) -> str:
         return "grouped-sim-limited"
 
-    @property
-    def loaded(self) -> Any:
-        """The local transformers weights under the wrapper, if any (batching hooks onto them)."""
-        from grouped_sim.models.local import TransformersChatModel
-
-        return self.inner.loaded if isinstance(self.inner, TransformersChatModel) else None
+    def engine_description(self) -> str | None:
+        return engine_description_of(self.inner)
 
     def _own(self) -> LocalChatModel:
         if not isinstance(self.inner, LocalChatModel):

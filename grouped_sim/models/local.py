@@ -18,7 +18,6 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field
 
-from grouped_sim.config import LocalEngine
 from grouped_sim.errors import ModelSpecError
 from grouped_sim.models.base import PromptForm, SamplingChatModel, chat_dicts, joined_text, row_seed
 from grouped_sim.models.cancel import check_cancelled, current_cancel
@@ -136,39 +135,7 @@ class LoadedModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.lock = threading.Lock()
-        self.batcher: Any = None  # a GenerateBatcher once batching is enabled (models/batching.py)
-        self.stop_criteria: dict[tuple[str, ...], Any] = {}  # built once per stop strings (batching.stop_criterion)
-        self._lean: Any = None  # the lean decoder's copy of the weights, built on first use (models/lean.py)
-
-    @property
-    def eos_ids(self) -> set[int]:
-        """Tokens that end a generation: the model's generation config and the tokenizer's EOS."""
-        configured = getattr(self.model.generation_config, "eos_token_id", None)
-        ids = set(configured if isinstance(configured, list) else [configured])
-        ids.add(self.tokenizer.eos_token_id)
-        return {i for i in ids if i is not None}
-
-    def lean(self) -> Any:
-        """The lean decoder over these weights (adapter included), laid out once and kept."""
-        with self.lock:
-            if self._lean is None:
-                from grouped_sim.models.lean import LeanLlama
-
-                self._lean = LeanLlama(self.model)
-            return self._lean
-
-    def resolve_engine(self, engine: str) -> str:
-        """`lean` or `transformers` for a configured engine: `auto` takes lean wherever it applies."""
-        from grouped_sim.models.lean import unsupported_reason
-
-        if engine == "transformers":
-            return engine
-        reason = unsupported_reason(self.model)
-        if reason is None:
-            return "lean"
-        if engine == "lean":
-            raise ModelSpecError(f"{self.location.folder}: engine 'lean' cannot run this model ({reason}); use engine: transformers or auto")
-        return "transformers"
+        self.stop_criteria: dict[tuple[str, ...], Any] = {}  # built once per stop strings (hf_generate.stop_criterion)
 
 
 _CACHE: dict[str, LoadedModel] = {}
@@ -193,20 +160,17 @@ class TransformersChatModel(SamplingChatModel):
 
     Declares the transcript form: the simulator feeds it a call transcript to continue. Called
     with `raw_prompt=True` it continues the joined message text; otherwise it renders the chat
-    template. Concurrent calls merge into batches when batching is enabled on its weights.
+    template. Several prompts in one call run as one padded batch (models/hf_generate.py).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_name: str = "smollm2"
-    engine: LocalEngine = "auto"
     loaded: Any = Field(default=None, exclude=True)
-    resolved_engine: str = Field(default="transformers", exclude=True)
 
     def model_post_init(self, __context: Any) -> None:
         if self.loaded is None:
             self.loaded = load_weights(self.model_name, self.adapter)
-        self.resolved_engine = self.loaded.resolve_engine(self.engine)
 
     @property
     def _llm_type(self) -> str:
@@ -214,12 +178,10 @@ class TransformersChatModel(SamplingChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model_name, "adapter": self.adapter, "engine": self.resolved_engine, "temperature": self.temperature, "top_p": self.top_p}
+        return {"model": self.model_name, "adapter": self.adapter, "temperature": self.temperature, "top_p": self.top_p}
 
     def engine_description(self) -> str:
-        """How this model computes its tokens, for run.json (the engine changes the text)."""
-        if self.resolved_engine == "lean":
-            return f"lean ({self.loaded.lean().compute})"
+        """How this model computes its tokens, for run.json (another engine gives other text)."""
         return "transformers (fp32)"
 
     def render_prompt(self, messages: list[BaseMessage], form: PromptForm = PromptForm.chat) -> str:
@@ -229,35 +191,36 @@ class TransformersChatModel(SamplingChatModel):
         return self.loaded.tokenizer.apply_chat_template(chat_dicts(messages), tokenize=False, add_generation_prompt=True)
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
-        """Generate one continuation per prompt in a single padded batch (see models/batching.py)."""
-        from grouped_sim.models.batching import generate_batch
+        """Generate one continuation per prompt in a single padded batch (see models/hf_generate.py)."""
+        from grouped_sim.models.hf_generate import generate_batch
 
         rows = [self._row(p, row_seed(seed, i), max_new_tokens) for i, p in enumerate(prompts)]
-        return generate_batch(self.loaded, rows, stop, self.repetition_penalty, self.resolved_engine)
+        return generate_batch(self.loaded, rows, stop, self.repetition_penalty)
 
     def generate_chats(self, conversations: list[list[BaseMessage]], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
         return self.generate_texts([self.render_prompt(c) for c in conversations], stop, seed, max_new_tokens)
 
     def _row(self, prompt: str, seed: int | None, max_new_tokens: int | None) -> Any:
-        from grouped_sim.models.batching import RowRequest
+        from grouped_sim.models.hf_generate import RowRequest
 
         return RowRequest(prompt=prompt, seed=seed, temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.budget(max_new_tokens), cancel=current_cancel())
 
     def _generate_one(self, messages: list[BaseMessage], form: PromptForm, stop: list[str] | None, seed: int | None, max_new_tokens: int | None) -> str:
         check_cancelled()
-        prompt = self.render_prompt(messages, form)
-        batcher = self.loaded.batcher
-        if batcher is not None:  # concurrent dialogues: merged with other requests (models/batching.py)
-            text = batcher.submit(self._row(prompt, seed, max_new_tokens), stop, self.repetition_penalty, self.resolved_engine)
-        else:
-            text = self.generate_texts([prompt], stop, seed, max_new_tokens)[0]
+        text = self.generate_texts([self.render_prompt(messages, form)], stop, seed, max_new_tokens)[0]
         check_cancelled()  # stopped early by its caller: the partial text is no answer
         return text
 
 
-def engine_description(model: Any) -> str | None:
-    """The local engine behind a chat model (through a limiter), or None for any other model."""
+def transformers_model(model: Any) -> TransformersChatModel | None:
+    """The transformers model behind a chat model (through a limiter), or None for any other model."""
     from grouped_sim.models.limits import LimitedChatModel
 
     inner = model.inner if isinstance(model, LimitedChatModel) else model
-    return inner.engine_description() if isinstance(inner, TransformersChatModel) else None
+    return inner if isinstance(inner, TransformersChatModel) else None
+
+
+def local_tokenizer(model: Any) -> Any | None:
+    """The tokenizer of the transformers weights behind a chat model, or None for any other model."""
+    inner = transformers_model(model)
+    return inner.loaded.tokenizer if inner is not None else None

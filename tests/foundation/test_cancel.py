@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from grouped_sim.models.batching import RowRequest, generate_batch
+from grouped_sim.models.hf_generate import RowRequest, generate_batch
 from grouped_sim.models.cancel import GenerationCancelled, cancel_scope
 
 PROMPT = "Count slowly from one to two hundred, one number per line:\n1\n2\n3\n"

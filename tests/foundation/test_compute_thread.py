@@ -41,10 +41,10 @@ def test_failures_reach_the_caller_and_nested_work_runs_inline() -> None:
 
 def test_generation_and_embeddings_run_on_the_compute_thread(embedded_chat, monkeypatch) -> None:
     import grouped_sim.embeddings as embeddings
-    import grouped_sim.models.batching as batching
+    import grouped_sim.models.hf_generate as hf_generate
 
     threads: list[str] = []
-    for module, name in ((batching, "_generate_batch"), (embeddings, "_encode_here")):
+    for module, name in ((hf_generate, "generate_with_transformers"), (embeddings, "_encode_here")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, **kwargs):
@@ -52,8 +52,8 @@ def test_generation_and_embeddings_run_on_the_compute_thread(embedded_chat, monk
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(module, name, spy)
-    row = batching.RowRequest(prompt="Customer:", seed=0, temperature=0.0, top_p=1.0, max_new_tokens=2)
+    row = hf_generate.RowRequest(prompt="Customer:", seed=0, temperature=0.0, top_p=1.0, max_new_tokens=2)
     with ThreadPoolExecutor(2) as pool:
-        pool.submit(batching.generate_batch, embedded_chat.loaded, [row], None, 1.0, embedded_chat.resolved_engine).result()
+        pool.submit(hf_generate.generate_batch, embedded_chat.loaded, [row], None, 1.0).result()
         pool.submit(embeddings.embed, ["one sentence", "and another"]).result()
     assert len(threads) == 2 and all(t.startswith(THREAD_NAME) for t in threads)

@@ -116,3 +116,12 @@ def test_valid_lines_get_consecutive_seeds_so_a_raw_corpus_batches_whole(corpus:
     path.write_text("\n".join([lines[0], "{not json", lines[1], lines[2]]) + "\n", encoding="utf-8")
     items, bad = read_lenient(path)
     assert len(bad) == 1 and [(i.line, i.seed) for i in items] == [(1, 0), (3, 1), (4, 2)]
+
+
+def test_extraction_batches_by_default_only_where_a_batch_pays() -> None:
+    """vLLM retires each row when it ends; a transformers batch is padded to its longest answer
+    (0.8x of one call at a time), so hf: extractors go one dialogue at a time unless asked."""
+    from grouped_sim.cli.mine import default_batch_size
+
+    assert default_batch_size("vllm:some/model") == 8
+    assert default_batch_size("hf:smollm2") == default_batch_size("openai:m@http://127.0.0.1:9/v1") == default_batch_size(None) == 1

@@ -67,11 +67,9 @@ def test_json_parser_tolerates_prose_fences_and_trailing_commas() -> None:
     assert parse_json_object('Answer: {"a": {"b": "}"}, "c": [1, 2,],} thanks') == {"a": {"b": "}"}, "c": [1, 2]}
 
 
-def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue], embedded_chat) -> None:
+def test_embedded_model_extraction_ok_or_recorded_failed(corpus: list[Dialogue], embedded_llama) -> None:
     """The real embedded model on a dialogue: the result is a valid profile or a failure with its reason."""
-    from grouped_sim.models.local import TransformersChatModel
-
-    model = TransformersChatModel(loaded=embedded_chat.loaded, temperature=0.7, max_new_tokens=120)
+    model = embedded_llama.model_copy(update={"temperature": 0.7, "max_new_tokens": 120})
     extractor = ProfileExtractor(model, retries=1, max_new_tokens=120)
     outcomes = []
     for dialogue in corpus[:1]:

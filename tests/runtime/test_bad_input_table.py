@@ -120,6 +120,7 @@ def world(tmp_path_factory, corpus, fitted_dir) -> Path:
     (w / "plain").mkdir()
     (w / "plain" / "notes.txt").write_text("not a store", encoding="utf-8")
     (w / "order.yaml").write_text("manager:\n  hang_up_below: 0.9\n  agree_above: 0.5\n", encoding="utf-8")
+    (w / "lean.yaml").write_text("customer:\n  engine: lean\n", encoding="utf-8")  # an engine since removed
     (w / "spec_bogus.yaml").write_text("archetypes: {price-sensitive: 0.5, bogus: 0.5}\n", encoding="utf-8")
     (w / "unterminated.jsonl").write_bytes(good + b'{"id": "abc\n')
     (w / "onebad.jsonl").write_bytes(good + b"{oops\n")
@@ -210,6 +211,7 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("compare", ["run_ok"], "compare needs two or more run folders (got 1)"),
     ("compare", ["run_ok", "nowhere"], "nowhere: run folder not found"),
     ("simulate", ["--out", "o", "--config", "order.yaml", "--mode", "prompt-only"], "order.yaml: field 'manager': hang_up_below (0.9) must be below agree_above (0.5)"),
+    ("simulate", ["--out", "o", "--config", "lean.yaml", "--mode", "prompt-only"], "lean.yaml: field 'customer': engine: lean was removed"),
     ("profiles generate", ["--out", "p.jsonl", "--spec", "spec_bogus.yaml"], "spec_bogus.yaml: archetype 'bogus': unknown"),
     ("report", ["run_ok", "--reference", "unterminated.jsonl"], "unterminated.jsonl:4: field '<json>': not valid JSON (Unterminated string starting at column"),
     ("sop mine", ["--out", "mined", "--corpus", "onebad.jsonl"], "onebad.jsonl: 1 bad line (listed above)"),

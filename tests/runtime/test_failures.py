@@ -37,14 +37,14 @@ def _read(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: Path, fast_config, items, embedded_chat) -> None:
+def test_failing_customer_model_is_retried_blamed_and_the_run_goes_on(tmp_path: Path, fast_config, items, embedded_llama) -> None:
     from grouped_sim.app.build import build_deps
     from grouped_sim.graphs.batch import run_simulation
     from grouped_sim.graphs.plan import RunSettings
 
     config = fast_config.model_copy(update={"runtime": fast_config.runtime.model_copy(update={"retries": 2})})
     chosen = items[:3]
-    flaky = DownForOneProfile(inner=embedded_chat.model_copy(update={"max_new_tokens": 8}), marker=chosen[0].profile.summary[:40])
+    flaky = DownForOneProfile(inner=embedded_llama.model_copy(update={"max_new_tokens": 8}), marker=chosen[0].profile.summary[:40])
     settings = RunSettings(salesman=SCRIPTED)
     summary = run_simulation(chosen, settings, config, tmp_path / "run", deps=build_deps(settings, config, customer=flaky))
     dialogues = _read(tmp_path / "run")

@@ -117,10 +117,9 @@ def _transformers_logprobs(prompts: list[str]) -> tuple[list[np.ndarray], list[n
     import torch
 
     from grouped_sim.compute import on_compute_thread
-    from grouped_sim.config import GenerationParams
     from grouped_sim.models import build_chat_model
 
-    loaded = build_chat_model("hf:smollm2+customer-sft", GenerationParams(engine="transformers")).loaded
+    loaded = build_chat_model("hf:smollm2+customer-sft").loaded
     encoded = [loaded.tokenizer(p, return_tensors="pt").input_ids for p in prompts]
 
     def next_token(ids: torch.Tensor) -> np.ndarray:

@@ -1,27 +1,17 @@
-"""Batched local generation: per-row sampling, and a queue that merges concurrent requests.
+"""transformers generation for hf: models: one padded `generate` call for many prompts.
 
-Two pieces, both here so `local.py` stays a thin chat-model shell:
+Sampling is done by `RowSampler`, a logits processor with one seeded `torch.Generator` per row that
+applies the row's own temperature and top-p and then pins the chosen token. A row's tokens therefore
+depend on its own seed, not on the other rows' seeds, so candidate 0 of best-of-N is the reply a
+plain call with the same seed gives; rows of different prompts share left-padding, whose numerics
+can flip a near-tie token (docs/scale.md).
 
-- `generate_batch` runs one padded `generate` call for many prompts. Sampling is done by
-  `RowSampler`, a logits processor with one seeded `torch.Generator` per row that applies the
-  row's own temperature and top-p and then pins the chosen token. A row's tokens therefore depend
-  on its own seed only, not on which other prompts share the batch or in what order they came;
-  the only thing batching changes is left-padding numerics (logits differ in the last float bits,
-  which can flip a near-tie), see docs/scale.md.
-- `GenerateBatcher` is a small request queue in front of one set of loaded weights. Dialogues
-  running concurrently (in threads, see graphs/batch.py) submit single requests; a worker thread
-  drains the queue and runs what arrived together as one batch. On 2 CPU cores SmolLM2-135M
-  generates about 2.5x the tokens per second as a batch of 8 than one prompt at a time.
-
-Servers (vLLM, OpenAI-compatible endpoints) batch on their side; nothing here sits in front of them.
+Concurrent calls are not merged here: a merging queue (and a hand-written CPU decoder) served the
+135M while it was the default; the embedded models now run on llama.cpp, which batches its slots.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +59,7 @@ def seeded_generator(seed: int | None) -> Any:
 
 
 def sample_token(scores: Any, temperature: float, top_p: float, generator: Any) -> int:
-    """One token from a row's scores: argmax at temperature 0, else nucleus sampling with `generator`.
-
-    Both local engines sample through here, so a seed means the same draw on either.
-    """
+    """One token from a row's scores: argmax at temperature 0, else nucleus sampling with `generator`."""
     import torch
 
     logits = scores.float()
@@ -104,18 +91,6 @@ def nucleus(probs: Any, top_p: float) -> tuple[Any, Any]:
         cumulative = torch.cumsum(top, dim=-1)
     # Keep the smallest prefix whose mass reaches top_p (always at least one token).
     return top.masked_fill(cumulative - top >= top_p, 0.0), order
-
-
-def apply_repetition_penalty(scores: Any, seen: list[int], penalty: float) -> Any:
-    """transformers' repetition penalty on one row: every token already in the prompt or the reply
-    has its score divided by `penalty` (multiplied, where negative)."""
-    import torch
-
-    if penalty == 1.0 or not seen:
-        return scores
-    ids = torch.tensor(seen)
-    picked = scores.gather(0, ids)
-    return scores.scatter(0, ids, torch.where(picked < 0, picked * penalty, picked / penalty))
 
 
 class CancelledRows:
@@ -158,22 +133,12 @@ def stop_criterion(loaded: Any, stop: list[str]) -> Any:
     return loaded.stop_criteria[key]
 
 
-def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str = "transformers") -> list[str]:
-    """Every row's continuation, on the `lean` decoder (models/lean.py) or transformers' `generate`,
-    computed on the process's one tensor thread (grouped_sim/compute.py)."""
+def generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
+    """Every row's continuation from transformers' `generate`, computed on the process's one tensor
+    thread (grouped_sim/compute.py)."""
     from grouped_sim.compute import on_compute_thread
 
-    return on_compute_thread(_generate_batch, loaded, rows, stop, repetition_penalty, engine)
-
-
-def _generate_batch(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float, engine: str) -> list[str]:
-    if engine == "lean":
-        from grouped_sim.models.lean import generate_rows
-
-        lean = loaded.lean()
-        with loaded.lock:
-            return generate_rows(lean, loaded.tokenizer, loaded.eos_ids, rows, stop, repetition_penalty)
-    return generate_with_transformers(loaded, rows, stop, repetition_penalty)
+    return on_compute_thread(generate_with_transformers, loaded, rows, stop, repetition_penalty)
 
 
 def generate_with_transformers(loaded: Any, rows: list[RowRequest], stop: list[str] | None, repetition_penalty: float) -> list[str]:
@@ -230,101 +195,3 @@ def shared_prefix(model: Any, input_ids: Any, n: int, gen_kwargs: dict[str, Any]
     cache.batch_repeat_interleave(n)
     gen_kwargs["past_key_values"] = cache
     return {"input_ids": input_ids.repeat(n, 1), "attention_mask": torch.ones(n, input_ids.shape[1], dtype=torch.long)}
-
-
-@dataclass
-class _Pending:
-    row: RowRequest
-    stop: tuple[str, ...]
-    repetition_penalty: float
-    engine: str = "transformers"
-    future: Future[str] = field(default_factory=Future)
-
-    @property
-    def key(self) -> tuple[tuple[str, ...], float, str]:
-        # Stop strings, repetition penalty and engine act on the whole batch, so only equal ones merge.
-        return (self.stop, self.repetition_penalty, self.engine)
-
-
-class GenerateBatcher:
-    """A request queue in front of one loaded model; a worker thread runs merged batches.
-
-    `window_s` is how long the worker waits for companions after the first request of a batch;
-    requests that arrive while a batch is generating join the next one without waiting.
-    """
-
-    def __init__(self, loaded: Any, max_batch: int = 8, window_s: float = 0.01) -> None:
-        self.loaded = loaded
-        self.max_batch = max_batch
-        self.window_s = window_s
-        self.queue: queue.Queue[_Pending | None] = queue.Queue()
-        self.batches: list[int] = []  # sizes of the batches run, for benchmarks and tests
-        self._worker = threading.Thread(target=self._run, name="grouped-sim-batcher", daemon=True)
-        self._worker.start()
-
-    def submit(self, row: RowRequest, stop: list[str] | None, repetition_penalty: float, engine: str = "transformers", timeout: float | None = None) -> str:
-        """Queue one request and wait for its text (raises what the batch raised, or TimeoutError)."""
-        item = _Pending(row=row, stop=tuple(stop or ()), repetition_penalty=repetition_penalty, engine=engine)
-        self.queue.put(item)
-        return item.future.result(timeout=timeout)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self._worker.join(timeout=60)
-
-    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        items = [first]
-        deadline = time.monotonic() + self.window_s
-        closing = False
-        while len(items) < self.max_batch:
-            try:
-                nxt = self.queue.get(timeout=max(0.0, deadline - time.monotonic())) if not self.queue.qsize() else self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                closing = True
-                break
-            items.append(nxt)
-        return items, closing
-
-    def _run(self) -> None:
-        carry: list[_Pending] = []
-        while True:
-            first = carry.pop(0) if carry else self.queue.get()
-            if first is None:
-                return
-            items, closing = self._collect(first)
-            items = carry + items
-            carry = []
-            key = items[0].key
-            group = [it for it in items if it.key == key][: self.max_batch]
-            carry = [it for it in items if it not in group]
-            try:
-                texts = generate_batch(self.loaded, [it.row for it in group], list(key[0]) or None, key[1], key[2])
-            except BaseException as exc:  # hand the failure to every waiting caller
-                for it in group:
-                    it.future.set_exception(exc)
-            else:
-                self.batches.append(len(group))
-                for it, text in zip(group, texts):
-                    it.future.set_result(text)
-            if closing:
-                for it in carry:
-                    it.future.set_exception(RuntimeError("the batcher was closed"))
-                return
-
-
-def enable_batching(loaded: Any, max_batch: int = 8, window_s: float = 0.01) -> GenerateBatcher:
-    """Put a batcher in front of `loaded` (idempotent); local chat models route through it."""
-    batcher = getattr(loaded, "batcher", None)
-    if batcher is None:
-        batcher = GenerateBatcher(loaded, max_batch=max_batch, window_s=window_s)
-        loaded.batcher = batcher
-    return batcher
-
-
-def disable_batching(loaded: Any) -> None:
-    batcher = getattr(loaded, "batcher", None)
-    if batcher is not None:
-        loaded.batcher = None
-        batcher.close()
