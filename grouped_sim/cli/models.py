@@ -41,9 +41,10 @@ def models_check(
 ) -> None:
     """Make each embedded model whole and check it: join split parts into the model cache once
     (GROUPED_SIM_CACHE, else ~/.cache/grouped-sim), then check size and SHA-256. Exit 2 with the
-    pip command to run when a package is missing or a file is damaged."""
+    pip command to run when a package is missing or a file is damaged. Without names, an optional
+    model none of whose packages is installed is listed and skipped."""
     from grouped_sim.errors import InputError
-    from grouped_sim.models.embedded import embedded_models, embedded_path, find_embedded
+    from grouped_sim.models.embedded import embedded_models, embedded_path, find_embedded, part_paths
 
     chosen = []
     for name in names or list(embedded_models()):
@@ -52,5 +53,8 @@ def models_check(
             raise InputError(f"no embedded model called {name!r}; known: {', '.join(embedded_models())}")
         chosen.append(model)
     for model in chosen:
+        if not names and model.optional and model.parts is not None and len(part_paths(model)[1]) == model.parts.count:
+            out.print(f"{model.name}: not installed (optional; {model.install_hint()})")
+            continue
         path = embedded_path(model)
         out.print(f"{model.name}: ok ({path})")

