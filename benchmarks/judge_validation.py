@@ -253,14 +253,24 @@ def report_corpus(name, units, scores, bootstrap_ci, fast_auc) -> dict:
             vals = [b for unit in units_ for _, b in unit]
             return float(np.mean([v >= 0.5 for v in vals])) if vals else None
 
+        def mean_of(units_):
+            vals = [b for unit in units_ for _, b in unit]
+            return float(np.mean(vals)) if vals else None
+
+        def gap(units_):  # the kind's mean P minus the real replies' to the same contexts
+            pairs = [p for unit in units_ for p in unit]
+            return float(np.mean([b - a for a, b in pairs])) if pairs else None
+
         n = sum(len(c) for c in calls)
-        row = {"n_replies": n, "n_calls": len(calls), "mean_p": float(np.mean([b for c in calls for _, b in c])) if n else None,
+        row = {"n_replies": n, "n_calls": len(calls), "mean_p": mean_of(calls), "mean_p_ci": bootstrap_ci(calls, mean_of),
+               "gap_to_real": gap(calls), "gap_to_real_ci": bootstrap_ci(calls, gap),
                "acceptance": accept(calls), "acceptance_ci": bootstrap_ci(calls, accept)}
         if kind != "real":
             row.update({"auc_real_vs": auc(calls), "auc_ci": bootstrap_ci(calls, auc)})
         out[kind] = row
         auc_text = f"AUC {row['auc_real_vs']:.3f} [{row['auc_ci'][0]:.2f}, {row['auc_ci'][1]:.2f}]" if kind != "real" and row.get("auc_ci") else ""
-        print(f"{name:9s} {kind:9s} n={n:3d} ({len(calls)} calls) mean P {row['mean_p']:.3f} accept {row['acceptance']:.2f} {auc_text}")
+        gap_text = f"gap {row['gap_to_real']:+.3f} [{row['gap_to_real_ci'][0]:+.2f}, {row['gap_to_real_ci'][1]:+.2f}]" if row.get("gap_to_real_ci") else ""
+        print(f"{name:9s} {kind:9s} n={n:3d} ({len(calls)} calls) mean P {row['mean_p']:.3f} accept {row['acceptance']:.2f} {gap_text} {auc_text}")
     return out
 
 
