@@ -18,7 +18,7 @@ _SELLER_PATTERNS = [
     r"\blet me (?:tell|explain|walk) you\b",
     r"\bwe can (?:offer|help|get you|give you|save you)\b",
     r"\bspecial (?:offer|deal|promotion)\b",
-    r"\bi(?:'m| am) calling (?:from|about|on behalf)\b",
+    r"\b(?:i(?:'m| am)|this is \w+(?: \w+)?) calling (?:from|about|on behalf|to (?:inform|tell|let|offer|remind))\b",
     r"\bthank you for (?:choosing|your interest|being a)\b",
     r"\bwe(?:'re| are) (?:so )?(?:glad|happy|excited|thrilled)\b",
     r"\bhow can i (?:help|assist) you\b",

@@ -231,3 +231,11 @@ def test_a_reply_keeps_the_spoken_line_without_narration_closed_or_cut_off() -> 
     assert clean_reply("Yes, this is the account holder. [The customer calls Alex by name, which is likely") == "Yes, this is the account holder."
     assert clean_reply("*sighs* Fine (pauses) go on then.") == "Fine go on then."
     assert clean_reply("What's the catch?") == "What's the catch?"
+
+
+def test_a_customer_who_announces_the_call_is_caught_as_the_seller() -> None:
+    """Seen in a demo call: the 1.5B customer took the caller's part ("This is Alex calling to inform you ...")."""
+    from grouped_sim.role_guard import looks_like_salesman
+
+    assert looks_like_salesman("Yes, I am. This is Alex calling to inform you that the new contract has started.")
+    assert not looks_like_salesman("Who is this calling? I'm busy.")
