@@ -173,15 +173,17 @@ def run_variant(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase]
 
 def run_probe(
     folder: SimFolder, variants: list[ProbeVariant], cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build,
-    out: Path, score: Scorer | None = None, on_progress: Callable[[Any], None] | None = None,
+    out: Path, score: Scorer | None = None, on_progress: Callable[[Any], None] | None = None, leave_out: frozenset[str] = frozenset(),
 ) -> dict[str, list[ProbeRow]]:
-    """Rows of every variant, by variant name; every run goes under `out` (probe --out)."""
+    """Rows of every variant, by variant name; every run goes under `out` (probe --out). Customers
+    in `leave_out` (calls the coherence instrument was trained on) get no coherence scores: their
+    real replies would flatter the real side."""
     check_out(folder, variants, cases, customer, base, out)
     write_corpus(out / "scripts.jsonl", [c.script() for c in cases])
     rows: dict[str, list[ProbeRow]] = {}
     for variant in variants:
         simulated, deps = run_variant(folder, variant, cases, customer, base, build, out, on_progress)
-        rows[variant.name] = [probe_row(case, dialogue, deps, score) for case, dialogue in zip(cases, simulated)]
+        rows[variant.name] = [probe_row(case, dialogue, deps, None if case.dialogue.id in leave_out else score) for case, dialogue in zip(cases, simulated)]
     return rows
 
 

@@ -67,12 +67,15 @@ def probe(
     with progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
         rows = run_probe(
-            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task)
+            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task),
+            leave_out=_trained_on(scorer),
         )
     similarity = profile_similarity(cases)
     summaries = {name: probe_summary(r, similarity, seed) for name, r in rows.items()}
     first = summaries[variants[0].name]
     warnings = list(dict.fromkeys(f"{name}: {w}" if len(summaries) > 1 else w for name, summary in summaries.items() for w in summary["warnings"]))
+    if left := sorted(c.dialogue.id for c in cases if c.dialogue.id in _trained_on(scorer)):
+        warnings.append(f"coherence: {len(left)} of {len(cases)} customers not graded ({', '.join(left)}): the judge was trained on their calls")
     result = {
         "n": first["n"], "sim_folder": str(folder.root), "customer": customer, "seed": seed, "variant": variants[0].name,
         **{k: first[k] for k in ("figures", "majority_baseline", "confusion", "rows")}, "warnings": warnings, "variants": summaries,
@@ -106,3 +109,10 @@ def _coherence(folder: Any, spec: str | None) -> Any:
     from grouped_sim.discriminator.judge import load_coherence_instrument
 
     return load_coherence_instrument(Path(spec))
+
+
+def _trained_on(scorer: Any) -> frozenset[str]:
+    """Ids of the calls a coherence judge was trained on (none for a MiniLM scorer)."""
+    from grouped_sim.discriminator.judge import CoherenceJudge
+
+    return frozenset(scorer.card.split.get("train", [])) if isinstance(scorer, CoherenceJudge) else frozenset()
