@@ -27,6 +27,7 @@ and `judge.json` (reader, anchors, the real floor, features, split and held-out 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ from grouped_sim.artifacts import Artifact
 from grouped_sim.discriminator.heads import HEAD_FILE, Head
 from grouped_sim.discriminator.negatives import Reply, other_call_replies
 from grouped_sim.errors import InputError
+from grouped_sim.metrics.coherence import reply_indices
 from grouped_sim.schemas import Dialogue
 from grouped_sim.transcript import transcript_text
 
@@ -117,7 +119,7 @@ def features(readings: Readings, floor: float) -> np.ndarray:
 def reply_contexts(dialogue: Dialogue) -> list[tuple[int, str, str]]:
     """(turn index, the call before it, the reply) for each customer reply that follows a salesman move."""
     turns = dialogue.turns
-    return [(i, transcript_text(turns[:i]), t.text) for i, t in enumerate(turns) if t.role == "customer" and i > 0 and turns[i - 1].role == "salesman" and t.text.strip()]
+    return [(i, transcript_text(turns[:i]), turns[i].text) for i in reply_indices(dialogue) if turns[i].text.strip()]
 
 
 def choose_anchors(dialogues: Sequence[Dialogue], n: int, seed: int = 0) -> list[str]:
@@ -166,12 +168,9 @@ class JudgeCard(BaseModel):
 def judge_artifact(folder: Path, rebuild: str | None = None) -> Artifact:
     from grouped_sim.data import shipped_scorer_path
 
-    if rebuild is not None:
-        pass
-    elif folder.resolve().is_relative_to(shipped_scorer_path().parent.resolve()):
-        rebuild = "reinstall grouped-sim: this judge ships inside the package"
-    else:
-        rebuild = f"grouped-sim judge train --corpus CALLS.jsonl --out {folder}"
+    if rebuild is None:
+        shipped = folder.resolve().is_relative_to(shipped_scorer_path().parent.resolve())
+        rebuild = "reinstall grouped-sim: this judge ships inside the package" if shipped else f"grouped-sim judge train --corpus CALLS.jsonl --out {folder}"
     return Artifact("coherence judge", rebuild)
 
 
@@ -201,6 +200,7 @@ class CoherenceJudge:
         self.anchors = list(self.card.anchors)
         self.floor = self.card.floor
         self._reader = reader
+        self._cache: ScoreCache | None = None
         self.on_reading: Callable[[int, int], None] | None = None
         """Told (replies to read, replies asked) before the reader starts: a report says what it waits for."""
 
@@ -220,9 +220,9 @@ class CoherenceJudge:
         anchors = choose_anchors(dialogues, self.card.config.anchors, self.card.config.seed)
         if len(anchors) < self.card.config.anchors:
             return self
-        other = object.__new__(CoherenceJudge)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)
         other.anchors = anchors
+        other._cache = None  # another digest, another cache
         return other
 
     def features(self, contexts: Sequence[str], replies: Sequence[str]) -> np.ndarray:
@@ -241,7 +241,9 @@ class CoherenceJudge:
         reply), so a corpus is read once per machine and a report rerun reads only new replies."""
         if not replies:
             return []
-        cache = ScoreCache(self.digest())
+        if self._cache is None:  # read from disk once per judge, not once per call (probe scores row by row)
+            self._cache = ScoreCache(self.digest())
+        cache = self._cache
         keys = [cache.key(prompt_of(c, self.card.config.context_turns), r) for c, r in zip(contexts, replies)]
         todo = [k for k, key in enumerate(keys) if key not in cache]
         if todo and self.on_reading is not None:
@@ -293,6 +295,12 @@ class ScoreCache:
                 handle.write("".join(json.dumps({"k": k, "p": round(p, 6)}) + "\n" for k, p in scores.items()))
         except OSError:
             pass  # a read-only cache costs time on the next run, never a result
+
+
+def trained_on(instrument: Any) -> frozenset[str]:
+    """Ids of the calls a coherence judge was trained on, never graded as the real side (none for
+    a MiniLM scorer, whose card says nothing of the kind)."""
+    return frozenset(instrument.card.split.get("train", [])) if isinstance(instrument, CoherenceJudge) else frozenset()
 
 
 def shipped_judge_path() -> Path:

@@ -48,6 +48,7 @@ def probe(
     from grouped_sim.io import write_json_atomic, write_text_atomic
     from grouped_sim.metrics.probe import probe_summary
     from grouped_sim.models import parse_spec
+    from grouped_sim.discriminator.judge import trained_on
     from grouped_sim.report.probe_html import render_probe_html
 
     folder = SimFolder(sim_dir.resolve())
@@ -63,18 +64,19 @@ def probe(
     config = load_config(config_file).model_copy(update={"seed": seed})
     target = (out_dir or probe_dir(folder)).resolve()
     scorer = _coherence(folder, coherence)
+    ungraded = trained_on(scorer)
     console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} into {target} ...")
     with progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
         rows = run_probe(
             folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task),
-            leave_out=_trained_on(scorer),
+            leave_out=ungraded,
         )
     similarity = profile_similarity(cases)
     summaries = {name: probe_summary(r, similarity, seed) for name, r in rows.items()}
     first = summaries[variants[0].name]
     warnings = list(dict.fromkeys(f"{name}: {w}" if len(summaries) > 1 else w for name, summary in summaries.items() for w in summary["warnings"]))
-    if left := sorted(c.dialogue.id for c in cases if c.dialogue.id in _trained_on(scorer)):
+    if left := sorted(c.dialogue.id for c in cases if c.dialogue.id in ungraded):
         warnings.append(f"coherence: {len(left)} of {len(cases)} customers not graded ({', '.join(left)}): the judge was trained on their calls")
     result = {
         "n": first["n"], "sim_folder": str(folder.root), "customer": customer, "seed": seed, "variant": variants[0].name,
@@ -110,9 +112,3 @@ def _coherence(folder: Any, spec: str | None) -> Any:
 
     return load_coherence_instrument(Path(spec))
 
-
-def _trained_on(scorer: Any) -> frozenset[str]:
-    """Ids of the calls a coherence judge was trained on (none for a MiniLM scorer)."""
-    from grouped_sim.discriminator.judge import CoherenceJudge
-
-    return frozenset(scorer.card.split.get("train", [])) if isinstance(scorer, CoherenceJudge) else frozenset()

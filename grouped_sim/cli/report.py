@@ -122,7 +122,7 @@ def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | No
     was trained on: never graded as the real side."""
     if spec is not None and spec.strip().lower() == "none":
         return None, None, frozenset()
-    from grouped_sim.discriminator.judge import CoherenceJudge, load_coherence_instrument, shipped_judge_path
+    from grouped_sim.discriminator.judge import CoherenceJudge, load_coherence_instrument, shipped_judge_path, trained_on
     from grouped_sim.graphs.fit import SimFolder
 
     if spec:
@@ -133,11 +133,9 @@ def _coherence(spec: str | None, info: dict[str, Any], reference: list[Any] | No
         instrument, name = load_coherence_instrument(shipped_judge_path()), "shipped:coherence-llm-judge"
     if reference:
         instrument = instrument.anchored(reference)
-    trained_on = frozenset()
     if isinstance(instrument, CoherenceJudge):
-        trained_on = frozenset(instrument.card.split.get("train", []))
         instrument.on_reading = lambda todo, asked: console.print(f"coherence judge: reading {todo} of {asked} replies ({asked - todo} cached; a few seconds each on a CPU) ...")
-    return instrument.score, name, trained_on
+    return instrument.score, name, trained_on(instrument)
 
 
 def _cheap_report(run: tuple[list[Any], dict[str, Any]], reference: list[Any] | None, reference_name: str | None, taxonomy_ids: list[str], tagger: Any, context: Any = None) -> dict[str, Any]:
