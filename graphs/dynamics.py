@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from grouped_sim.metrics.decisions import DecisionCheck
 from grouped_sim.resources import load_resource
 from grouped_sim.schemas import Turn
 from grouped_sim.sop_db.taxonomy import PUSH_KINDS, StageKind, Taxonomy
@@ -87,6 +88,20 @@ def move_stages(turns: Sequence[Turn]) -> list[str]:
     return stages
 
 
+def script_moves(turns: Sequence[Turn]) -> list[tuple[list[Turn], list[Turn]]]:
+    """(a salesman move's turns, the customer turns after it), in order (turns before the first
+    salesman move are left out: they answer nothing)."""
+    moves: list[tuple[list[Turn], list[Turn]]] = []
+    for turn in turns:
+        if turn.role == "salesman":
+            if not moves or moves[-1][1]:
+                moves.append(([], []))
+            moves[-1][0].append(turn)
+        elif moves:
+            moves[-1][1].append(turn)
+    return moves
+
+
 def propensity_of(outcomes: Sequence[str], base_rates: dict[str, float]) -> float:
     """The share of a customer's K_p neighbours whose call ended agreed (the base rate without any)."""
     known = [o for o in outcomes if o in DECISIONS]
@@ -146,6 +161,26 @@ class HazardModel(BaseModel):
         return {c: float(w) for c, w in zip(self.classes, weights / weights.sum())}
 
 
+def outcome_distribution(odds: Sequence[dict[str, float]]) -> dict[str, float]:
+    """P(the call ends with each outcome) for a customer who hears these moves in turn, under the
+    hazard model: ending at move t with outcome o has probability S(t-1) * h_o(t), where S is the
+    chance of having gone on so far; a customer still on the line after the last move decides as
+    the end-of-script rule does (the outcomes' shares of ending at the last move). This is the
+    distribution a fitted twin's seeded draws sample from, so it is what `fit` and `probe` score."""
+    shares = {o: 0.0 for o in DECISIONS}
+    alive = 1.0
+    for move in odds:
+        for outcome in DECISIONS:
+            shares[outcome] += alive * move.get(outcome, 0.0)
+        alive *= max(0.0, 1.0 - sum(move.get(o, 0.0) for o in DECISIONS))
+    if odds and alive > 0:
+        last = {o: odds[-1].get(o, 0.0) for o in DECISIONS}
+        total = sum(last.values())
+        for outcome in DECISIONS:
+            shares[outcome] += alive * (last[outcome] / total if total > 0 else 1.0 / len(DECISIONS))
+    return shares
+
+
 class FitStatistics(BaseModel):
     dialogues: int
     moves: int
@@ -157,6 +192,7 @@ class FitStatistics(BaseModel):
     mcfadden_r2: float | None = None
     cv_log_loss: float | None = Field(None, description="mean held-out log loss per move, dialogue-grouped folds")
     cv_null_log_loss: float | None = Field(None, description="the same for the class-frequency model")
+    cv_decisions: DecisionCheck | None = Field(None, description="the probe's decision figures on the training calls, each from a hazard fitted without its fold")
 
 
 class FittedDynamics(BaseModel):

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from grouped_sim.graphs.dynamics import CONTINUE, DECISIONS, HAZARD_ESTIMATOR, FitStatistics, FittedDynamics, HazardModel, MoveFeatures, move_features, move_stages
+from grouped_sim.graphs.dynamics import CONTINUE, DECISIONS, HAZARD_ESTIMATOR, FitStatistics, FittedDynamics, HazardModel, MoveFeatures, move_features, move_stages, outcome_distribution
+from grouped_sim.metrics.decisions import DecisionCheck, decision_check
 from grouped_sim.schemas import Dialogue
 from grouped_sim.sop_db.taxonomy import StageKind, Taxonomy
 
@@ -110,11 +111,8 @@ def _fit(x: np.ndarray, y: list[str], c: float):  # type: ignore[no-untyped-def]
 
 def _cv_loss(x: np.ndarray, y: list[str], groups: list[int], c: float, seed: int) -> tuple[float, float]:
     """(model, class-frequency baseline) mean held-out log loss over call-grouped folds."""
-    calls = np.array(sorted(set(groups)))
-    np.random.default_rng(seed).shuffle(calls)
-    folds = np.array_split(calls, min(FOLDS, len(calls)))
     losses, nulls = [], []
-    for fold in folds:
+    for fold in _folds(groups, seed):
         test = np.isin(groups, fold)
         train_y = [label for label, t in zip(y, test) if not t]
         if len(set(train_y)) < 2 or not test.any():
@@ -130,6 +128,46 @@ def _cv_loss(x: np.ndarray, y: list[str], groups: list[int], c: float, seed: int
         null = np.array([[freq[cl] / len(train_y) for cl in model.classes_]] * len(keep))
         nulls.append(_log_loss(null, [test_y[i] for i in keep], list(model.classes_)))
     return (float(np.mean(losses)), float(np.mean(nulls))) if losses else (math.inf, math.inf)
+
+
+def _folds(groups: Sequence[int], seed: int) -> list[np.ndarray]:
+    """Calls shuffled with the seed and split in FOLDS groups (the same folds for every C)."""
+    calls = np.array(sorted(set(groups)))
+    np.random.default_rng(seed).shuffle(calls)
+    return np.array_split(calls, min(FOLDS, len(calls)))
+
+
+def _hazard(shape: HazardModel, model) -> HazardModel:  # type: ignore[no-untyped-def]
+    return shape.model_copy(update={"classes": [str(c) for c in model.classes_], "coef": model.coef_.round(6).tolist(), "intercept": model.intercept_.round(6).tolist()})
+
+
+def script_odds(hazard: HazardModel, call: CallFacts, taxonomy: Taxonomy) -> list[dict[str, float]]:
+    """The hazard's odds at each move of a call's script, up to the move where the customer decided
+    (what a probe replays)."""
+    moves = max(1, min(call.decision_move, len(call.stages)))
+    return [hazard.probabilities(move_features(taxonomy, call.stages[:m], call.archetype, call.propensity)) for m in range(1, moves + 1)]
+
+
+def cross_validated_check(calls: Sequence[CallFacts], taxonomy: Taxonomy, c: float, seed: int, rates: dict[str, float]) -> DecisionCheck | None:
+    """The probe's decision figures, without a probe: each decided training call's outcome
+    distribution over its own script from a hazard fitted on the other folds, scored against what
+    the customer decided (None when too few calls or folds leave one class)."""
+    rows, labels, groups = training_rows(calls, taxonomy)
+    stages = sorted({r.stage for r in rows if r.stage})
+    shape = HazardModel(classes=[], stages=stages, archetypes=sorted({r.archetype for r in rows if r.archetype}), coef=[], intercept=[])
+    x = np.array([shape.vector(r) for r in rows])
+    distributions, real = [], []
+    for fold in _folds(groups, seed):
+        test = np.isin(groups, fold)
+        train_y = [label for label, t in zip(labels, test) if not t]
+        if len(set(train_y)) < 2:
+            return None
+        hazard = _hazard(shape, _fit(x[~test], train_y, c))
+        for index in fold:
+            if calls[index].outcome in DECISIONS:
+                distributions.append(outcome_distribution(script_odds(hazard, calls[index], taxonomy)))
+                real.append(calls[index].outcome)
+    return decision_check(distributions, real, rates, "cross-validated hazard over each call's own script", seed) if real else None
 
 
 def base_rates(outcomes: Sequence[str]) -> dict[str, float]:
@@ -160,7 +198,7 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
     scored = {c: _cv_loss(x, labels, groups, c, seed) for c in C_GRID}
     best = min(C_GRID, key=lambda c: scored[c][0])
     model = _fit(x, labels, best)
-    hazard = shape.model_copy(update={"classes": [str(c) for c in model.classes_], "coef": model.coef_.round(6).tolist(), "intercept": model.intercept_.round(6).tolist()})
+    hazard = _hazard(shape, model)
     probs = np.array([[hazard.probabilities(r)[c] for c in hazard.classes] for r in rows])
     freq = Counter(labels)
     null = np.array([[freq[c] / len(labels) for c in hazard.classes]] * len(labels))
@@ -170,6 +208,7 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
         update={
             "C": best, "log_likelihood": round(ll, 3), "null_log_likelihood": round(null_ll, 3), "mcfadden_r2": round(1 - ll / null_ll, 4) if null_ll else None,
             "cv_log_loss": round(scored[best][0], 4), "cv_null_log_loss": round(scored[best][1], 4),
+            "cv_decisions": cross_validated_check(calls, taxonomy, best, seed, rates),
         }
     )
     return FittedDynamics(fitted=True, estimator=HAZARD_ESTIMATOR, hazard=hazard, base_rates=rates, statistics=stats)

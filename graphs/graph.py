@@ -138,7 +138,11 @@ def customer_turn(deps: SimDeps, inputs: CustomerPrompt, update: ManagerUpdate, 
     state = update.state
     if reply.action is not update.action:  # the model ended the call itself: its intent follows
         state = state.model_copy(update={"intent": intent_of(state, reply.action)})
+    decision = update.decision
+    if reply.action is not update.action:
+        decision = decision.model_copy(update={"by": "customer-model-tag"})
     meta: dict[str, Any] = {"guidance": update.guidance, "manager": update.source, "stage_confidence": round(update.stage_confidence, 3)}
+    meta["decision"] = decision.model_dump(exclude_none=True)
     meta.update({"attempts": reply.attempts, "fallback": reply.fallback, **({"rejected": reply.rejected} if reply.rejected else {}), **({"pick_scores": reply.scores} if reply.scores else {})})
     return Turn(
         role="customer",

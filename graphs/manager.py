@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
 from grouped_sim.jsontext import parse_json_object
-from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_features, move_stages, prior_dynamics, propensity_of
+from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_features, move_stages, prior_dynamics, propensity_of, script_moves
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain, Exchange, SOPStore, StageVote
@@ -49,6 +49,16 @@ OUTCOME_ACTIONS: dict[str, CustomerAction] = {
 }
 
 
+class DecisionSource(BaseModel):
+    """Where the customer's move at one salesman move came from, kept on the customer's turn so a
+    user can see why twins decide as they do (a hazard draw, the hand-set rules, an LLM manager)."""
+
+    by: str = Field(description="hazard | rules | llm-manager | none (later: customer-model-tag when the customer model ended the call itself)")
+    move: int = Field(0, ge=0, description="1-based salesman move")
+    odds: dict[str, float] | None = Field(None, description="the fitted P(continue, or each outcome) at this move")
+    draw: float | None = Field(None, description="the seeded uniform draw that picked the move from the odds")
+
+
 class ManagerUpdate(BaseModel):
     """What the manager hands the customer step for one turn."""
 
@@ -59,6 +69,7 @@ class ManagerUpdate(BaseModel):
     guidance: str = ""
     references: list[Exchange] = Field(default_factory=list, description="real exchanges at this stage, shown to the customer model")
     source: str = "light"
+    decision: DecisionSource = Field(default_factory=lambda: DecisionSource(by="none"))
 
     @property
     def example_lines(self) -> list[str]:
@@ -194,9 +205,30 @@ class LightManager:
         propensity = propensity_of([c.outcome for c in chains], self.fitted.base_rates)
         return self.fitted.hazard.probabilities(move_features(self.taxonomy, stages, profile.archetype, propensity))
 
-    def fitted_decision(self, odds: dict[str, float], before: CustomerState, ruled: CustomerState, rng: random.Random) -> tuple[CustomerState, CustomerAction]:
-        """Draw the customer's move from the fitted odds; patience and interest follow from them."""
-        draw, acc, picked = rng.random(), 0.0, "continue"
+    def script_stages(self, turns: list[Turn], leave_out: str | None = None) -> list[str]:
+        """The stage this manager gives each salesman move of a call, hearing it move by move (the
+        vote on the move's last turn, then `settle`). `fit` trains the hazard on these, not on the
+        corpus's labels, so that what was fitted is what runs: a model fitted on clean labels and
+        fed the tagger's guesses decides for a call nobody made. `leave_out`: the call's own id,
+        when the store holds it."""
+        texts = [move[-1].text for move, _ in script_moves(turns)]
+        votes = self.store.tag_stages(texts, k=self.params.stage_neighbours, leave_out=leave_out) if self.store is not None else [self.tag(t) for t in texts]
+        stages: list[str] = []
+        for vote in votes:
+            stages.append(self.settle(vote, stages).stage)
+        return stages
+
+    def script_odds(self, profile: Profile, turns: list[Turn], chains: list[BehaviourChain]) -> list[dict[str, float]]:
+        """The fitted odds at every move of a script, as a twin hearing it would read them."""
+        assert self.fitted is not None and self.fitted.hazard is not None
+        stages = self.script_stages(turns)
+        propensity = propensity_of([c.outcome for c in chains], self.fitted.base_rates)
+        return [self.fitted.hazard.probabilities(move_features(self.taxonomy, stages[:m], profile.archetype, propensity)) for m in range(1, len(stages) + 1)]
+
+    def fitted_decision(self, odds: dict[str, float], before: CustomerState, ruled: CustomerState, draw: float) -> tuple[CustomerState, CustomerAction]:
+        """The customer's move picked from the fitted odds by `draw` (uniform in [0, 1)); patience
+        and interest follow from the odds."""
+        acc, picked = 0.0, "continue"
         for outcome in sorted(odds):
             acc += odds[outcome]
             if draw < acc:
@@ -211,26 +243,31 @@ class LightManager:
         state.intent = intent_of(state, action)
         return state, action
 
-    def final_decision(self, *, profile: Profile, history: list[Turn], state: CustomerState, chains: list[BehaviourChain], seed: int) -> CustomerAction:
-        """The customer's decision when the call stops without one (a probe's script ran out):
-        what they would answer to a last ask, from the fitted odds or, without a fit, from the rules."""
+    def final_decision(self, *, profile: Profile, history: list[Turn], state: CustomerState, chains: list[BehaviourChain], seed: int) -> tuple[CustomerAction, DecisionSource]:
+        """The customer's decision when the call stops without one (a probe's script ran out): what
+        they would answer to a last ask, and where that came from. With fitted dynamics it is drawn
+        from the outcomes' shares of ending the call at this move, the same split `fit` scores
+        (graphs/dynamics.py `outcome_distribution`), so it leans no way the fit does not; without
+        a fit, from the rules."""
         rng = random.Random(seed)
+        stages = move_stages(history)
         if self.fitted is not None:
-            stages = move_stages(history)
             odds = self.outcome_odds(profile, history, stages[-1] if stages else self.taxonomy.ids[0], chains)
             ending = {o: odds.get(o, 0.0) for o in DECISIONS}
             total = sum(ending.values())
-            draw, acc = rng.random() * total, 0.0
+            draw, acc = rng.random(), 0.0
             for outcome in sorted(ending):
-                acc += ending[outcome]
+                acc += ending[outcome] / total
                 if draw < acc:
-                    return OUTCOME_ACTIONS[outcome]
+                    shares = {o: round(v / total, 4) for o, v in sorted(ending.items())}
+                    return OUTCOME_ACTIONS[outcome], DecisionSource(by="hazard (end of script)", move=len(stages), odds=shares, draw=round(draw, 4))
         p = self.params
+        rules = DecisionSource(by="rules (end of script)", move=len(stages))
         if state.interest >= p.agree_above and state.trust >= p.agree_above - 0.25 and not state.open_objections:
-            return CustomerAction.agree
+            return CustomerAction.agree, rules
         if state.interest >= 0.45:
-            return CustomerAction.callback
-        return CustomerAction.hang_up if state.patience < 0.35 else CustomerAction.refuse
+            return CustomerAction.callback, rules
+        return (CustomerAction.hang_up if state.patience < 0.35 else CustomerAction.refuse), rules
 
     def tag(self, salesman_text: str) -> StageVote:
         """Tagging: the stage of a salesman move, by a vote of the store's nearest annotated moves."""
@@ -246,8 +283,11 @@ class LightManager:
         vote = self.settle(self.tag(move), previous_stages)
         rng = random.Random(seed)
         new_state, action = self.apply_rules(profile, state, vote.stage, move, previous_stages, rng)
+        decision = DecisionSource(by="rules", move=len(move_stages(history)))
         if self.fitted is not None:
-            new_state, action = self.fitted_decision(self.outcome_odds(profile, history, vote.stage, chains), state, new_state, rng)
+            odds, draw = self.outcome_odds(profile, history, vote.stage, chains), rng.random()
+            new_state, action = self.fitted_decision(odds, state, new_state, draw)
+            decision = decision.model_copy(update={"by": "hazard", "odds": {k: round(v, 4) for k, v in sorted(odds.items())}, "draw": round(draw, 4)})
         references = pick_references(vote.stage, chains, vote, self.taxonomy, action=action) if use_sop else []
         return ManagerUpdate(
             stage=vote.stage,
@@ -256,6 +296,7 @@ class LightManager:
             action=action,
             guidance=compose_guidance(new_state, action, vote.stage),
             references=references,
+            decision=decision,
         )
 
     def settle(self, vote: StageVote, previous_stages: list[str]) -> StageVote:
@@ -396,4 +437,5 @@ class LLMManager:
             guidance=answer.guidance or compose_guidance(new_state, answer.action, answer.stage),
             references=pick_references(answer.stage, chains, vote, self.taxonomy, action=answer.action) if use_sop else [],
             source="llm",
+            decision=DecisionSource(by="llm-manager", move=len(move_stages(history))),
         )

@@ -28,10 +28,12 @@ from grouped_sim.graphs.batch import load_plan, run_simulation
 from grouped_sim.graphs.fit import ProfileRecord, SimFolder
 from grouped_sim.graphs.fitting import decision_move
 from grouped_sim.graphs.graph import SimDeps, retrieve_chains, turn_seed
+from grouped_sim.graphs.dynamics import outcome_distribution
 from grouped_sim.graphs.manager import LightManager
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile
 from grouped_sim.metrics.probe import OUTCOME_DECISION, ProbeRow
-from grouped_sim.schemas import CustomerAction, CustomerState, Dialogue, TerminationReason
+from grouped_sim.schemas import CustomerAction, CustomerState, Dialogue, TerminationReason, Turn
+from grouped_sim.sop_db.store import BehaviourChain
 from grouped_sim.transcript import transcript_text
 
 Build = Callable[[RunSettings, SimulationConfig], SimDeps]
@@ -104,16 +106,37 @@ def variant_config(base: SimulationConfig, variant: ProbeVariant, cases: list[Pr
     return base.model_copy(update={"mode": variant.mode, "max_turns": longest + 1})
 
 
-def final_decision(deps: SimDeps, dialogue: Dialogue, case: ProbeCase) -> str:
-    """The decision the manager gives when the script ran out first ('undecided' without one)."""
+def final_decision(deps: SimDeps, dialogue: Dialogue, case: ProbeCase) -> tuple[str, str | None]:
+    """The decision the manager gives when the script ran out first, and where it came from
+    ('undecided', None without a light manager)."""
     if not isinstance(deps.manager, LightManager) or not deps.use_manager:
-        return "undecided"
+        return "undecided", None
     states = [t.state for t in dialogue.customer_turns() if t.state is not None]
     state = states[-1] if states else CustomerState()
     chains = retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source)
     seed = turn_seed(int(dialogue.meta.get("seed", 0)), len(salesman_moves(dialogue.turns)), "final")
-    action = deps.manager.final_decision(profile=case.item.profile, history=dialogue.turns, state=state, chains=chains, seed=seed)
-    return ACTION_DECISION.get(action, "undecided")
+    action, source = deps.manager.final_decision(profile=case.item.profile, history=dialogue.turns, state=state, chains=chains, seed=seed)
+    return ACTION_DECISION.get(action, "undecided"), source.by
+
+
+def script_distribution(deps: SimDeps, case: ProbeCase) -> dict[str, float] | None:
+    """P(each decision) of a fitted twin hearing this case's script (None without fitted dynamics).
+
+    The manager tags every move of the script as it does in the twin's call and reads the hazard's
+    odds; `outcome_distribution` turns them into the chance of each ending, the forced one at the
+    end of the script included. The twin's call is one draw from exactly this distribution (the
+    fitted odds read stages, the archetype and neighbours, not the twin's words), so scoring the
+    distribution instead of the one draw removes the draw's noise from the probe's Brier score."""
+    manager = deps.manager
+    if not isinstance(manager, LightManager) or manager.fitted is None or not deps.use_manager:
+        return None
+    return hazard_distribution(manager, case, retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source))
+
+
+def hazard_distribution(manager: LightManager, case: ProbeCase, chains: list[BehaviourChain]) -> dict[str, float]:
+    """`script_distribution` given the fitted manager and the customer's K_p."""
+    shares = outcome_distribution(manager.script_odds(case.item.profile, case.script().turns, chains))
+    return {OUTCOME_DECISION[o]: round(p, 4) for o, p in shares.items()}
 
 
 def contexts(dialogue: Dialogue, upto: int | None = None) -> tuple[list[str], list[str]]:
@@ -133,8 +156,11 @@ def probe_row(case: ProbeCase, simulated: Dialogue, deps: SimDeps, score: Scorer
     )
     if simulated.termination_reason in TERMINATION_DECISION:
         row.sim = TERMINATION_DECISION[simulated.termination_reason]  # type: ignore[index]
+        row.decided_by = (simulated.meta.get("decision") or {}).get("by")
     elif simulated.error is None:
-        row.sim, row.forced = final_decision(deps, simulated, case), True
+        (row.sim, row.decided_by), row.forced = final_decision(deps, simulated, case), True
+    if simulated.error is None:
+        row.sim_odds = script_distribution(deps, case)
     if score is not None and simulated.error is None:
         row.real_coherence = [round(p, 4) for p in score(real_context, real_replies)] if real_replies else []
         row.sim_coherence = [round(p, 4) for p in score(sim_context, sim_replies)] if sim_replies else []

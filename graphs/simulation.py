@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grouped_sim.graphs.graph import SimDeps, failure
+from grouped_sim.graphs.graph import ACTION_ENDINGS, SimDeps, failure
 from grouped_sim.graphs.plan import SimProfile
 from grouped_sim.graphs.state import SimState
 from grouped_sim.schemas import TERMINATION_TO_OUTCOME, Dialogue, TerminationReason, Turn
@@ -59,8 +59,16 @@ def to_dialogue(state: dict[str, Any], item: SimProfile, meta: dict[str, Any]) -
         meta={
             "seed": state["seed"], "profile_source": item.source, "trial": item.trial, **meta,
             "retrieved": [c["id"] for c in state.get("chains", [])],
+            **({"decision": decided} if (decided := decision_of(turns, reason)) else {}),
         },
     )
+
+
+def decision_of(turns: list[Turn], reason: TerminationReason) -> dict[str, Any] | None:
+    """Where a call's decision came from (the deciding customer turn's record), when it ended in one."""
+    if reason not in ACTION_ENDINGS.values() or not turns or turns[-1].role != "customer":
+        return None
+    return turns[-1].meta.get("decision")
 
 
 async def run_dialogue(graph: Any, deps: SimDeps, item: SimProfile, seed: int, dialogue_id: str, index: int, meta: dict[str, Any], thread_id: str | None = None) -> Dialogue:

@@ -107,6 +107,9 @@ class Exchange(BaseModel):
     stage: str | None = None
 
 
+LEAVE_OUT_SLACK = 64  # neighbours asked for beyond k when a call's own moves are left out of a vote
+
+
 class StageVote(BaseModel):
     """The tagger's answer: the winning stage, its share of the vote, and the neighbours behind it."""
 
@@ -391,31 +394,49 @@ class SOPStore:
     def _rows(result: Any) -> list[tuple[Any, Any, Any, Any]]:
         return list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]))
 
-    def tag_stage(self, salesman_text: str, k: int = 5) -> StageVote:
+    def tag_stage(self, salesman_text: str, k: int = 5, leave_out: str | None = None) -> StageVote:
         """Nearest-neighbour vote over annotated salesman moves, weighted by similarity.
 
         No count() first (it costs more than the search in a large store): Chroma returns what the
-        store holds when that is fewer than k, and an empty store gives no neighbours.
+        store holds when that is fewer than k, and an empty store gives no neighbours. `leave_out`
+        (a dialogue id) keeps a stored call's own moves out of the vote, so a training call is
+        tagged as a call the store never saw would be.
         """
-        if k <= 0 or not salesman_text.strip():
-            return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
-        result = self.turns.query(query_texts=[salesman_text], n_results=k)
-        if not result["ids"][0]:
+        return self.tag_stages([salesman_text], k, leave_out)[0]
+
+    def tag_stages(self, texts: Sequence[str], k: int = 5, leave_out: str | None = None) -> list[StageVote]:
+        """`tag_stage` of many moves, embedded and searched in one query."""
+        asked = [i for i, t in enumerate(texts) if t.strip()]
+        votes = [StageVote(stage=self.taxonomy.ids[0], confidence=0.0) for _ in texts]
+        if k <= 0 or not asked:
+            return votes
+        for i, found in zip(asked, self._neighbours([texts[i] for i in asked], k, leave_out)):
+            votes[i] = self._vote(found)
+        return votes
+
+    def _vote(self, found: list[tuple[str, str, Any, float]]) -> StageVote:
+        if not found:
             return StageVote(stage=self.taxonomy.ids[0], confidence=0.0)
         weights: Counter[str] = Counter()
-        metas = result["metadatas"][0]
-        for meta, dist in zip(metas, result["distances"][0]):
-            weights[str(meta["stage"])] += max(1e-6, 1.0 - float(dist))
+        for _, _, meta, dist in found:
+            weights[str(meta["stage"])] += max(1e-6, 1.0 - dist)
         stage, top = weights.most_common(1)[0]
-        matches = [
-            Exchange(id=str(tid), salesman=str(doc), customer=str(m["customer"]), stage=stage)
-            for tid, doc, m in zip(result["ids"][0], result["documents"][0], metas)
-            if m["stage"] == stage and m.get("customer")
-        ]
-        return StageVote(stage=stage, confidence=top / sum(weights.values()), neighbours=list(result["ids"][0]), matches=matches)
+        matches = [Exchange(id=tid, salesman=doc, customer=str(m["customer"]), stage=stage) for tid, doc, m, _ in found if m["stage"] == stage and m.get("customer")]
+        return StageVote(stage=stage, confidence=top / sum(weights.values()), neighbours=[tid for tid, _, _, _ in found], matches=matches)
 
-    def tag_stages(self, texts: Iterable[str], k: int = 5) -> list[StageVote]:
-        return [self.tag_stage(t, k) for t in texts]
+    def _neighbours(self, texts: list[str], k: int, leave_out: str | None) -> list[list[tuple[str, str, Any, float]]]:
+        """(id, text, metadata, distance) of the k nearest annotated moves not of call `leave_out`, per text.
+
+        A metadata filter ($ne) makes Chroma scan the store (0.3 s a query on 350 turns); asking for
+        a few more neighbours and dropping the call's own is exact and cheap, and when a text has
+        more of its call's moves among them the query is asked again with LEAVE_OUT_SLACK more."""
+        for slack in ((0,) if not leave_out else (k, LEAVE_OUT_SLACK)):
+            result = self.turns.query(query_texts=texts, n_results=k + slack)
+            everything = [list(zip(*(result[key][q] for key in ("ids", "documents", "metadatas", "distances")))) for q in range(len(texts))]
+            found = [[(str(i), str(doc), meta, float(dist)) for i, doc, meta, dist in rows if not leave_out or meta.get("dialogue_id") != leave_out] for rows in everything]
+            if all(len(f) >= k or len(rows) < k + slack for f, rows in zip(found, everything)):  # enough, or the store has no more
+                break
+        return [f[:k] for f in found]
 
 
 # ---- building ------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def probe(
     from grouped_sim.graphs.fit import SimFolder
     from grouped_sim.graphs.probe import parse_variants, probe_cases, probe_dir, profile_similarity, run_probe
     from grouped_sim.io import write_json_atomic, write_text_atomic
-    from grouped_sim.metrics.probe import probe_summary
+    from grouped_sim.metrics.probe import OUTCOME_DECISION, probe_summary
     from grouped_sim.models import parse_spec
     from grouped_sim.discriminator.judge import trained_on
     from grouped_sim.report.probe_html import render_probe_html
@@ -73,7 +73,8 @@ def probe(
             leave_out=ungraded,
         )
     similarity = profile_similarity(cases)
-    summaries = {name: probe_summary(r, similarity, seed) for name, r in rows.items()}
+    rates = {OUTCOME_DECISION[o]: share for o, share in folder.load_dynamics().base_rates.items()}
+    summaries = {name: probe_summary(r, similarity, seed, rates) for name, r in rows.items()}
     first = summaries[variants[0].name]
     warnings = list(dict.fromkeys(f"{name}: {w}" if len(summaries) > 1 else w for name, summary in summaries.items() for w in summary["warnings"]))
     if left := sorted(c.dialogue.id for c in cases if c.dialogue.id in ungraded):
@@ -100,6 +101,23 @@ def _print_variant(name: str, summary: dict[str, Any]) -> None:
             continue
         flag = {True: " beyond noise", False: "", None: " (no noise floor: beyond noise unknown)"}[f.get("beyond_noise")] if f.get("ci") else ""
         out.print(f"  {key}: sim {fmt(f['sim'])} real {fmt(f['real'])} gap {fmt(f['gap'], f['ci'])} noise floor {fmt(f['noise_floor'])}{flag}")
+    if summary.get("decisions"):
+        print_decision_check(summary["decisions"])
+
+
+def print_decision_check(check: dict[str, Any]) -> None:
+    """Rates against the real ones, agreement against the majority guess, P(agree) against the base rate."""
+    scores = check["scores"]
+    out.print(f"  decisions of {check['n']} customers, P from {check['probability']}:")
+    for r in check["rates"]:
+        inside = {True: "inside", False: "OUTSIDE", None: "n/a"}[r["within"]]
+        out.print(f"    {r['outcome']} rate: sim {fmt(r['predicted'])} real {fmt(r['real'], r['real_ci'])} ({inside} the real interval)")
+    out.print(f"    same decision as the real person: {fmt(check['same_decision']['value'], check['same_decision']['ci'])}; majority guess {fmt(check['majority_same'])}")
+    verdict = {True: "beats", False: "does not beat", None: "n/a against"}[scores["beats_base_rate"]]
+    out.print(
+        f"    P(agree): Brier {fmt(scores['brier']['value'], scores['brier']['ci'])} vs base rate {fmt(scores['brier_base_rate']['value'])}, majority {fmt(scores['brier_majority']['value'])}; "
+        f"log loss {fmt(scores['log_loss']['value'])} vs {fmt(scores['log_loss_base_rate']['value'])}, {fmt(scores['log_loss_majority']['value'])} ({verdict} the base rate)"
+    )
 
 
 def _coherence(folder: Any, spec: str | None) -> Any:

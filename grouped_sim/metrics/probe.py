@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from scipy.stats import wasserstein_distance
 
 from grouped_sim.errors import count
+from grouped_sim.metrics.decisions import decision_check, wilson
 from grouped_sim.metrics.fidelity import decision_state, state_depth
 from grouped_sim.metrics.intervals import SPLITS, Figure, bootstrap_ci, compare_paired, halves, paired_distance
 
@@ -43,6 +44,8 @@ class ProbeRow(BaseModel):
     real_coherence: list[float] | None = None
     sim_coherence: list[float] | None = None
     error: dict[str, str] | None = None
+    decided_by: str | None = Field(None, description="where the simulated decision came from: hazard, rules, llm-manager, customer-model-tag, or the end-of-script rule")
+    sim_odds: dict[str, float] | None = Field(None, description="P(each decision) of the twin over the whole script, when the manager's decisions are fitted (the twin's call is one draw from it)")
 
 
 def _rate(rows: Sequence[ProbeRow], side: str, decisions: set[str]) -> float | None:
@@ -151,8 +154,34 @@ def probe_warnings(rows: Sequence[ProbeRow], ok: Sequence[ProbeRow]) -> list[str
     return warnings
 
 
-def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
-    """figures, confusion, outcome rates, the majority baseline and warnings for one simulated variant."""
+def decision_distributions(rows: Sequence[ProbeRow]) -> tuple[list[dict[str, float]], str]:
+    """Each twin's P(decision): the fitted odds over its script where every row has them, else its
+    one sampled decision as a 0/1 row (said in the label: a single draw scores worse than the
+    probabilities it was drawn from)."""
+    if rows and all(r.sim_odds for r in rows):
+        return [dict(r.sim_odds or {}) for r in rows], "the fitted hazard's odds over each replayed script (the twin's call is one draw from them)"
+    return [{r.sim: 1.0} for r in rows], "each twin's one sampled decision (a 0/1 probability)"
+
+
+def decision_scoring(rows: Sequence[ProbeRow], base_rates: dict[str, float] | None, seed: int) -> dict[str, Any] | None:
+    """Rates with intervals, agreement, Brier and log loss of P(agree) against the training calls'
+    base rate and majority guess, on the customers whose real decision is known."""
+    decided = [r for r in rows if r.real != "undecided"]
+    if not decided or not base_rates:
+        return None
+    distributions, source = decision_distributions(decided)
+    return decision_check(distributions, [r.real for r in decided], base_rates, source, seed).model_dump()
+
+
+def confusion_intervals(rows: Sequence[ProbeRow]) -> dict[str, dict[str, list[float] | None]]:
+    """Wilson 95 % interval of each cell as a share of its real row (how sure the matrix is)."""
+    counts = confusion(rows)
+    return {real: {sim: wilson(n, sum(cells.values())) for sim, n in cells.items()} for real, cells in counts.items() if sum(cells.values())}
+
+
+def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0, base_rates: dict[str, float] | None = None) -> dict[str, Any]:
+    """figures, confusion, outcome rates, the majority baseline, the decision scores and warnings
+    for one simulated variant. `base_rates` are the training calls' decision shares (probe names)."""
     keep = [i for i, r in enumerate(rows) if r.error is None]
     ok = [rows[i] for i in keep]
     similarity = similarity[np.ix_(keep, keep)] if similarity is not None else None
@@ -165,6 +194,9 @@ def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None
         "figures": {k: v.model_dump() for k, v in probe_figures(ok, similarity, seed).items()},
         "majority_baseline": round(majority[0][1] / len(ok), 4) if majority else None,
         "confusion": confusion(ok),
+        "confusion_intervals": confusion_intervals(ok),
+        "decisions": decision_scoring(ok, base_rates, seed),
+        "decided_by": dict(Counter(r.decided_by or "none" for r in ok)),
         "warnings": probe_warnings(rows, ok),
         "rows": [r.model_dump() for r in rows],
     }

@@ -69,16 +69,69 @@ def _figures_table(figures: dict[str, dict[str, Any]]) -> str:
     return f"<table>{head}{''.join(cells)}</table>"
 
 
-def _confusion(confusion: dict[str, dict[str, int]]) -> str:
+def _confusion(confusion: dict[str, dict[str, int]], intervals: dict[str, dict[str, list[float] | None]] | None = None) -> str:
+    """Counts of real → simulated decisions; with intervals, each cell's Wilson 95 % interval as a share of its row."""
     head = "<tr><th>real ↓ / simulated →</th>" + "".join(f"<th>{d}</th>" for d in DECISIONS) + "</tr>"
-    body = "".join(f"<tr><th>{real}</th>" + "".join(f"<td class=num>{confusion[real][sim]}</td>" for sim in DECISIONS) + "</tr>" for real in DECISIONS)
+
+    def cell(real: str, sim: str) -> str:
+        ci = (intervals or {}).get(real, {}).get(sim)
+        return f"<td class=num>{confusion[real][sim]}{f' <small>{_ci(ci)}</small>' if ci and confusion[real][sim] else ''}</td>"
+
+    body = "".join(f"<tr><th>{real}</th>" + "".join(cell(real, sim) for sim in DECISIONS) + "</tr>" for real in DECISIONS if sum(confusion[real].values()))
     return f"<table>{head}{body}</table>"
+
+
+def reliability_chart(bins: list[dict[str, Any]]) -> str:
+    """Reliability diagram: mean P(agree) of each bin against the share that really agreed (dot
+    area: customers in the bin); on the diagonal the probabilities mean what they say."""
+    if not bins:
+        return ""
+    size, pad = 260, 36
+    pos = lambda v: pad + (size - 2 * pad) * v  # noqa: E731
+    flip = lambda v: size - pos(v)  # noqa: E731
+    body = [
+        f'<rect x="{pad}" y="{pad}" width="{size - 2 * pad}" height="{size - 2 * pad}" fill="none" stroke="#999"/>',
+        f'<line x1="{pos(0):.1f}" y1="{flip(0):.1f}" x2="{pos(1):.1f}" y2="{flip(1):.1f}" stroke="#bbb" stroke-dasharray="4 3"/>',
+        f'<text x="{size / 2}" y="{size - 6}" text-anchor="middle" font-size="11">predicted P(agree)</text>',
+        f'<text x="12" y="{size / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 12 {size / 2})">share who agreed</text>',
+    ]
+    biggest = max(b["n"] for b in bins)
+    for b in bins:
+        radius = 3 + 7 * (b["n"] / biggest) ** 0.5
+        body.append(f'<circle cx="{pos(b["predicted"]):.1f}" cy="{flip(b["observed"]):.1f}" r="{radius:.1f}" fill="#2f6db5" fill-opacity="0.7"><title>{b["n"]} customers</title></circle>')
+    return f'<svg viewBox="0 0 {size} {size}" width="{size}" role="img" aria-label="reliability diagram">{"".join(body)}</svg>'
+
+
+def _decisions(check: dict[str, Any] | None) -> str:
+    """Rates, agreement and the proper scores of P(agree) with their baselines."""
+    if not check:
+        return "<p class=note>no decision scores: no held-out real customer decided, or the sim folder has no base rates</p>"
+    s = check["scores"]
+    rates = "".join(
+        f"<tr><td>{escape(r['outcome'])}</td><td class=num>{_num(r['predicted'])}</td><td class=num>{_num(r['real'])}</td><td class=num>{_ci(r['real_ci'])}</td>"
+        f"<td>{ {True: 'yes', False: 'no', None: 'n/a'}[r['within']] }</td></tr>"
+        for r in check["rates"]
+    )
+    scores = "".join(
+        f"<tr><td>{label}</td><td class=num>{_num(s[key]['value'])} {_ci(s[key]['ci'])}</td><td class=num>{_num(s[key + '_base_rate']['value'])}</td><td class=num>{_num(s[key + '_majority']['value'])}</td></tr>"
+        for key, label in (("brier", "Brier score of P(agree)"), ("log_loss", "log loss of P(agree)"))
+    )
+    verdict = {True: "beats", False: "does not beat", None: "cannot be compared with"}[s["beats_base_rate"]]
+    return (
+        f"<p class=note>{check['n']} customers with a known decision; probabilities from {escape(check['probability'])}. "
+        f"Same decision as the real person: {_num(check['same_decision']['value'])} {_ci(check['same_decision']['ci'])}; the majority guess: {_num(check['majority_same'])}. "
+        f"P(agree) {verdict} the base rate {_num(s['base_rate'])} (Brier difference {_num(s['brier_gain']['value'])} {_ci(s['brier_gain']['ci'])}).{(' ' + escape(s['note'])) if s.get('note') else ''}</p>"
+        f"<table><tr><th>outcome</th><th>simulated rate</th><th>real rate</th><th>95 % interval of the real rate</th><th>inside</th></tr>{rates}</table>"
+        f"<table><tr><th>score (lower is better)</th><th>simulator</th><th>base rate</th><th>majority guess</th></tr>{scores}</table>"
+        f"<figure><figcaption>reliability of P(agree) (dashed: perfectly calibrated)</figcaption>{reliability_chart(s['reliability'])}</figure>"
+    )
 
 
 def _rows(rows: list[dict[str, Any]]) -> str:
     out = []
     for r in rows:
         forced = " (forced: the script ran out)" if r["forced"] else ""
+        forced += f"; decided by {escape(r['decided_by'])}" if r.get("decided_by") else ""
         title = f"{escape(r['id'])}: real {r['real']} at move {r['real_exit']}, simulated {r['sim']} at move {r['sim_exit']}{forced}"
         pairs = "".join(
             f"<tr><td>{i + 1}</td><td>{escape(real)}</td><td>{escape(sim)}</td></tr>"
@@ -96,7 +149,9 @@ def render_probe_html(probe: dict[str, Any]) -> str:
             f"<h2>{escape(name)}</h2><p class=note>{variant['n']} held-out customers; {variant['forced']} decisions given by the manager when the script ran out; "
             f"{variant['errors']} errors. Always guessing the most common real decision would agree {_num(variant['majority_baseline'])} of the time.</p>"
             f"<figure class=wide><figcaption>gap (dot) and 95 % interval (bar) per figure; grey: the noise floor between two halves of the real calls; red: beyond noise</figcaption>{gap_chart(variant['figures'])}</figure>"
-            f"{_figures_table(variant['figures'])}<h3>decisions</h3>{_confusion(variant['confusion'])}<h3>customers</h3>{_rows(variant['rows'])}"
+            f"{_figures_table(variant['figures'])}<h3>decisions</h3>{_confusion(variant['confusion'], variant.get('confusion_intervals'))}{_decisions(variant.get('decisions'))}"
+            f"<p class=note>where the simulated decisions came from: {escape(', '.join(f'{k} {v}' for k, v in sorted((variant.get('decided_by') or {}).items())))}</p>"
+            f"<h3>customers</h3>{_rows(variant['rows'])}"
         )
     header = f"<header><h1>grouped-sim probe</h1><p>{escape(probe['sim_folder'])}: {probe['n']} held-out real customers against the real salesman's moves; customer model {escape(probe['customer'])}</p></header>"
     return f"<!doctype html><html><head><meta charset=utf-8><title>grouped-sim probe</title><style>{CSS}</style></head><body>{header}<main>{warnings_html(probe.get('warnings') or [])}{''.join(sections)}</main></body></html>"

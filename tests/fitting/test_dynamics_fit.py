@@ -86,6 +86,7 @@ def test_the_light_manager_decides_from_the_fitted_odds() -> None:
     state = manager.initial_state(profile)
     assert state.patience == 1.0
     odds = manager.outcome_odds(profile, [Turn(role="salesman", text="x")], "closing_ask", [])
-    agreed = sum(manager.fitted_decision(odds, state, state, random.Random(seed))[1] is CustomerAction.agree for seed in range(200))
+    agreed = sum(manager.fitted_decision(odds, state, state, random.Random(seed).random())[1] is CustomerAction.agree for seed in range(200))
     assert agreed / 200 > 0.5
-    assert manager.final_decision(profile=profile, history=[Turn(role="salesman", text="x", sop_stage="closing_ask")], state=CustomerState(), chains=[], seed=1) in set(CustomerAction)
+    action, source = manager.final_decision(profile=profile, history=[Turn(role="salesman", text="x", sop_stage="closing_ask")], state=CustomerState(), chains=[], seed=1)
+    assert action in set(CustomerAction) and source.by == "hazard (end of script)" and abs(sum(source.odds.values()) - 1) < 1e-3
