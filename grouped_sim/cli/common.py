@@ -73,3 +73,20 @@ def progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+
+
+def print_decision_check(check: dict[str, Any]) -> None:
+    """Rates against the real ones, agreement against the majority guess, P(agree) against the base rate."""
+    scores = check["scores"]
+    out.print(f"  decisions of {check['n']} customers, P from {check['probability']}:")
+    for r in check["rates"]:
+        inside = {True: "inside", False: "OUTSIDE", None: "n/a"}[r["within"]]
+        out.print(f"    {r['outcome']} rate: sim {fmt(r['predicted'])} real {fmt(r['real'], r['real_ci'])} ({inside} the real interval)")
+    out.print(f"    same decision as the real person: {fmt(check['same_decision']['value'], check['same_decision']['ci'])}; majority guess {fmt(check['majority_same'])}")
+    verdict = {True: "beats", False: "does not beat", None: "n/a against"}[scores["beats_base_rate"]]
+    out.print(
+        f"    P(agree): Brier {fmt(scores['brier']['value'], scores['brier']['ci'])} vs base rate {fmt(scores['brier_base_rate']['value'])}, majority {fmt(scores['brier_majority']['value'])}; "
+        f"log loss {fmt(scores['log_loss']['value'])} vs {fmt(scores['log_loss_base_rate']['value'])}, {fmt(scores['log_loss_majority']['value'])} ({verdict} the base rate)"
+    )
+    if check.get("note"):
+        out.print(f"    note: {check['note']}")

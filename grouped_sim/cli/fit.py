@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from grouped_sim.cli.common import console, label, out, progress, warn
+from grouped_sim.cli.common import console, label, out, print_decision_check, progress, warn
 
 
 def fit(
@@ -52,6 +52,9 @@ def _print_summary(out_dir: Path, summary: dict) -> None:  # type: ignore[type-a
     if dyn["fitted"]:
         stats = dyn["statistics"]
         out.print(f"decision dynamics fitted ({stats['moves']} moves, decisions {stats['events']}): held-out log loss {stats['cv_log_loss']} vs {stats['cv_null_log_loss']} for class frequencies")
+        if stats.get("cv_decisions"):
+            out.print("cross-validated over the training calls (each scored by a fit without its fold), as `probe` scores twins:")
+            print_decision_check(stats["cv_decisions"])
     else:
         label(console, "decision dynamics not fitted, the prior is used:", "yellow", str(dyn["reason"]))
     for role, scorer in (summary.get("coherence") or {}).items():

@@ -22,6 +22,7 @@ from grouped_sim.metrics.intervals import bootstrap_ci
 
 EPSILON = 1e-3  # P(agree) is clipped to [EPSILON, 1 - EPSILON] for the log loss: a 0/1 guess scores finitely
 RELIABILITY_BINS = 5
+MIN_MINORITY = 5  # customers deciding against the majority below which agreement cannot beat the majority guess in a way that means anything
 
 
 class Score(BaseModel):
@@ -142,6 +143,8 @@ class DecisionCheck(BaseModel):
     same_decision: Score = Field(description="mean P(the twin decides as the real person did)")
     majority_same: float = Field(description="the same for the majority guess of the training calls")
     scores: DecisionScores
+    minority: int = Field(0, description="real customers who decided other than the majority guess")
+    note: str | None = Field(None, description="what these customers cannot show, when there is something")
 
 
 def rate_checks(distributions: Sequence[dict[str, float]], real: Sequence[str], outcomes: Sequence[str]) -> list[RateCheck]:
@@ -164,8 +167,15 @@ def decision_check(distributions: Sequence[dict[str, float]], real: Sequence[str
     majority = max(base_rates, key=lambda o: base_rates[o]) if base_rates else outcomes[0]
     same = np.array([d.get(r, 0.0) for d, r in zip(distributions, real)])
     ci = bootstrap_ci(list(same), lambda units: float(np.mean(units)), seed=seed)
+    minority = sum(r != majority for r in real)
+    note = None
+    if minority < MIN_MINORITY:
+        note = (
+            f"only {minority} of {len(real)} real customers decided other than the majority guess ({majority}): too few to show that the simulator "
+            "tells customers apart better than that guess; the rates are what these calls can check"
+        )
     return DecisionCheck(
-        n=len(real), probability=probability, rates=rate_checks(distributions, real, outcomes),
+        n=len(real), probability=probability, rates=rate_checks(distributions, real, outcomes), minority=minority, note=note,
         same_decision=Score(value=round(float(same.mean()), 4), ci=[round(v, 4) for v in ci] if ci else None),
         majority_same=round(float(np.mean([r == majority for r in real])), 4),
         scores=decision_scores([d.get("agreed", 0.0) for d in distributions], [r == "agreed" for r in real], base_rates.get("agreed", 0.0), seed),

@@ -120,7 +120,7 @@ def _decisions(check: dict[str, Any] | None) -> str:
     return (
         f"<p class=note>{check['n']} customers with a known decision; probabilities from {escape(check['probability'])}. "
         f"Same decision as the real person: {_num(check['same_decision']['value'])} {_ci(check['same_decision']['ci'])}; the majority guess: {_num(check['majority_same'])}. "
-        f"P(agree) {verdict} the base rate {_num(s['base_rate'])} (Brier difference {_num(s['brier_gain']['value'])} {_ci(s['brier_gain']['ci'])}).{(' ' + escape(s['note'])) if s.get('note') else ''}</p>"
+        f"P(agree) {verdict} the base rate {_num(s['base_rate'])} (Brier difference {_num(s['brier_gain']['value'])} {_ci(s['brier_gain']['ci'])}).{(' ' + escape(s['note'])) if s.get('note') else ''}{(' ' + escape(check['note'])) if check.get('note') else ''}</p>"
         f"<table><tr><th>outcome</th><th>simulated rate</th><th>real rate</th><th>95 % interval of the real rate</th><th>inside</th></tr>{rates}</table>"
         f"<table><tr><th>score (lower is better)</th><th>simulator</th><th>base rate</th><th>majority guess</th></tr>{scores}</table>"
         f"<figure><figcaption>reliability of P(agree) (dashed: perfectly calibrated)</figcaption>{reliability_chart(s['reliability'])}</figure>"

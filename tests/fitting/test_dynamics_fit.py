@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
-from grouped_sim.graphs.dynamics import MoveFeatures, move_features, move_stages
+import pytest
+
+from grouped_sim.graphs.dynamics import MoveFeatures, move_features, move_stages, outcome_distribution
 from grouped_sim.graphs.fitting import CallFacts, decision_move, fit_dynamics, training_rows
 from grouped_sim.graphs.manager import LightManager
 from grouped_sim.schemas import CustomerAction, CustomerState, Dialogue, Profile, Turn
@@ -77,6 +79,20 @@ def test_a_fit_learns_who_decides_what_and_when() -> None:
     resistant_opening = hazard.probabilities(move_features(TAXONOMY, ["opening", "identity_permission"], "resistance-heavy", 0.0))
     assert max(buyer_close, key=buyer_close.get) == "agreed"
     assert max(resistant_opening, key=resistant_opening.get) == "hung_up"
+    # each call scored by a hazard fitted without it, as the probe would: the rates hold and it
+    # tells who decides what better than the majority guess and the base rate
+    check = fitted.statistics.cv_decisions
+    assert check.n == 60 and all(r.within for r in check.rates)
+    assert check.same_decision.value > check.majority_same and check.scores.beats_base_rate
+
+
+def test_the_outcome_distribution_adds_early_endings_and_the_end_of_script_split() -> None:
+    moves = [{"continue": 0.5, "hung_up": 0.5}, {"continue": 0.2, "agreed": 0.6, "refused": 0.2}]
+    shares = outcome_distribution(moves)
+    # half hang up at move 1; of the half still there, 0.6 / 0.2 agree / refuse at move 2, and the 0.2
+    # who would go on decide as the enders of move 2 do (3 to 1)
+    assert shares["hung_up"] == pytest.approx(0.5) and shares["agreed"] == pytest.approx(0.5 * (0.6 + 0.2 * 0.75))
+    assert shares["refused"] == pytest.approx(0.5 * (0.2 + 0.2 * 0.25)) and sum(shares.values()) == pytest.approx(1.0)
 
 
 def test_the_light_manager_decides_from_the_fitted_odds() -> None:

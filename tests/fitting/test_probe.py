@@ -55,6 +55,18 @@ def test_probe_writes_figures_with_intervals_and_noise_floors(fitted_dir: Path, 
     assert len(probe["rows"]) == 4 and all(r["real"] and r["sim"] and isinstance(r["forced"], bool) for r in probe["rows"])
     assert all(r["sim_exit"] <= r["real_exit"] for r in probe["rows"] if r["error"] is None)  # the replay stops at the real decision
     assert (out / "probe.html").read_text().count("<details>") == 4
+    # Every decision says where it came from; a fitted twin's P(decision) over its script is scored
+    # against the training calls' base rate and majority guess, and drawn in the reliability diagram.
+    fitted = probe["variants"]["fitted"]
+    assert json.loads((fitted_dir / "dynamics.json").read_text())["fitted"]
+    assert all(r["decided_by"] in {"hazard", "hazard (end of script)", "customer-model-tag"} for r in probe["rows"] if r["error"] is None)
+    assert all(abs(sum(r["sim_odds"].values()) - 1) < 1e-3 for r in probe["rows"] if r["error"] is None)
+    assert fitted["decisions"]["probability"].startswith("the fitted hazard") and fitted["decisions"]["scores"]["brier_base_rate"]["value"] > 0
+    assert sum(fitted["decided_by"].values()) == 4 and "reliability of P(agree)" in (out / "probe.html").read_text()
+    ended = [json.loads(line) for line in (out / "fitted" / "dialogues.jsonl").read_text().splitlines()]
+    for call in ended:
+        if call["termination_reason"] in {"customer_agreed", "customer_refused", "customer_hung_up", "callback_arranged"}:
+            assert call["meta"]["decision"]["by"] in {"hazard", "customer-model-tag"} and call["meta"]["decision"]["move"] >= 1
     coherence = probe["figures"]["coherence"]  # scored by the fit's own scorer, on real and simulated replies
     assert 0 < coherence["real"] < 1 and 0 < coherence["sim"] < 1
     # Everything goes under --out, the runs too: the sim folder is left as it was.

@@ -117,3 +117,15 @@ def test_profile_less_dialogues_are_indexed_by_what_the_customer_said(store: SOP
     bare = next(d for d in corpus if d.profile is None)
     doc = store.chains.get(ids=[bare.id])["documents"][0]
     assert bare.customer_turns()[0].text in doc
+
+
+def test_a_stored_call_is_tagged_without_its_own_moves_voting(store: SOPStore, corpus: list[Dialogue]) -> None:
+    call = next(d for d in corpus if sum(t.role == "salesman" and bool(t.sop_stage) for t in d.turns) >= 2)
+    move = next(t.text for t in call.turns if t.role == "salesman" and t.sop_stage)
+    own = store.tag_stage(move, k=5)
+    assert any(n.startswith(f"{call.id}:") for n in own.neighbours)  # the move finds itself first
+    left_out = store.tag_stage(move, k=5, leave_out=call.id)
+    assert len(left_out.neighbours) == 5 and not any(n.startswith(f"{call.id}:") for n in left_out.neighbours)
+    # tagging in one query is tagging one by one
+    texts = [t.text for t in call.turns if t.role == "salesman"][:3]
+    assert [v.stage for v in store.tag_stages(texts, leave_out=call.id)] == [store.tag_stage(t, leave_out=call.id).stage for t in texts]
