@@ -7,7 +7,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,train
+# ray: the test suite runs simulate --executor ray on a local Ray instance.
+EXTRAS ?= test,train,ray
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 DEMO_PROFILES ?= 4

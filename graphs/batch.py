@@ -9,6 +9,11 @@ before it reads what is written until run.json is written, and a second writer f
 an InputError. The lock belongs to the open file, so it dies with its process (kill -9 included).
 Dialogues that ended in an error stay in dialogues.jsonl (they are results: whose failure it was);
 `retry_failed=True` takes them out and runs them again.
+
+What simulates the dialogues is a DialogueExecutor: asyncio tasks in this process (LocalExecutor),
+or Ray actors (graphs/ray_executor.py, `simulate --executor ray`). Either hands each finished
+dialogue back to this process, whose RunWriter appends it: the run folder has one writer, and
+resume works the same whatever ran the dialogues.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import DialogueAppender, iter_corpus_lines
 from grouped_sim.errors import InputError
 from grouped_sim.artifacts import Artifact
 from grouped_sim.io import write_json_atomic, write_jsonl
 from grouped_sim.graphs.graph import SimDeps, build_graph
-from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile, dialogue_seed
+from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile
 from grouped_sim.graphs.simulation import graph_config, run_dialogue, to_dialogue
 from grouped_sim.prompts import prompt_version
 from grouped_sim.runfolder import RunFolder
@@ -176,8 +183,90 @@ def run_lock(folder: RunFolder) -> Iterator[None]:
         os.close(fd)  # closing the file releases the lock
 
 
-def _build(deps: DepsSource) -> SimDeps:
-    return deps if isinstance(deps, SimDeps) else deps()
+class PlannedDialogue(BaseModel):
+    """One dialogue of a plan still to simulate: with the run's participants, all a worker needs
+    to simulate it (a small, picklable record: what crosses to a Ray worker)."""
+
+    index: int = Field(ge=0, description="the item's position in the plan (the profile's case index when it has none)")
+    item: SimProfile
+    id: str
+    seed: int
+
+
+def planned(plan: RunPlan, done_ids: set[str]) -> list[PlannedDialogue]:
+    """The plan's dialogues not yet written, in plan order."""
+    rows = zip(plan.items, plan.ids(), plan.seeds())
+    return [PlannedDialogue(index=i, item=item, id=did, seed=seed) for i, (item, did, seed) in enumerate(rows) if did not in done_ids]
+
+
+Deliver = Callable[[Dialogue], None]
+
+
+class DialogueExecutor:
+    """Where a run's dialogues are simulated: in this process (LocalExecutor) or on Ray actors
+    (graphs/ray_executor.py). The run folder is never the executor's: it hands each finished
+    dialogue to `deliver`, in the calling process, and the batch layer writes it. So there is one
+    writer of a run folder whatever runs the dialogues, and resume works the same for all."""
+
+    def start(self) -> None:
+        """Build the participants; called only when something is left to simulate, at most once
+        per run (a new run calls it before its folder exists, so a spec that fails leaves none)."""
+
+    def run(self, todo: list[PlannedDialogue], plan: RunPlan, folder: RunFolder, deliver: Deliver) -> None:
+        """Simulate every planned dialogue, calling `deliver` once per finished one, in this thread."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """For run.json: `executor` (what ran the dialogues) and `engines` (how each model computed)."""
+        return {"executor": {"kind": "local"}, "engines": {}}
+
+    def close(self) -> None:
+        """Release what `start` took (workers, a Ray instance); called once the run is over."""
+
+
+class LocalExecutor(DialogueExecutor):
+    """Dialogues as asyncio tasks in this process, at most `runtime.concurrency` in flight."""
+
+    def __init__(self, deps: DepsSource) -> None:
+        self._source = deps
+        self.deps: SimDeps | None = deps if isinstance(deps, SimDeps) else None
+
+    def start(self) -> None:
+        if self.deps is None:
+            self.deps = self._source()  # type: ignore[operator]
+
+    def run(self, todo: list[PlannedDialogue], plan: RunPlan, folder: RunFolder, deliver: Deliver) -> None:
+        self.start()
+        asyncio.run(_run_all(self.deps, todo, plan, folder, deliver))  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": {"kind": "local"}, "engines": engines_used(self.deps)}
+
+
+class RunWriter:
+    """The single writer of dialogues.jsonl: each delivered dialogue is appended once (one fsynced
+    line), whatever delivered it. A repeat of an id already written, or an id the plan does not
+    hold, is dropped and counted: a retried worker must never make a dialogue appear twice."""
+
+    def __init__(self, sink: DialogueAppender, expected: set[str], on_progress: Callable[[Dialogue], None] | None) -> None:
+        self.sink, self.expected, self.on_progress = sink, expected, on_progress
+        self.new: list[Dialogue] = []
+        self.dropped = 0
+
+    def __call__(self, dialogue: Dialogue) -> None:
+        if dialogue.id not in self.expected:
+            self.dropped += 1
+            return
+        self.expected.discard(dialogue.id)
+        self.sink.write_dialogue(dialogue)  # one flushed line: the dialogue is safe from here
+        self.new.append(dialogue)
+        if self.on_progress:
+            self.on_progress(dialogue)
+
+
+def as_executor(deps: DepsSource | DialogueExecutor) -> DialogueExecutor:
+    """Participants (or a function that builds them) run here; an executor runs as it says."""
+    return deps if isinstance(deps, DialogueExecutor) else LocalExecutor(deps)
 
 
 def run_simulation(
@@ -185,7 +274,7 @@ def run_simulation(
     settings: RunSettings,
     config: SimulationConfig,
     out_dir: Path | str,
-    deps: DepsSource,
+    deps: DepsSource | DialogueExecutor,
     on_progress: Callable[[Dialogue], None] | None = None,
     resume: bool = False,
     retry_failed: bool = False,
@@ -193,10 +282,11 @@ def run_simulation(
 ) -> dict[str, Any]:
     """Simulate every profile, appending each dialogue to dialogues.jsonl as it finishes; write run.json.
 
-    `deps` is the run's participants, or a function that builds them: it is called only when
-    something is left to simulate, so finishing a finished run loads no model. A folder that
-    already holds a run is locked before anything loads, so a second writer fails in a second; a
-    new run builds its participants first, so a spec or store that fails leaves no folder behind.
+    `deps` is the run's participants, or a function that builds them, or an executor that runs
+    the dialogues elsewhere (Ray workers): participants are built only when something is left to
+    simulate, so finishing a finished run loads no model. A folder that already holds a run is
+    locked before anything loads, so a second writer fails in a second; a new run builds its
+    participants first, so a spec or store that fails leaves no folder behind.
     `retry_failed` runs again the dialogues an earlier attempt wrote as errors. `salesman_code`
     (file and hash of a python: salesman) is recorded in plan.json for `--resume` to check.
     """
@@ -204,41 +294,52 @@ def run_simulation(
     plan = RunPlan(settings=settings, config=config, items=items, salesman_code=salesman_code)
     check_folder(folder, plan, resume)
     started = time.time()
-    built: SimDeps | None = None
-    if folder.plan.is_file():
-        check_written(folder.dialogues)
-        check_checkpoints(folder)
-    else:
-        built = _build(deps)
-        folder.root.mkdir(parents=True, exist_ok=True)
-    with run_lock(folder):
-        check_folder(folder, plan, resume)  # again, now that no one else can write it
-        return _run_locked(folder, plan, deps, built, started, on_progress, retry_failed)
+    executor = as_executor(deps)
+    try:
+        if folder.plan.is_file():
+            check_written(folder.dialogues)
+            check_checkpoints(folder)
+        else:
+            executor.start()
+            folder.root.mkdir(parents=True, exist_ok=True)
+        with run_lock(folder):
+            check_folder(folder, plan, resume)  # again, now that no one else can write it
+            return _run_locked(folder, plan, executor, started, on_progress, retry_failed)
+    finally:
+        executor.close()
+
+
+def _kept(folder: RunFolder, retry_failed: bool) -> tuple[list[Dialogue], int]:
+    """Dialogues already written that stay, and how many failed ones were taken out to run again."""
+    written = repair_and_read(folder.dialogues) if folder.plan.is_file() else []
+    if not retry_failed:
+        return written, 0
+    failed = [d for d in written if d.termination_reason is TerminationReason.error]
+    if failed:
+        written = [d for d in written if d.termination_reason is not TerminationReason.error]
+        write_jsonl(folder.dialogues, written)  # atomically: a kill now only means they run next time
+    return written, len(failed)
 
 
 def _run_locked(
-    folder: RunFolder, plan: RunPlan, deps: DepsSource, built: SimDeps | None, started: float, on_progress: Callable[[Dialogue], None] | None, retry_failed: bool
+    folder: RunFolder, plan: RunPlan, executor: DialogueExecutor, started: float, on_progress: Callable[[Dialogue], None] | None, retry_failed: bool
 ) -> dict[str, Any]:
-    settings, config, items = plan.settings, plan.config, plan.items
-    written = repair_and_read(folder.dialogues) if folder.plan.is_file() else []
-    retried = 0
-    if retry_failed:
-        failed = [d for d in written if d.termination_reason is TerminationReason.error]
-        if failed:
-            written = [d for d in written if d.termination_reason is not TerminationReason.error]
-            write_jsonl(folder.dialogues, written)  # atomically: a kill now only means they run next time
-            retried = len(failed)
-    done_ids = {d.id for d in written}
-    ids = plan.ids()
-    todo = [(i, item, did) for i, (item, did) in enumerate(zip(items, ids)) if did not in done_ids]
-    if todo and built is None:
-        built = _build(deps)
+    settings, config = plan.settings, plan.config
+    written, retried = _kept(folder, retry_failed)
+    todo = planned(plan, {d.id for d in written})
+    if todo:
+        executor.start()
     load_seconds = time.time() - started
     write_json_atomic(folder.plan, plan.model_dump(mode="json"))
+    ids = set(plan.ids())
     for d in written:
-        if on_progress and d.id in set(ids):
+        if on_progress and d.id in ids:
             on_progress(d)
-    new = asyncio.run(_run_all(built, todo, settings, config, folder, on_progress)) if todo and built is not None else []
+    with DialogueAppender(folder.dialogues) as sink:
+        writer = RunWriter(sink, {p.id for p in todo}, on_progress)
+        if todo:
+            executor.run(todo, plan, folder, writer)
+    new = writer.new
     summary = {
         "models": settings.model_dump(),
         "seed": config.seed,
@@ -250,7 +351,8 @@ def _run_locked(
         "load_seconds": round(load_seconds, 1),
         "resumed": {"kept": len(written), "ran": len(new), "retried_failed": retried} if written or retried else None,
         "concurrency": config.runtime.concurrency,
-        "engines": engines_used(built),
+        **executor.describe(),
+        **({"repeats_dropped": writer.dropped} if writer.dropped else {}),
         **summarise(written + new),
         "warnings": run_warnings(written + new, config),
     }
@@ -302,31 +404,23 @@ async def resume_or_run(graph: Any, deps: SimDeps, item: SimProfile, seed: int, 
     return await run_dialogue(graph, deps, item, seed, did, index, meta, thread_id=thread)
 
 
-async def _run_all(
-    deps: SimDeps, todo: list[tuple[int, SimProfile, str]], settings: RunSettings, config: SimulationConfig, folder: RunFolder, on_progress: Callable[[Dialogue], None] | None
-) -> list[Dialogue]:
-    runtime = config.runtime
+async def _run_all(deps: SimDeps, todo: list[PlannedDialogue], plan: RunPlan, folder: RunFolder, deliver: Deliver) -> None:
+    runtime = plan.config.runtime
     # Sync nodes run in the loop's default executor: give every dialogue in flight a thread.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=runtime.concurrency + 4, thread_name_prefix="gs-node"))
     gate = asyncio.Semaphore(runtime.concurrency)
-    meta = dialogue_meta(settings, config)
-    new: list[Dialogue] = []
+    meta = dialogue_meta(plan.settings, plan.config)
     async with _checkpointer(folder, runtime.checkpoint) as saver:
         graph = build_graph(checkpointer=saver)
-        with DialogueAppender(folder.dialogues) as sink:
 
-            async def one(index: int, item: SimProfile, did: str) -> None:
-                async with gate:
-                    dialogue = await resume_or_run(graph, deps, item, dialogue_seed(config.seed, index), did, index, meta)
-                    sink.write_dialogue(dialogue)  # one flushed line: the dialogue is safe from here
-                    new.append(dialogue)
-                    if saver is not None:
-                        await saver.adelete_thread(dialogue.id)
-                    if on_progress:
-                        on_progress(dialogue)
+        async def one(p: PlannedDialogue) -> None:
+            async with gate:
+                dialogue = await resume_or_run(graph, deps, p.item, p.seed, p.id, p.index, meta)
+                deliver(dialogue)
+                if saver is not None:
+                    await saver.adelete_thread(dialogue.id)
 
-            await asyncio.gather(*(one(i, item, did) for i, item, did in todo))
-    return new
+        await asyncio.gather(*(one(p) for p in todo))
 
 
 @asynccontextmanager

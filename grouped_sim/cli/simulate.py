@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from grouped_sim.cli.common import console, default_corpus, label, out, progress, run_config
+from grouped_sim.cli.executor import ExecutorOption, RayAddressOption, RayCpusOption, RayGpusOption, RayWorkersOption, dialogue_executor, ray_settings
 from grouped_sim.config import DEFAULT_CHAT_SPEC, DEFAULT_CUSTOMER_SPEC
 from grouped_sim.errors import DialoguesFailed, InputError
 
@@ -82,14 +83,21 @@ def simulate(
             ),
         ),
     ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_cpus_per_worker: RayCpusOption = None,
+    ray_gpus_per_worker: RayGpusOption = None,
 ) -> None:
     """Drive the salesman against simulated customers and write every dialogue as it finishes.
 
     Rerunning the same command into the same --out finishes the run instead of repeating it;
     --resume DIR does the same from the folder alone (plan.json holds the profiles, models and config).
     One process writes a run folder at a time. Exit code 3 when the run finished but some dialogues
-    ended in errors (counted by whose); --retry-failed runs those again.
+    ended in errors (counted by whose); --retry-failed runs those again. --executor ray runs the
+    dialogues on Ray workers (a local Ray instance, or a cluster: --ray-address); see docs/scale.md.
     """
+    ray = ray_settings(executor, ray_address, ray_workers, ray_cpus_per_worker, ray_gpus_per_worker)
     from grouped_sim.app.build import absolute_salesman_spec, build_deps, check_run_specs, check_salesman_code, salesman_code
     from grouped_sim.config import load_config
     from grouped_sim.corpus import read_corpus
@@ -149,6 +157,9 @@ def simulate(
         console.print(f"loading models (salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager}) ...")
         return build_deps(settings, config, items=items)
 
+    if ray is not None:
+        console.print(f"starting {ray.workers} Ray workers; each loads salesman {settings.salesman}, customer {settings.customer}, manager {settings.manager} ...")
+    deps = dialogue_executor(ray, build_deps, settings, config, items, local=load)
     with progress() as bar:
         task = bar.add_task("dialogues", total=len(items))
         summary = run_simulation(
@@ -156,7 +167,7 @@ def simulate(
             settings,
             config,
             out_dir,
-            deps=load,  # type: ignore[arg-type]
+            deps=deps,
             on_progress=lambda d: bar.advance(task),
             resume=resume is not None,
             retry_failed=retry_failed,

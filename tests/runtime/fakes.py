@@ -110,3 +110,84 @@ def with_fake_customer(real: Any) -> Any:
         return real(settings, config, salesman=salesman, customer=FakeCustomer(), **extra)
 
     return build
+
+
+SEEDED_REPLIES = [
+    "Who is this? I'm busy right now.",
+    "We already use another app, thanks.",
+    "How much is the commission, exactly?",
+    "Send me an email, I'll look later.",
+    "Not interested, sorry.",
+    "Hm, go on, I have a minute.",
+]
+
+
+class SeededCustomer(FakeCustomer):
+    """A deterministic stand-in for a sampling model: the reply is a function of the prompt and the
+    seed, so two runs agree only where every call got the same prompt and the same seed."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "seeded-fake-customer"
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        import hashlib
+
+        super().generate_texts(prompts, stop, seed, max_new_tokens)  # counts the call, sleeps its steps
+        picks = [int(hashlib.sha256(f"{seed}|{prompt}".encode()).hexdigest()[:8], 16) for prompt in prompts]
+        return [SEEDED_REPLIES[p % len(SEEDED_REPLIES)] for p in picks]
+
+
+def build_seeded(settings: Any, config: Any, items: Any = ()) -> Any:
+    """`build_deps` with the seeded fake customer: a module-level function, so a Ray worker can
+    import it and build the participants itself (the recipe of graphs/ray_executor.py)."""
+    from grouped_sim.app.build import build_deps
+
+    return build_deps(settings, config, customer=SeededCustomer(), items=items)
+
+
+def build_slow_seeded(settings: Any, config: Any, items: Any = ()) -> Any:
+    """The same, 0.3 s a customer call: dialogues stay in flight long enough to kill a worker under them."""
+    from grouped_sim.app.build import build_deps
+
+    return build_deps(settings, config, customer=SeededCustomer(steps=3, step_seconds=0.1), items=items)
+
+
+def build_refusing(settings: Any, config: Any, items: Any = ()) -> Any:
+    """A build that fails as a bad store path does: with an InputError."""
+    from grouped_sim.errors import InputError
+
+    raise InputError("/nowhere/sop_db: no SOP store here (a test's refusing build)")
+
+
+DIE_FLAG_ENV = "GS_TEST_DIE_FLAG"
+
+
+class DyingCustomer(SeededCustomer):
+    """The seeded fake, whose worker process dies (SIGKILL, as the OOM killer or a crash in native
+    code would) in the middle of a dialogue, once: the first call after the process's first one
+    that finds the flag file named by $GS_TEST_DIE_FLAG renames it (one process wins), writes its
+    pid there and kills itself. A retry finds no flag and goes on."""
+
+    def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        import os
+        import signal
+
+        flag = os.environ.get(DIE_FLAG_ENV)
+        if flag and self.calls >= 1:
+            try:
+                os.rename(flag, flag + ".taken")
+            except FileNotFoundError:
+                pass
+            else:
+                with open(flag + ".taken", "w", encoding="utf-8") as f:
+                    f.write(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().generate_texts(prompts, stop, seed, max_new_tokens)
+
+
+def build_dying_seeded(settings: Any, config: Any, items: Any = ()) -> Any:
+    """`build_deps` with the dying fake customer (0.1 s a call; see DyingCustomer)."""
+    from grouped_sim.app.build import build_deps
+
+    return build_deps(settings, config, customer=DyingCustomer(step_seconds=0.1), items=items)

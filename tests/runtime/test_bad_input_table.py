@@ -143,6 +143,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("simulate", ["--out", "o", "--mode", "prompt-only", "--salesman-key-env", "HOME"], "--salesman-key-env HOME: only an endpoint: salesman sends a key"),
     ("simulate", ["--out", "o", "--sop-db", "plain"], "plain: no SOP store here (not a store)"),
     ("simulate", ["--out", "o", "--mode", "prompt-only", "--customer", "vllm"], "missing backend prefix"),
+    ("simulate", ["--out", "o", "--mode", "prompt-only", "--executor", "spark"], "--executor 'spark': expected local or ray"),
+    ("simulate", ["--out", "o", "--mode", "prompt-only", "--ray-workers", "4"], "--ray-workers: only with --executor ray (this run is local)"),
     ("serve", ["--profile", "profile.json", "--mode", "prompt-only"], "profile.json:2: the profile file is not UTF-8 text"),
     ("serve", ["--profile", "profiles42.jsonl", "--mode", "prompt-only", "--port", "18099"], "profiles42.jsonl: field 'domain'"),
     ("serve", ["--profile", "calls.jsonl", "--host", "0.0.0.0", "--mode", "prompt-only"], "--host 0.0.0.0: serving beyond loopback needs --api-key"),
