@@ -74,7 +74,8 @@ def probe(
         )
     similarity = profile_similarity(cases)
     rates = {OUTCOME_DECISION[o]: share for o, share in folder.load_dynamics().base_rates.items()}
-    summaries = {name: probe_summary(r, similarity, seed, rates) for name, r in rows.items()}
+    off = "--coherence none" if coherence is not None and coherence.strip().lower() == "none" else None
+    summaries = {name: probe_summary(r, similarity, seed, rates, off) for name, r in rows.items()}
     first = summaries[variants[0].name]
     warnings = list(dict.fromkeys(f"{name}: {w}" if len(summaries) > 1 else w for name, summary in summaries.items() for w in summary["warnings"]))
     if left := sorted(c.dialogue.id for c in cases if c.dialogue.id in ungraded):

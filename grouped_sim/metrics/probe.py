@@ -97,7 +97,11 @@ def decision_agreement(rows: Sequence[ProbeRow], similarity: np.ndarray | None, 
     ci = bootstrap_ci(rows, agree, seed=seed)
     floor = agreement_floor(rows, similarity, seed)
     beyond = None if ci is None or floor is None else bool(ci[1] < floor)  # worse than another real customer would do
-    return Figure(sim=None if value is None else round(value, 4), real=1.0, gap=None if value is None else round(value - 1.0, 4), ci=ci, noise_floor=floor, n_sim=len(rows), n_real=len(rows), beyond_noise=beyond)
+    gap_ci = None if ci is None else [round(ci[0] - 1.0, 4), round(ci[1] - 1.0, 4)]  # `ci` is the gap's, as for every figure
+    return Figure(
+        sim=None if value is None else round(value, 4), real=1.0, gap=None if value is None else round(value - 1.0, 4), ci=gap_ci, sim_ci=ci,
+        noise_floor=floor, n_sim=len(rows), n_real=len(rows), beyond_noise=beyond,
+    )
 
 
 DECISION_FIGURES = ("decision_agreement", "walk_away_rate", "agree_rate", "callback_rate")
@@ -137,7 +141,7 @@ def confusion(rows: Sequence[ProbeRow]) -> dict[str, dict[str, int]]:
     return {real: {sim: counts[(real, sim)] for sim in DECISIONS} for real in DECISIONS}
 
 
-def probe_warnings(rows: Sequence[ProbeRow], ok: Sequence[ProbeRow]) -> list[str]:
+def probe_warnings(rows: Sequence[ProbeRow], ok: Sequence[ProbeRow], coherence_off: str | None = None) -> list[str]:
     """What the figures of one variant cannot say, in words (kept in probe.json and on the page)."""
     warnings = []
     if failed := len(rows) - len(ok):
@@ -149,8 +153,10 @@ def probe_warnings(rows: Sequence[ProbeRow], ok: Sequence[ProbeRow]) -> list[str
         warnings.append(f"{count(undecided, 'held-out real call')} of {len(ok)} {'ends' if undecided == 1 else 'end'} without a decision (outcome 'unknown'): counted as 'undecided' in the decision figures")
     if len(ok) < 4:
         warnings.append(f"{count(len(ok), 'customer')} probed: a noise floor needs at least 4, so no gap is called beyond noise")
-    if ok and not any(r.sim_coherence for r in ok):
+    if ok and not any(r.sim_coherence for r in ok) and coherence_off is None:
         warnings.append("coherence not probed: the sim folder has no coherence scorer (too few calls to train one)")
+    elif ok and coherence_off:
+        warnings.append(f"coherence not probed: {coherence_off}")
     return warnings
 
 
@@ -179,9 +185,12 @@ def confusion_intervals(rows: Sequence[ProbeRow]) -> dict[str, dict[str, list[fl
     return {real: {sim: wilson(n, sum(cells.values())) for sim, n in cells.items()} for real, cells in counts.items() if sum(cells.values())}
 
 
-def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0, base_rates: dict[str, float] | None = None) -> dict[str, Any]:
+def probe_summary(
+    rows: Sequence[ProbeRow], similarity: np.ndarray | None = None, seed: int = 0, base_rates: dict[str, float] | None = None, coherence_off: str | None = None
+) -> dict[str, Any]:
     """figures, confusion, outcome rates, the majority baseline, the decision scores and warnings
-    for one simulated variant. `base_rates` are the training calls' decision shares (probe names)."""
+    for one simulated variant. `base_rates` are the training calls' decision shares (probe names);
+    `coherence_off` says why coherence was not asked for, when it was not."""
     keep = [i for i, r in enumerate(rows) if r.error is None]
     ok = [rows[i] for i in keep]
     similarity = similarity[np.ix_(keep, keep)] if similarity is not None else None
@@ -197,6 +206,6 @@ def probe_summary(rows: Sequence[ProbeRow], similarity: np.ndarray | None = None
         "confusion_intervals": confusion_intervals(ok),
         "decisions": decision_scoring(ok, base_rates, seed),
         "decided_by": dict(Counter(r.decided_by or "none" for r in ok)),
-        "warnings": probe_warnings(rows, ok),
+        "warnings": probe_warnings(rows, ok, coherence_off),
         "rows": [r.model_dump() for r in rows],
     }
