@@ -41,15 +41,16 @@ ACTION_ENDINGS: dict[CustomerAction, TerminationReason] = {
 
 
 @dataclass(frozen=True)
-class SimDeps:
-    """The participants and store of a run, built once (grouped_sim.app.build) and shared by every call."""
+class ManagerDeps:
+    """The manager's side of a run: the manager, the SOP store it retrieves from, the config.
 
-    salesman: Salesman
-    customer: BaseChatModel
+    What reads a run's decisions outside its dialogues (the probe's final decision and script odds)
+    needs only this, so a driver whose dialogues run on Ray workers builds it without loading a
+    customer model or a salesman (grouped_sim.app.build.build_manager_deps)."""
+
     manager: Manager | None
     store: SOPStore | None
     config: SimulationConfig
-    pick: Picker | None = None  # best-of-N: scores the customer's candidate replies (config.best_of)
 
     @property
     def use_manager(self) -> bool:
@@ -58,6 +59,15 @@ class SimDeps:
     @property
     def use_sop(self) -> bool:
         return self.config.mode is SimulatorMode.full and self.store is not None
+
+
+@dataclass(frozen=True)
+class SimDeps(ManagerDeps):
+    """The participants and store of a run, built once (grouped_sim.app.build) and shared by every call."""
+
+    salesman: Salesman
+    customer: BaseChatModel
+    pick: Picker | None = None  # best-of-N: scores the customer's candidate replies (config.best_of)
 
 
 def turn_seed(seed: int, turn_index: int, salt: str) -> int:
@@ -85,7 +95,7 @@ def failure(who: str, exc: BaseException) -> dict[str, Any]:
     return {"termination": TerminationReason.error.value, "error": {"who": who, "type": type(exc).__name__, "message": str(exc)[:500]}}
 
 
-def retrieve_chains(deps: SimDeps, profile: Profile, domain: str, own_source: str) -> list[BehaviourChain]:
+def retrieve_chains(deps: ManagerDeps, profile: Profile, domain: str, own_source: str) -> list[BehaviourChain]:
     """Retrieval: K_p, the behaviour chains of the K real customers most like this one (eq. 8).
 
     One extra is asked for, so the profile's own source call can be left out: a simulated customer

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
 from grouped_sim.corpus import read_corpus, write_corpus
 from grouped_sim.embeddings import embed
 from grouped_sim.graphs.adapters import salesman_moves
 from grouped_sim.errors import InputError
-from grouped_sim.graphs.batch import load_plan, run_simulation
+from grouped_sim.graphs.batch import DepsSource, DialogueExecutor, load_plan, run_simulation
 from grouped_sim.graphs.fit import ProfileRecord, SimFolder
 from grouped_sim.graphs.fitting import decision_move
-from grouped_sim.graphs.graph import SimDeps, retrieve_chains, turn_seed
+from grouped_sim.graphs.graph import ManagerDeps, retrieve_chains, turn_seed
 from grouped_sim.graphs.dynamics import outcome_distribution
 from grouped_sim.graphs.manager import LightManager
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile
@@ -36,7 +36,10 @@ from grouped_sim.schemas import CustomerAction, CustomerState, Dialogue, Termina
 from grouped_sim.sop_db.store import BehaviourChain
 from grouped_sim.transcript import transcript_text
 
-Build = Callable[[RunSettings, SimulationConfig], SimDeps]
+# The manager's side of a variant's run, which reads its rows (grouped_sim.app.build.build_manager_deps).
+Build = Callable[[RunPlan], ManagerDeps]
+# What runs a variant's dialogues: its participants, a function building them here, or an executor (Ray workers).
+Dialogues = Callable[[RunPlan], DepsSource | DialogueExecutor]
 Scorer = Callable[[list[str], list[str]], list[float]]
 TERMINATION_DECISION = {
     TerminationReason.customer_agreed: "agreed",
@@ -106,7 +109,7 @@ def variant_config(base: SimulationConfig, variant: ProbeVariant, cases: list[Pr
     return base.model_copy(update={"mode": variant.mode, "max_turns": longest + 1})
 
 
-def final_decision(deps: SimDeps, dialogue: Dialogue, case: ProbeCase) -> tuple[str, str | None]:
+def final_decision(deps: ManagerDeps, dialogue: Dialogue, case: ProbeCase) -> tuple[str, str | None]:
     """The decision the manager gives when the script ran out first, and where it came from
     ('undecided', None without a light manager)."""
     if not isinstance(deps.manager, LightManager) or not deps.use_manager:
@@ -119,7 +122,7 @@ def final_decision(deps: SimDeps, dialogue: Dialogue, case: ProbeCase) -> tuple[
     return ACTION_DECISION.get(action, "undecided"), source.by
 
 
-def script_distribution(deps: SimDeps, case: ProbeCase) -> dict[str, float] | None:
+def script_distribution(deps: ManagerDeps, case: ProbeCase) -> dict[str, float] | None:
     """P(each decision) of a fitted twin hearing this case's script (None without fitted dynamics).
 
     The manager tags every move of the script as it does in the twin's call and reads the hazard's
@@ -146,7 +149,7 @@ def contexts(dialogue: Dialogue, upto: int | None = None) -> tuple[list[str], li
     return [c for c, _ in pairs], [r for _, r in pairs]
 
 
-def probe_row(case: ProbeCase, simulated: Dialogue, deps: SimDeps, score: Scorer | None) -> ProbeRow:
+def probe_row(case: ProbeCase, simulated: Dialogue, deps: ManagerDeps, score: Scorer | None) -> ProbeRow:
     real_context, real_replies = contexts(case.script())
     sim_context, sim_replies = contexts(simulated)
     row = ProbeRow(
@@ -187,18 +190,29 @@ def check_out(folder: SimFolder, variants: list[ProbeVariant], cases: list[Probe
             raise InputError(f"{run_dir}: holds a probe of other customers or settings (another --n, --seed, --customer or --config); pass a new --out folder, or rerun with the same flags to finish it")
 
 
-def run_variant(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build, out: Path, on_progress: Callable[[Any], None] | None) -> tuple[list[Dialogue], SimDeps]:
-    """One variant's simulations, in OUT/VARIANT (resumable like any run)."""
+class ProbeBuild(BaseModel):
+    """How each variant gets what it needs: `dialogues` runs its calls (here, or on Ray workers that
+    load the customer model themselves), `manager` builds the manager's side that reads the rows
+    (the final decision when the script ran out, the script's odds). The two are apart so a driver
+    whose dialogues run elsewhere never loads a customer model, and a finished run loads none."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    dialogues: Dialogues
+    manager: Build
+
+
+def run_variant(folder: SimFolder, variant: ProbeVariant, cases: list[ProbeCase], customer: str, base: SimulationConfig, build: ProbeBuild, out: Path, on_progress: Callable[[Any], None] | None) -> tuple[list[Dialogue], ManagerDeps]:
+    """One variant's simulations, in OUT/VARIANT (resumable like any run), and its manager's side."""
     plan = variant_run(folder, variant, cases, customer, base, out)
-    deps = build(plan.settings, plan.config)
     run_dir = out / variant.name
-    run_simulation(plan.items, plan.settings, plan.config, run_dir, deps=deps, on_progress=on_progress)
+    run_simulation(plan.items, plan.settings, plan.config, run_dir, deps=build.dialogues(plan), on_progress=on_progress)
     by_source = {d.meta.get("profile_source"): d for d in read_corpus(run_dir / "dialogues.jsonl")}
-    return [by_source[c.dialogue.id] for c in cases], deps
+    return [by_source[c.dialogue.id] for c in cases], build.manager(plan)
 
 
 def run_probe(
-    folder: SimFolder, variants: list[ProbeVariant], cases: list[ProbeCase], customer: str, base: SimulationConfig, build: Build,
+    folder: SimFolder, variants: list[ProbeVariant], cases: list[ProbeCase], customer: str, base: SimulationConfig, build: ProbeBuild,
     out: Path, score: Scorer | None = None, on_progress: Callable[[Any], None] | None = None, leave_out: frozenset[str] = frozenset(),
 ) -> dict[str, list[ProbeRow]]:
     """Rows of every variant, by variant name; every run goes under `out` (probe --out). Customers

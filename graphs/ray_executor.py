@@ -27,8 +27,10 @@ import asyncio
 import logging
 import math
 import os
+import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,8 +50,25 @@ INSTALL_HINT = "pip install 'grouped-sim[ray]'"
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "ANONYMIZED_TELEMETRY")
 
 
-def import_ray() -> Any:
-    """The ray module, or an InputError saying how to install it."""
+# Ray's switch between a single-node instance on loopback (0; its default on macOS and Windows)
+# and a cluster node on the machine's network address (1; its default on Linux). Ray reads it once,
+# when `ray` is imported; `_node_ip_address="127.0.0.1"` alone is swapped for the network address
+# (ray/_private/services.py resolve_ip_for_localhost) while it is 1. See docs/scale.md.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def starts_local_instance(settings: RaySettings) -> bool:
+    """Whether a run with these settings starts its own Ray instance (no --ray-address, no $RAY_ADDRESS)."""
+    return not (settings.address or os.environ.get("RAY_ADDRESS"))
+
+
+def import_ray(loopback: bool = False) -> Any:
+    """The ray module, or an InputError saying how to install it. With `loopback` (this process
+    will start its own instance) and ray not yet imported, the instance is kept on 127.0.0.1: no
+    port of it listens on the network, and nothing off this machine can join it. A user's own
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER wins (1: a head node others may join)."""
+    if loopback and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     try:
         import ray
     except ImportError as exc:
@@ -179,6 +198,40 @@ def forwarded_env(settings: RunSettings) -> dict[str, str]:
     return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
+def connect(ray: Any, settings: RaySettings) -> bool:
+    """Join the cluster the settings (or $RAY_ADDRESS) name, else start a local instance with CPUs
+    enough for the workers asked for (on 127.0.0.1 when ray was imported by `import_ray(loopback=
+    True)`, behind Ray's token authentication; it stops with the run). True when this call connected; a process already
+    connected (a notebook, a test, a `ray_session`) keeps its connection, and its owner ends it."""
+    if ray.is_initialized():
+        return False
+    address = None if starts_local_instance(settings) else settings.address or os.environ["RAY_ADDRESS"]
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            needed = math.ceil(settings.workers * settings.cpus_per_worker)
+            ray.init(address="local", num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False, **quiet)
+    except ConnectionError as exc:
+        raise InputError(f"--ray-address {address}: cannot connect to a Ray cluster there ({exc}); start one with `ray start --head`") from exc
+    return True
+
+
+@contextmanager
+def ray_session(settings: RaySettings) -> Iterator[None]:
+    """One connection for a command that runs several runs (probe: one per variant): a local Ray
+    instance starts once, not once a run (seconds each); each run's executor keeps it and only
+    stops its own workers. Left when the command ends."""
+    ray = import_ray(loopback=starts_local_instance(settings))
+    connected = connect(ray, settings)
+    try:
+        yield
+    finally:
+        if connected:
+            ray.shutdown()
+
+
 class RayExecutor(DialogueExecutor):
     """The run's dialogues on `settings.workers` Ray actors; see the module docstring."""
 
@@ -192,8 +245,8 @@ class RayExecutor(DialogueExecutor):
     def start(self) -> None:
         if self.actors:
             return
-        ray = import_ray()
-        self._connect(ray)
+        ray = import_ray(loopback=starts_local_instance(self.settings))
+        self.connected = connect(ray, self.settings)
         options: dict[str, Any] = {
             "num_cpus": self.settings.cpus_per_worker,
             "num_gpus": self.settings.gpus_per_worker,
@@ -207,24 +260,6 @@ class RayExecutor(DialogueExecutor):
         worker = ray.remote(SimulationWorker)
         self.actors = [worker.options(**options).remote(self.recipe) for _ in range(self.settings.workers)]
         self.workers = self._ready(ray)
-
-    def _connect(self, ray: Any) -> None:
-        """Join the cluster the settings (or $RAY_ADDRESS) name, else start a local instance with
-        CPUs enough for the workers asked for (it listens as `ray start --head` does, behind Ray's
-        token authentication, and stops with the run). A process already connected (a notebook, a test) keeps its connection."""
-        if ray.is_initialized():
-            return
-        address = self.settings.address or os.environ.get("RAY_ADDRESS") or None
-        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-        try:
-            if address:
-                ray.init(address=address, **quiet)
-            else:
-                needed = math.ceil(self.settings.workers * self.settings.cpus_per_worker)
-                ray.init(address="local", num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False, **quiet)
-        except ConnectionError as exc:
-            raise InputError(f"--ray-address {address}: cannot connect to a Ray cluster there ({exc}); start one with `ray start --head`") from exc
-        self.connected = True
 
     def _ready(self, ray: Any) -> list[WorkerInfo]:
         """Wait until every worker has built its participants; its build error, if any, as raised."""
@@ -306,5 +341,5 @@ class RayExecutor(DialogueExecutor):
 
 def ray_executor(build: Callable[..., SimDeps], settings: RunSettings, config: SimulationConfig, items: Sequence[SimProfile], ray: RaySettings) -> RayExecutor:
     """The executor of a run on Ray: its workers build participants with `build` (see DepsRecipe)."""
-    import_ray()  # fail now, before anything is planned or written, when Ray is missing
+    import_ray(loopback=starts_local_instance(ray))  # fail now, before anything is planned or written, when Ray is missing
     return RayExecutor(DepsRecipe(build=build, settings=settings, config=config, items=list(items)), ray)

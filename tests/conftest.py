@@ -95,3 +95,30 @@ def fitted_dir(tmp_path_factory: pytest.TempPathFactory, raw_corpus: Path) -> Pa
     out = tmp_path_factory.mktemp("fit") / "sim"
     run_fit(FitSettings(corpus=str(raw_corpus), holdout=0.25, seed=1), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(tmp_path_factory: pytest.TempPathFactory):
+    """One local Ray instance for the session (starting one takes seconds), on 127.0.0.1 as the
+    CLI's own local instance is (grouped_sim/graphs/ray_executor.py import_ray): 2 CPUs, no
+    dashboard. Its workers import the test doubles, so they get the repository on their path, and
+    the flag file of the dying fake (the workers' environment is fixed when Ray starts)."""
+    from grouped_sim.graphs.ray_executor import LOOPBACK_ENV, import_ray
+    from tests.runtime.fakes import DIE_FLAG_ENV
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])), DIE_FLAG_ENV: str(tmp_path_factory.mktemp("die") / "flag")}
+    before = {name: os.environ.get(name) for name in [*env, LOOPBACK_ENV]}
+    os.environ.update(env)
+    ray = import_ray(loopback=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert ray.util.get_node_ip_address() == "127.0.0.1", f"the test Ray instance is not on loopback (ray imported before this fixture, or {LOOPBACK_ENV}=1)"
+        yield ray
+    finally:
+        ray.shutdown()
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -25,7 +25,7 @@ from grouped_sim.errors import InputError
 from grouped_sim.graphs.adapters import CallableSalesman, EndpointSalesman, KnnSalesman, ReplaySalesman, WebhookSalesman
 from grouped_sim.graphs.fit import SimFolder
 from grouped_sim.graphs.customer import Picker
-from grouped_sim.graphs.graph import SimDeps
+from grouped_sim.graphs.graph import ManagerDeps, SimDeps
 from grouped_sim.graphs.manager import LightManager, LLMManager, Manager
 from grouped_sim.graphs.plan import RunSettings, SimProfile
 from grouped_sim.models.limits import limit_model
@@ -295,3 +295,21 @@ def build_deps(
     salesman = salesman if salesman is not None else build_salesman(settings.salesman, config, key=salesman_key(settings))
     pick = build_picker(config.best_of, sim)
     return SimDeps(salesman=salesman, customer=customer, manager=manager, store=store, config=config, pick=pick)
+
+
+def build_manager_deps(settings: RunSettings, config: SimulationConfig, items: Sequence[SimProfile] = ()) -> ManagerDeps:
+    """The manager's side of a run (its store and its light manager), loading no customer model,
+    no salesman and no best-of picker: what reads the run's decisions after its dialogues ran
+    elsewhere (`probe --executor ray`: the dialogues on Ray workers, the rows in this process).
+
+    An LLM manager (a model spec) is not loaded: it decides only inside a dialogue, on the worker
+    that runs it, and nothing after the run reads it (the probe's final decision and script odds
+    are the light manager's); its ManagerDeps has no manager, which is what that reader sees of it."""
+    if settings.manager not in MANAGER_NAMES:
+        parse_spec(settings.manager)
+    sim = SimFolder(settings.sim) if settings.sim else None
+    if sim is not None:
+        sim.check()
+    store = open_store(settings.sop_db, config, sim, items)
+    manager = build_manager(settings.manager, store, config, sim) if settings.manager in MANAGER_NAMES else None
+    return ManagerDeps(manager=manager, store=store, config=config)

@@ -7,7 +7,8 @@ the run folder. Ray is an optional extra, imported only when `--executor ray` is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
@@ -60,3 +61,16 @@ def dialogue_executor(ray: Any, build: Callable[..., Any], settings: Any, config
     from grouped_sim.graphs.ray_executor import ray_executor
 
     return ray_executor(build, settings, config, items, ray)
+
+
+@contextmanager
+def executor_session(ray: Any) -> Iterator[None]:
+    """For a command that runs several runs (probe's variants): with --executor ray, one Ray
+    connection for all of them (a local instance starts once); nothing for a local run."""
+    if ray is None:
+        yield
+        return
+    from grouped_sim.graphs.ray_executor import ray_session
+
+    with ray_session(ray):
+        yield

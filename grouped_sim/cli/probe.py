@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from grouped_sim.cli.common import console, fmt, label, out, print_decision_check, progress, warn
+from grouped_sim.cli.executor import ExecutorOption, RayAddressOption, RayCpusOption, RayGpusOption, RayWorkersOption, dialogue_executor, executor_session, ray_settings
 from grouped_sim.config import DEFAULT_CUSTOMER_SPEC
 
 
@@ -30,6 +31,11 @@ def probe(
         Optional[str],
         typer.Option("--coherence", help="What grades coherence: a judge folder (`grouped-sim judge train`), a MiniLM scorer folder, or 'none' to skip; default: the sim folder's judge/ (the validated judge reading replies against this domain's calls; a few seconds a reply on a CPU, cached)."),
     ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_cpus_per_worker: RayCpusOption = None,
+    ray_gpus_per_worker: RayGpusOption = None,
 ) -> None:
     """The matched-pair probe: how close is the simulator to YOUR held-out customers?
 
@@ -39,12 +45,15 @@ def probe(
     and reply-length distances and coherence, each with its 95 % interval and the human-vs-human
     noise floor (the same figure between two random halves of the real calls), plus the confusion
     matrix and one row per customer. Runs are resumable: rerun the same command to finish.
+    --executor ray runs each variant's dialogues on Ray workers (see docs/scale.md); the rows are
+    read here, by the manager alone (no customer model is loaded in this process).
     """
-    from grouped_sim.app.build import build_deps
+    ray = ray_settings(executor, ray_address, ray_workers, ray_cpus_per_worker, ray_gpus_per_worker)
+    from grouped_sim.app.build import build_deps, build_manager_deps
     from grouped_sim.config import load_config
     from grouped_sim.errors import InputError
     from grouped_sim.graphs.fit import SimFolder
-    from grouped_sim.graphs.probe import parse_variants, probe_cases, probe_dir, profile_similarity, run_probe
+    from grouped_sim.graphs.probe import ProbeBuild, parse_variants, probe_cases, probe_dir, profile_similarity, run_probe
     from grouped_sim.io import write_json_atomic, write_text_atomic
     from grouped_sim.metrics.probe import OUTCOME_DECISION, probe_summary
     from grouped_sim.models import parse_spec
@@ -66,12 +75,13 @@ def probe(
     scorer = _coherence(folder, coherence)
     ungraded = trained_on(scorer)
     console.print(f"probing {len(cases)} held-out customers with {', '.join(v.name for v in variants)} into {target} ...")
-    with progress() as bar:
+    build = ProbeBuild(
+        dialogues=lambda plan: dialogue_executor(ray, build_deps, plan.settings, plan.config, plan.items, local=lambda: build_deps(plan.settings, plan.config, items=plan.items)),
+        manager=lambda plan: build_manager_deps(plan.settings, plan.config, items=plan.items),
+    )
+    with executor_session(ray), progress() as bar:
         task = bar.add_task("simulated customers", total=len(cases) * len(variants))
-        rows = run_probe(
-            folder, variants, cases, customer, config, lambda s, c: build_deps(s, c), target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task),
-            leave_out=ungraded,
-        )
+        rows = run_probe(folder, variants, cases, customer, config, build, target, score=scorer.score if scorer else None, on_progress=lambda d: bar.advance(task), leave_out=ungraded)
     similarity = profile_similarity(cases)
     rates = {OUTCOME_DECISION[o]: share for o, share in folder.load_dynamics().base_rates.items()}
     off = "--coherence none" if coherence is not None and coherence.strip().lower() == "none" else None

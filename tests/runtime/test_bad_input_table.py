@@ -204,6 +204,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("report", ["run_torn"], "rebuild it: grouped-sim simulate --resume run_torn"),
     ("discriminator train", ["--head", "--data", "pairs_meta", "--out", "head"], "pairs_meta/meta.json: expected a JSON object; rebuild it: grouped-sim discriminator data"),
     ("probe", ["sim_ok", "--n", "2", "--out", "probe_other"], "probe_other/fitted: holds a probe of other customers or settings (another --n"),
+    ("probe", ["sim_ok", "--executor", "spark"], "--executor 'spark': expected local or ray"),
+    ("probe", ["sim_ok", "--ray-address", "auto"], "--ray-address: only with --executor ray (this run is local)"),
     ("simulate", ["--resume", "run_ckpt"], "run_ckpt/checkpoints.sqlite: damaged or foreign, cannot be read as the checkpoint database"),
     ("compare", ["run_foreign_report", "run_ok"], "run_foreign_report/report.json: not the report this grouped-sim writes (field 'units.simulated'"),
     # Wrong words and codes (issue 25).

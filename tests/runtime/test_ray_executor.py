@@ -1,5 +1,5 @@
-"""`--executor ray` on a real Ray runtime: a local Ray instance on this machine, started once for the
-module, two worker actors, and a seeded fake customer (its reply is a function of prompt and seed,
+"""`--executor ray` on a real Ray runtime: a local Ray instance on this machine's loopback, started
+once for the session (tests/conftest.py `ray_runtime`), two worker actors, and a seeded fake customer (its reply is a function of prompt and seed,
 so runs agree only where every call got the same prompt and seed). The workers build their own
 participants from a module-level build function (tests/runtime/fakes.py), as the CLI's build_deps.
 
@@ -12,36 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from grouped_sim.errors import InputError
-from tests.runtime.conftest import HERE, ROOT, SCRIPTED, fast_config_dict
+from tests.runtime.conftest import HERE, SCRIPTED, fast_config_dict
 from tests.runtime.fakes import DIE_FLAG_ENV, build_dying_seeded, build_refusing, build_seeded, invoke
-
-
-@pytest.fixture(scope="module")
-def ray_runtime(tmp_path_factory: pytest.TempPathFactory):
-    """One local Ray instance for the module (starting one takes seconds): 2 CPUs, no dashboard.
-    Its workers import the test doubles, so they get the repository on their path, and the flag
-    file of the dying fake (the workers' environment is fixed when Ray starts)."""
-    import ray
-
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), DIE_FLAG_ENV: str(tmp_path_factory.mktemp("die") / "flag")}
-    before = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _plan(corpus, n: int, salesman: str = SCRIPTED, concurrency: int = 2):
@@ -195,6 +174,7 @@ def test_the_cli_runs_simulate_on_ray_workers(ray_runtime, tmp_path: Path, monke
     assert "starting 2 Ray workers" in result.output and "3 dialogues in" in result.output
     summary = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert summary["executor"]["kind"] == "ray" and len(summary["executor"]["workers"]) == 2
+    assert all(" on 127.0.0.1 " in name for name in summary["executor"]["workers"])  # the test instance is on loopback
     assert len(_by_id(run)) == 3
 
 
@@ -208,3 +188,26 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path: Pat
     assert result.traceback is None, result.traceback
     assert result.code == 2 and "pip install 'grouped-sim[ray]'" in result.output
     assert not run.exists()
+
+
+LOOPBACK_PROBE = """
+import json, psutil
+from grouped_sim.graphs.ray_executor import RaySettings, ray_session
+with ray_session(RaySettings(workers=1)):
+    import ray
+    ports = [(p.name(), c.laddr.ip) for p in psutil.Process().children(recursive=True) for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    print(json.dumps({"node": ray.util.get_node_ip_address(), "gcs": ray.get_runtime_context().gcs_address, "ports": ports}))
+"""
+
+
+def test_the_local_instance_a_run_starts_listens_on_loopback_only(sub_env: dict[str, str]) -> None:
+    """No --ray-address, no $RAY_ADDRESS: the instance the CLI starts (in a fresh process, as the
+    CLI does) has its node, its GCS and every port of its processes on 127.0.0.1, so nothing off
+    the machine can reach it. (`_node_ip_address="127.0.0.1"` alone gets the network address.)"""
+    env = {k: v for k, v in sub_env.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    done = subprocess.run([sys.executable, "-c", LOOPBACK_PROBE], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["node"] == "127.0.0.1" and seen["gcs"].startswith("127.0.0.1:")
+    assert {name for name, _ in seen["ports"]} >= {"gcs_server", "raylet"}, seen["ports"]
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in seen["ports"]), seen["ports"]
