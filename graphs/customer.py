@@ -36,7 +36,10 @@ MAX_SENTENCES = 3
 _NEXT_SPEAKER_RE = re.compile(r"\n|\b(?:Salesman|Salesperson|Agent)\s*:", re.I)
 _KEEN_RE = re.compile(
     r"\b(?:great|interesting|sounds good|love (?:it|that)|perfect|wonderful|excellent|amazing|fantastic|happy to|brilliant"
-    r"|i(?:'ll| will| am going to|'m going to) (?:try|take|go for|sign|book|get) (?:it|that|the|one)|let's do it|sign me up)\b",
+    r"|i(?:'ll| will| am going to|'m going to) (?:try|take|go for|sign|book|get) (?:it|that|the|one)|let's do it|sign me up"
+    # seen in a refusing twin on INSPIRED: "Oh, wow! That sounds like something I can watch." (not "wow":
+    # "Wow, that is expensive" ends calls too)
+    r"|sounds like (?:something|a plan|fun|a good)|i (?:can|could|would|'d|will|'ll|might) (?:watch|check (?:it|that) out|give (?:it|that) a (?:go|try)))\b",
     re.I,
 )
 _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)

@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 import asyncio
 
 from grouped_sim.config import SimulationConfig, SimulatorMode
-from grouped_sim.graphs.customer import CustomerPrompt, render
+from grouped_sim.graphs.customer import CustomerPrompt, action_mismatch, render
 from grouped_sim.graphs.graph import SimDeps, build_graph
 from grouped_sim.graphs.manager import ManagerUpdate
 from grouped_sim.graphs.plan import SimProfile
@@ -239,3 +239,22 @@ def test_a_customer_who_announces_the_call_is_caught_as_the_seller() -> None:
 
     assert looks_like_salesman("Yes, I am. This is Alex calling to inform you that the new contract has started.")
     assert not looks_like_salesman("Who is this calling? I'm busy.")
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "problem"),
+    [
+        (CustomerAction.refuse, "Oh, wow! That sounds like something I can watch.", "sounds keen while ending the call"),
+        (CustomerAction.refuse, "I could check it out later.", "sounds keen while ending the call"),
+        (CustomerAction.hang_up, "Why would I want that?", "asks a question while ending the call"),
+        (CustomerAction.agree, "No, not for me.", "refuses while agreeing"),
+        (CustomerAction.refuse, "No thanks, I'm fine with what I have.", None),
+        (CustomerAction.agree, "Sounds like a plan, go ahead.", None),
+    ],
+)
+def test_a_reply_that_contradicts_the_decision_is_caught(action: CustomerAction, text: str, problem: str | None) -> None:
+    assert action_mismatch(action, text) == problem
+
+
+def test_surprise_alone_is_not_keenness() -> None:
+    assert action_mismatch(CustomerAction.refuse, "Wow, that's far too expensive for me.") is None
