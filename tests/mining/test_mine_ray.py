@@ -33,10 +33,17 @@ def _mine(raw: Path, out: Path, *extra: str) -> str:
     return " ".join(result.output.split())
 
 
-def test_mine_on_ray_writes_what_a_local_run_writes(ray_runtime, corpus: list[Dialogue], tmp_path: Path) -> None:
+def test_mine_on_ray_writes_what_a_local_run_writes(ray_runtime, corpus: list[Dialogue], tmp_path: Path, monkeypatch) -> None:
+    from grouped_sim.sop_db.mine import MineRecipe
+
     raw = tmp_path / "raw.jsonl"
     _input(corpus, raw)
     _mine(raw, tmp_path / "local")
+
+    def no_miner_here(self: MineRecipe) -> None:
+        raise AssertionError("the driver built the Miner: the Ray run must build it on its workers only")
+
+    monkeypatch.setattr(MineRecipe, "miner", no_miner_here)  # the workers import their own, unpatched class
     shown = _mine(raw, tmp_path / "ray", "--executor", "ray", "--ray-workers", "2")
     assert "mining 6 chunks on Ray workers" in shown
 
