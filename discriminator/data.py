@@ -28,7 +28,7 @@ alone lets the discriminator win on surface style; these make it read the contex
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,10 +152,13 @@ def build_pairs(
     model: Any | None = None,
     on_progress: Callable[[int], None] | None = None,
     clean: Callable[[str], str | None] | None = None,
+    remote: Callable[[NegativeRecipe, Sequence[NegativeJob]], Iterator[list[str]]] | None = None,
 ) -> dict[str, int]:
     """Write pairs for `records` (D_sim rows) into `out_dir`, skipping records already there.
 
     `model` overrides building a chat model from the `negatives` spec (tests share a loaded one).
+    `remote` maps the recipe over the jobs elsewhere, each job's replies in job order (`--executor
+    ray`: grouped_sim/cli/executor.py chunk_map); this process still writes every pair.
     `clean` turns a raw model reply into the negative, or None to drop it (default: collapse
     whitespace). Returns counts: records wanted, already done, pairs written now, replies dropped.
     """
@@ -173,12 +176,22 @@ def build_pairs(
     todo = [(j, r) for j, r in enumerate(wanted) if r["id"] not in done_records]
     if on_progress and len(wanted) > len(todo):
         on_progress(len(wanted) - len(todo))
-    if todo and model is None:
-        model = _negative_model(negatives, params)
-    write = _write_chat if params.form == "chat" else _write_transcript
+    jobs = negative_jobs(todo, params)
+    replies = _replies(jobs, NegativeRecipe(negatives=negatives, params=params), model, remote)
     with JsonlAppender(pairs_path) as appender:
-        written, dropped = write(model, todo, params, negatives, clean or _clean, _Skipping(appender, done), on_progress)
+        written, dropped = _write_jobs(jobs, replies, params, negatives, clean or _clean, _Skipping(appender, done), on_progress)
     return {"wanted": len(wanted), "already_done": len(wanted) - len(todo), "written": written, "dropped": dropped}
+
+
+def _replies(jobs: list[NegativeJob], recipe: NegativeRecipe, model: Any | None, remote: Any | None) -> Iterator[list[str]]:
+    """Each job's raw replies, in job order: from `remote` (Ray workers that load the model
+    themselves), else from `model` or the recipe's model loaded here (only when there is work)."""
+    if not jobs:
+        return iter(())
+    if remote is not None and model is None:
+        return remote(recipe, jobs)
+    mapper = recipe.mapper() if model is None else (lambda job: job_replies(model, job, recipe.params))
+    return (mapper(job) for job in jobs)
 
 
 def _finished_records(path: Path, per_context: int) -> set[str]:
@@ -259,40 +272,59 @@ def _pair(record: dict[str, Any], pair_id: str, negative: str, negatives: str) -
     )
 
 
-def _write_chat(model: Any, todo: Sequence[tuple[int, dict[str, Any]]], params: NegativeParams, negatives: str, clean: Callable[[str], str | None], appender: _Skipping, on_progress: Any) -> tuple[int, int]:
-    """Chat form: `batch_size` records (x `per_context`) per batched call."""
+class NegativeJob(BaseModel):
+    """One batched call's worth of negatives: its records and the seed of its first row (a chunk
+    of the map, local or on Ray workers)."""
+
+    records: list[dict[str, Any]]
+    seed: int
+
+
+def negative_jobs(todo: Sequence[tuple[int, dict[str, Any]]], params: NegativeParams) -> list[NegativeJob]:
+    """Chat form: `batch_size` records (x `per_context`) per call, seeded by their offset in `todo`.
+    Transcript form: each record's `per_context` candidates in one call, seeded by its position j
+    (module docstring)."""
+    k = params.per_context
+    if params.form == "chat":
+        return [NegativeJob(records=[r for _, r in todo[start : start + params.batch_size]], seed=params.seed + start * k) for start in range(0, len(todo), params.batch_size)]
+    return [NegativeJob(records=[record], seed=params.seed + j * k) for j, record in todo]
+
+
+def job_replies(model: Any, job: NegativeJob, params: NegativeParams) -> list[str]:
+    """The raw model replies of a job: `per_context` per record, record by record."""
+    if params.form == "chat":
+        rows = [r for r in job.records for _ in range(params.per_context)]
+        return generate_negatives(model, rows, params.model_copy(update={"seed": job.seed}))
+    return transcript_negatives(model, job.records[0], params, job.seed)
+
+
+class NegativeRecipe(BaseModel):
+    """What writes the negatives: the model spec and how it samples. With `--executor ray` each
+    worker loads the model from this (never pickled weights) and maps jobs to their replies."""
+
+    negatives: str
+    params: NegativeParams
+
+    def mapper(self) -> Callable[[NegativeJob], list[str]]:
+        model = _negative_model(self.negatives, self.params)
+        return lambda job: job_replies(model, job, self.params)
+
+
+def _write_jobs(jobs: Sequence[NegativeJob], replies: Iterable[list[str]], params: NegativeParams, negatives: str, clean: Callable[[str], str | None], appender: _Skipping, on_progress: Any) -> tuple[int, int]:
+    """Append each job's pairs as its replies come (in job order). A record whose replies were all
+    dropped writes nothing, so a resume tries it again (same seeds, same result)."""
     k, written, dropped = params.per_context, 0, 0
-    for start in range(0, len(todo), params.batch_size):
-        batch = [r for _, r in todo[start : start + params.batch_size]]
-        rows = [r for r in batch for _ in range(k)]
-        replies = generate_negatives(model, rows, params.model_copy(update={"seed": params.seed + start * k}))
-        for n, (record, raw) in enumerate(zip(rows, replies)):
-            text = clean(raw)
+    bare = params.form == "chat" and k == 1  # one pair per record, id = the record's id
+    for job, raws in zip(jobs, replies):
+        for n, raw in enumerate(raws):
+            record, text = job.records[n // k], clean(raw)
             if text is None:
                 dropped += 1
                 continue
-            pair_id = record["id"] if k == 1 else f"{record['id']}{GEN_SUFFIX}{n % k}"
+            pair_id = record["id"] if bare else f"{record['id']}{GEN_SUFFIX}{n % k}"
             written += appender.write_pair(_pair(record, pair_id, text, negatives))
         if on_progress:
-            on_progress(len(batch))
-    return written, dropped
-
-
-def _write_transcript(model: Any, todo: Sequence[tuple[int, dict[str, Any]]], params: NegativeParams, negatives: str, clean: Callable[[str], str | None], appender: _Skipping, on_progress: Any) -> tuple[int, int]:
-    """Transcript form: each record's `per_context` candidates in one batched call (module docstring).
-
-    A record whose candidates were all dropped writes nothing, so a resume tries it again (same
-    seeds, same result)."""
-    k, written, dropped = params.per_context, 0, 0
-    for j, record in todo:
-        for c, raw in enumerate(transcript_negatives(model, record, params, params.seed + j * k)):
-            text = clean(raw)
-            if text is None:
-                dropped += 1
-                continue
-            written += appender.write_pair(_pair(record, f"{record['id']}{GEN_SUFFIX}{c}", text, negatives))
-        if on_progress:
-            on_progress(1)
+            on_progress(len(job.records))
     return written, dropped
 
 

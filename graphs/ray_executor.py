@@ -191,10 +191,11 @@ def worker_config(config: SimulationConfig, cpus: float) -> SimulationConfig:
     return config.model_copy(update={"runtime": runtime})
 
 
-def forwarded_env(settings: RunSettings) -> dict[str, str]:
+def forwarded_env(settings: RunSettings | None = None) -> dict[str, str]:
     """Environment a worker on another machine needs: offline flags, and the endpoint salesman's
     key under the name the user gave it (--salesman-key-env; sent to the workers, nowhere else)."""
-    names = list(FORWARDED_ENV) + ([settings.salesman_key_env] if settings.salesman_key_env else [])
+    key = settings.salesman_key_env if settings is not None else None
+    names = list(FORWARDED_ENV) + ([key] if key else [])
     return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
@@ -232,6 +233,41 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
             ray.shutdown()
 
 
+def wait_ready(ray: Any, actors: list[Any], settings: RaySettings, what: str) -> list[Any]:
+    """What each actor's `ready()` returns, once every worker has built `what` (its models); a
+    worker's build error as raised (a bad spec is an InputError), and an InputError naming the
+    resources asked for when the cluster cannot place them all in time."""
+    try:
+        return list(ray.get([a.ready.remote() for a in actors], timeout=settings.start_timeout_seconds))
+    except ray.exceptions.GetTimeoutError:
+        s = settings
+        raise InputError(
+            f"{s.workers} Ray workers of {s.cpus_per_worker:g} CPUs and {s.gpus_per_worker:g} GPUs each were not all up within "
+            f"{s.start_timeout_seconds:g} s (the cluster has {ray.cluster_resources()}); lower --ray-workers or the resources per worker"
+        ) from None
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, GroupedSimError):
+            raise exc.cause from None
+        raise
+    except ray.exceptions.RayActorError as exc:
+        raise GroupedSimError(f"a Ray worker died while building {what}: {exc}") from exc
+
+
+def actor_options(settings: RaySettings, env: dict[str, str], concurrency: int = 1) -> dict[str, Any]:
+    """The Ray options of one worker actor: what it reserves, and Ray's own retries (a dead worker
+    is restarted `max_restarts` times and the calls it had in flight are sent again)."""
+    options: dict[str, Any] = {
+        "num_cpus": settings.cpus_per_worker,
+        "num_gpus": settings.gpus_per_worker,
+        "max_restarts": settings.max_restarts,
+        "max_task_retries": settings.max_restarts,
+        "max_concurrency": concurrency,
+    }
+    if env:
+        options["runtime_env"] = {"env_vars": env}
+    return options
+
+
 class RayExecutor(DialogueExecutor):
     """The run's dialogues on `settings.workers` Ray actors; see the module docstring."""
 
@@ -247,37 +283,13 @@ class RayExecutor(DialogueExecutor):
             return
         ray = import_ray(loopback=starts_local_instance(self.settings))
         self.connected = connect(ray, self.settings)
-        options: dict[str, Any] = {
-            "num_cpus": self.settings.cpus_per_worker,
-            "num_gpus": self.settings.gpus_per_worker,
-            "max_restarts": self.settings.max_restarts,
-            "max_task_retries": self.settings.max_restarts,
-            "max_concurrency": self.recipe.config.runtime.concurrency + 1,
-        }
-        env = forwarded_env(self.recipe.settings)
-        if env:
-            options["runtime_env"] = {"env_vars": env}
+        options = actor_options(self.settings, forwarded_env(self.recipe.settings), self.recipe.config.runtime.concurrency + 1)
         worker = ray.remote(SimulationWorker)
         self.actors = [worker.options(**options).remote(self.recipe) for _ in range(self.settings.workers)]
         self.workers = self._ready(ray)
 
     def _ready(self, ray: Any) -> list[WorkerInfo]:
-        """Wait until every worker has built its participants; its build error, if any, as raised."""
-        try:
-            infos = ray.get([a.ready.remote() for a in self.actors], timeout=self.settings.start_timeout_seconds)
-        except ray.exceptions.GetTimeoutError:
-            s = self.settings
-            raise InputError(
-                f"{s.workers} Ray workers of {s.cpus_per_worker:g} CPUs and {s.gpus_per_worker:g} GPUs each were not all up within "
-                f"{s.start_timeout_seconds:g} s (the cluster has {ray.cluster_resources()}); lower --ray-workers or the resources per worker"
-            ) from None
-        except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, GroupedSimError):
-                raise exc.cause from None
-            raise
-        except ray.exceptions.RayActorError as exc:
-            raise GroupedSimError(f"a Ray worker died while building the run's participants: {exc}") from exc
-        return [WorkerInfo.model_validate(info) for info in infos]
+        return [WorkerInfo.model_validate(info) for info in wait_ready(ray, self.actors, self.settings, "the run's participants")]
 
     def run(self, todo: list[PlannedDialogue], plan: RunPlan, folder: RunFolder, deliver: Deliver) -> None:
         """Feed each live worker up to `runtime.concurrency` dialogues; deliver each as it comes back.

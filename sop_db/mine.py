@@ -357,8 +357,46 @@ def extraction_source(dialogue: Dialogue) -> Dialogue:
 
 def build_tagger(items: list[InputLine], settings: MineSettings, labelled: list[Dialogue] | None = None) -> KnnStageTagger:
     """kNN tagger over the labelled turns of the input itself and of an optional labelled corpus."""
-    pool = [i.dialogue for i in items if any(t.sop_stage for t in i.dialogue.turns)] + list(labelled or [])
+    pool = tagger_pool(items, labelled)
     return KnnStageTagger.from_dialogues(pool, k=settings.k, taxonomy=load_taxonomy(settings.taxonomy))
+
+
+def tagger_pool(items: list[InputLine], labelled: list[Dialogue] | None = None) -> list[Dialogue]:
+    """The dialogues the kNN tagger indexes: the labelled ones of the input, and an optional labelled corpus."""
+    return [i.dialogue for i in items if any(t.sop_stage for t in i.dialogue.turns)] + list(labelled or [])
+
+
+def needs_tagger(pending: Sequence[InputLine], settings: MineSettings) -> bool:
+    """The tagger labels unlabelled turns (or every turn with --relabel), and backs the LLM annotator."""
+    return settings.annotator is not None or settings.relabel or any(t.sop_stage is None for i in pending for t in i.dialogue.turns)
+
+
+class MineRecipe(BaseModel):
+    """What a Miner is built from: the settings (model specs among them) and the tagger's labelled
+    dialogues. A local run builds it in this process; with `--executor ray` each worker builds its
+    own from this recipe (the models load there, never pickled), so both mine alike."""
+
+    settings: MineSettings
+    pool: list[Dialogue] | None = Field(None, description="labelled dialogues the kNN tagger indexes; None: no tagger")
+
+    def miner(self) -> Miner:
+        from grouped_sim.config import GenerationParams
+        from grouped_sim.models import build_chat_model
+
+        s = self.settings
+        tagger = KnnStageTagger.from_dialogues(self.pool, k=s.k, taxonomy=load_taxonomy(s.taxonomy)) if self.pool is not None else None
+        gen = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)
+        extractor = ProfileExtractor(build_chat_model(s.extractor, gen), retries=s.retries) if s.extractor else None
+        annotator = None
+        if s.annotator:
+            labeller = build_chat_model(s.annotator, gen.model_copy(update={"temperature": 0.2, "max_new_tokens": 12}))
+            annotator = LLMStageAnnotator(labeller, retries=s.retries, fallback=tagger, taxonomy=load_taxonomy(s.taxonomy))
+        return Miner(s, tagger, extractor, annotator)
+
+    def mapper(self) -> Callable[[Sequence[InputLine]], list[MinedRecord]]:
+        """A chunk of input dialogues -> their records, in order (the Ray workers' function)."""
+        miner = self.miner()
+        return lambda items: list(miner.mine_chunk(items))
 
 
 def iter_pending(items: list[InputLine], done: dict[str, MinedRecord], settings: MineSettings) -> Iterator[InputLine]:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from grouped_sim.cli.common import default_corpus, fmt, out, progress, warn
+from grouped_sim.cli.executor import ExecutorOption, RayAddressOption, RayCpusOption, RayGpusOption, RayWorkersOption, chunk_map, ray_settings
 
 discriminator_app = typer.Typer(
     help="The pattern discriminator D_φ: tells real customer replies from model-written ones; its P(real) is the GRPO pattern reward and a realism metric.",
@@ -27,6 +28,11 @@ def discriminator_data(
     hard_negatives: Annotated[int, typer.Option("--hard-negatives", min=0, max=50, help="Per real reply, this many extra pairs whose negative is a real reply from ANOTHER call at the same stage (0: none).")] = 1,
     form: Annotated[str, typer.Option("--form", help="chat: the model plays a customer persona in its chat template; transcript: it continues the simulator's customer prompt, and its replies are cleaned and guarded as the simulator's are.")] = "chat",
     per_context: Annotated[int, typer.Option("--per-context", min=1, max=64, help="Model replies per context, drawn in one batched call.")] = 1,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_cpus: RayCpusOption = None,
+    ray_gpus: RayGpusOption = None,
 ) -> None:
     """Write pairs (context, real customer reply, model reply) for every customer turn of a corpus.
 
@@ -36,7 +42,9 @@ def discriminator_data(
     customer says there (its prompt, sampling, cleaning and role guard): the strong negatives the
     shipped realism scorers are trained on. Pairs are appended as they are made; a second run skips
     the turns already done. With --hard-negatives N (default 1), each real reply also gets N pairs
-    whose negative is a real reply of another call at the same stage.
+    whose negative is a real reply of another call at the same stage. With --executor ray the
+    model replies are drawn on Ray workers (each loads the model once, one batched call at a time);
+    this process writes the same pairs.jsonl in the same order.
     """
     from grouped_sim.config import SimulationConfig
     from grouped_sim.corpus import read_corpus
@@ -46,6 +54,7 @@ def discriminator_data(
     from grouped_sim.models import parse_spec
 
     parse_spec(negatives)  # a typo fails before anything is read or written
+    remote = chunk_map(ray_settings(executor, ray_address, ray_workers, ray_cpus, ray_gpus))
     if form not in ("chat", "transcript"):
         raise InputError(f"--form {form!r}: expected chat or transcript")
     path = corpus or default_corpus()
@@ -58,7 +67,7 @@ def discriminator_data(
         task = bar.add_task("contexts", total=total)
         counts = build_pairs(
             records, out_dir, negatives=negatives, params=params, limit=limit, source=str(path), on_progress=lambda n: bar.advance(task, n),
-            clean=said_reply if form == "transcript" else None,
+            clean=said_reply if form == "transcript" else None, remote=remote,
         )
     hard = add_hard_negatives(records, out_dir, hard_negatives, seed=seed, limit=limit)
     dropped = f", {counts['dropped']} model replies dropped by the simulator's guard" if counts["dropped"] else ""

@@ -74,3 +74,16 @@ def executor_session(ray: Any) -> Iterator[None]:
 
     with ray_session(ray):
         yield
+
+
+def chunk_map(ray: Any) -> Callable[[Any, Sequence[Any]], Iterator[Any]] | None:
+    """None for a local run; with --executor ray, a function (recipe, chunks) mapping the recipe's
+    model over the chunks on Ray workers, each result in chunk order (grouped_sim/graphs/ray_map.py).
+    Ray is imported now: where it is missing, the command fails before anything is written."""
+    if ray is None:
+        return None
+    from grouped_sim.graphs.ray_executor import import_ray, starts_local_instance
+    from grouped_sim.graphs.ray_map import ray_map
+
+    import_ray(loopback=starts_local_instance(ray))
+    return lambda recipe, chunks: ray_map(recipe, chunks, ray)

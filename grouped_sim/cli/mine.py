@@ -6,11 +6,13 @@ Registers itself on the `sop` command group (imported by app.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Optional
 
 import typer
 
 from grouped_sim.cli.common import console, default_corpus, label, out, progress
+from grouped_sim.cli.executor import ExecutorOption, RayAddressOption, RayCpusOption, RayGpusOption, RayWorkersOption, chunk_map, ray_settings
 from grouped_sim.cli.sop import sop_app
 
 
@@ -28,7 +30,12 @@ def sop_mine(
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours voting in the kNN tagger.")] = 3,
     taxonomy: Annotated[Optional[Path], typer.Option("--taxonomy", help="Your stage taxonomy YAML (shape of sop_db/data/taxonomy.yaml). Default: the built-in telemarketing one.")] = None,
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Mine the valid dialogues even when some input lines are bad (they are listed, and recorded in mine.json).")] = False,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=256, help="Dialogues whose first extraction attempt runs as one batch on our own backends (hf:, vllm:); records are still written as each finishes. Default: 8 on vllm:, 1 on hf: (a padded transformers batch measured 0.8x of one at a time; docs/data-pipeline.md). API models are always asked one call at a time.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=256, help="Dialogues whose first extraction attempt runs as one batch on our own backends (hf:, vllm:); records are still written as each finishes. Default: 8 on vllm:, 1 on hf: (a padded transformers batch measured 0.8x of one at a time; docs/data-pipeline.md). API models are always asked one call at a time. With --executor ray, one such chunk is what a worker is sent at a time.")] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_cpus: RayCpusOption = None,
+    ray_gpus: RayGpusOption = None,
 ) -> None:
     """Mine a corpus (the paper's dual-stream pipeline, §3.1).
 
@@ -36,18 +43,17 @@ def sop_mine(
     input and models skips finished dialogues, so a killed run resumes. The whole input is checked
     first: bad lines (a field, a duplicate id, a stage label not in the taxonomy) are listed one by
     one (file:line: field: message) and nothing is written (exit code 2), unless --skip-bad-lines
-    asks to mine the valid dialogues anyway.
+    asks to mine the valid dialogues anyway. With --executor ray the dialogues are mined on Ray
+    workers, each loading the models once; this process writes the same files in the same order.
     """
-    from grouped_sim.config import GenerationParams
     from grouped_sim.corpus import read_corpus
-    from grouped_sim.io import JsonlAppender
     from grouped_sim.errors import InputError, count
-    from grouped_sim.models import build_chat_model, parse_spec
-    from grouped_sim.sop_db.mine import MINED, Miner, MineSettings, ProfileExtractor, finish, iter_pending, load_done, read_lenient
+    from grouped_sim.models import parse_spec
+    from grouped_sim.sop_db.mine import MINED, MineRecipe, MineSettings, finish, iter_pending, load_done, needs_tagger, read_lenient, tagger_pool
     from grouped_sim.sop_db.store import check_store_target
-    from grouped_sim.sop_db.tagger import LLMStageAnnotator
-    from grouped_sim.sop_db.taxonomy import load_taxonomy
 
+    ray = ray_settings(executor, ray_address, ray_workers, ray_cpus, ray_gpus)
+    remote = chunk_map(ray)  # Ray missing: fails here, before anything is read or written
     if extract not in ("missing", "all"):
         raise InputError(f"--extract {extract!r}: expected 'missing' or 'all'")
     for spec in (annotator, extractor):
@@ -71,28 +77,11 @@ def sop_mine(
     done = load_done(out_dir / MINED)
     pending = list(iter_pending(items, done, settings))
     console.print(f"{len(items)} dialogues, {len(items) - len(pending)} already mined, {len(pending)} to do")
-    tagger = None
     if pending:
-        needs_tagger = annotator is not None or any(t.sop_stage is None for i in pending for t in i.dialogue.turns) or relabel
-        if needs_tagger:
-            from grouped_sim.sop_db.mine import build_tagger
-
-            tagger = build_tagger(items, settings, labelled_corpus)
-            console.print(f"kNN stage tagger over {tagger.size} labelled turns")
-        gen = GenerationParams(temperature=0.7, top_p=0.9, max_new_tokens=220)
-        extractor_model = ProfileExtractor(build_chat_model(extractor, gen), retries=retries) if extractor else None
-        annotator_model = LLMStageAnnotator(build_chat_model(annotator, gen.model_copy(update={"temperature": 0.2, "max_new_tokens": 12})), retries=retries, fallback=tagger, taxonomy=load_taxonomy(settings.taxonomy)) if annotator else None
-        miner = Miner(settings, tagger, extractor_model, annotator_model)
-        with JsonlAppender(out_dir / MINED) as sink, progress() as bar:
-            task = bar.add_task("dialogues", total=len(pending))
-            chunk = batch_size or default_batch_size(extractor)
-            for start in range(0, len(pending), chunk):
-                for record in miner.mine_chunk(pending[start : start + chunk]):
-                    sink.write_line(record.model_dump_json())
-                    done[record.key] = record
-                    if record.profile_status == "derived" and record.profile_attempts:
-                        label(console, "extraction failed, profile derived", "yellow", f"{path}:{record.line} ({record.id}): {record.profile_reason}")
-                    bar.advance(task)
+        recipe = MineRecipe(settings=settings, pool=tagger_pool(items, labelled_corpus) if needs_tagger(pending, settings) else None)
+        chunk = batch_size or default_batch_size(extractor)
+        chunks = [pending[start : start + chunk] for start in range(0, len(pending), chunk)]
+        write_mined(out_dir / MINED, mined_records(recipe, chunks, remote), done, path, len(pending))
     keys = {f"{i.digest}:{settings.key()}" for i in items}
     records = [r for key, r in done.items() if key in keys]
     with progress() as bar:
@@ -102,6 +91,37 @@ def sop_mine(
     out.print(f"D_gen {summary['datasets']['D_gen']} records, D_sim {summary['datasets']['D_sim']} records; store {store_dir}: {summary['store']['chains']} chains")
     if bad:
         label(console, "warning:", "yellow", f"{path}: {count(len(bad), 'bad line')} skipped (listed above, and in {out_dir / 'mine.json'}); {count(len(items), 'valid dialogue')} mined")
+
+
+def mined_records(recipe: Any, chunks: list[Any], remote: Callable[[Any, list[Any]], Iterator[Any]] | None) -> Iterator[Any]:
+    """Each chunk's records, in input order: mined here (the models load in this process), or with
+    --executor ray (`remote`, cli/executor.py chunk_map) on Ray workers that each build the same
+    Miner from `recipe`."""
+    if remote is not None:
+        console.print(f"mining {len(chunks)} chunks on Ray workers")
+        for records in remote(recipe, chunks):
+            yield from records
+        return
+    miner = recipe.miner()
+    if miner.tagger is not None:
+        console.print(f"kNN stage tagger over {miner.tagger.size} labelled turns")
+    for items in chunks:
+        yield from miner.mine_chunk(items)
+
+
+def write_mined(path: Path, records: Iterator[Any], done: dict[str, Any], corpus: Path, total: int) -> None:
+    """Append each record to mined.jsonl as it comes (the one writer, in input order), so a killed
+    run resumes after the last record written."""
+    from grouped_sim.io import JsonlAppender
+
+    with JsonlAppender(path) as sink, progress() as bar:
+        task = bar.add_task("dialogues", total=total)
+        for record in records:
+            sink.write_line(record.model_dump_json())
+            done[record.key] = record
+            if record.profile_status == "derived" and record.profile_attempts:
+                label(console, "extraction failed, profile derived", "yellow", f"{corpus}:{record.line} ({record.id}): {record.profile_reason}")
+            bar.advance(task)
 
 
 def default_batch_size(extractor: str | None) -> int:

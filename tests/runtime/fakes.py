@@ -3,6 +3,8 @@ token, stopping when its caller cancels), and an in-process runner of the real C
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -10,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from grouped_sim.models.base import LocalChatModel
 
@@ -191,3 +193,31 @@ def build_dying_seeded(settings: Any, config: Any, items: Any = ()) -> Any:
     from grouped_sim.app.build import build_deps
 
     return build_deps(settings, config, customer=DyingCustomer(step_seconds=0.1), items=items)
+
+
+class DyingSquares(BaseModel):
+    """A `ray_map` recipe (graphs/ray_map.py) whose "model" squares numbers, 0.05 s a chunk. With
+    `die` and the flag file of DIE_FLAG_ENV armed, the first worker to take it kills itself on
+    its second chunk (SIGKILL, as a node or OOM kill would), so that chunk is in flight when it dies."""
+
+    die: bool = False
+
+    def mapper(self) -> Any:
+        calls = [0]
+
+        def square(chunk: list[int]) -> list[tuple[int, int]]:
+            calls[0] += 1
+            flag = os.environ.get(DIE_FLAG_ENV)
+            if self.die and flag and calls[0] >= 2:
+                try:
+                    os.rename(flag, flag + ".taken")
+                except FileNotFoundError:
+                    pass
+                else:
+                    with open(flag + ".taken", "w", encoding="utf-8") as f:
+                        f.write(str(os.getpid()))
+                    os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.05)
+            return [(x * x, os.getpid()) for x in chunk]
+
+        return square

@@ -211,3 +211,19 @@ def test_the_local_instance_a_run_starts_listens_on_loopback_only(sub_env: dict[
     assert seen["node"] == "127.0.0.1" and seen["gcs"].startswith("127.0.0.1:")
     assert {name for name, _ in seen["ports"]} >= {"gcs_server", "raylet"}, seen["ports"]
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in seen["ports"]), seen["ports"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sop", "mine", "--out", "mined"], ["discriminator", "data", "--out", "pairs", "--limit", "1"]],
+    ids=["sop-mine", "discriminator-data"],
+)
+def test_without_ray_the_corpus_commands_say_how_to_install_it(args: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """sop mine and discriminator data (graphs/ray_map.py) fail as simulate does, before writing."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.chdir(tmp_path)
+    result = invoke([*args, "--executor", "ray"], capsys)
+
+    assert result.traceback is None, result.traceback
+    assert result.code == 2 and "pip install 'grouped-sim[ray]'" in result.output
+    assert list(tmp_path.iterdir()) == []
