@@ -23,7 +23,7 @@ FAST = {
 
 
 def _probe(fitted_dir: Path, config: Path, out: Path, capsys, *extra: str) -> dict:
-    args = ["probe", str(fitted_dir), "--n", "2", "--seed", "5", "--config", str(config), "--out", str(out), "--customer", "llamacpp:smollm2", "--coherence", "none", "--manager", "fitted,prior"]
+    args = ["probe", str(fitted_dir), "--n", "2", "--seed", "5", "--config", str(config), "--out", str(out), "--customer", "llamacpp:smollm2", "--coherence", "none", "--manager", "fitted"]
     result = invoke([*args, *extra], capsys)
     assert result.code == 0, result.traceback or result.output[-1500:]
     return json.loads((out / "probe.json").read_text(encoding="utf-8"))
@@ -51,7 +51,9 @@ def test_a_probe_on_ray_workers_writes_the_rows_of_a_local_probe(ray_runtime, fi
     monkeypatch.setattr(build, "build_salesman", _never)
     on_ray = _probe(fitted_dir, config, tmp_path / "ray", capsys, "--executor", "ray", "--ray-workers", "2")
 
-    for variant in ("fitted", "prior"):
+    # One variant: a second (each variant builds its own workers) doubled the test's 90 s of CI; the
+    # fitted one is the variant whose rows the driver's manager computes (odds, end-of-script draws).
+    for variant in ("fitted",):
         rows, ray_rows = local["variants"][variant]["rows"], on_ray["variants"][variant]["rows"]
         assert len(rows) == 2 and ray_rows == rows  # decisions, who decided, forced, P(decision), replies, exits
         assert _dialogues(tmp_path / "ray", variant) == _dialogues(tmp_path / "local", variant)  # every turn, seed and state
