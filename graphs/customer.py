@@ -112,7 +112,8 @@ def clean_reply(text: str) -> str:
     text = re.sub(r"\s+([.,!?])", r"\1", re.sub(r"\s{2,}", " ", text))
     # A small model's runs of one mark ("hello,,,,,,,,", "from where?||"): no person says them.
     text = re.sub(r"\.{4,}", "...", re.sub(r"([,!?])\1{2,}", r"\1", text.replace("|", "")))
-    return text.strip().strip('"').strip()
+    # A label the model half-wrote ("Customer:" after the prompt's own, ": I want to ...") leaves its colon.
+    return re.sub(r"^[:;\-–—]+\s*", "", text.strip().strip('"').strip())
 
 
 def render(model: BaseChatModel, inputs: CustomerPrompt) -> tuple[list[BaseMessage], dict[str, Any]]:

@@ -231,6 +231,8 @@ def test_a_reply_keeps_the_spoken_line_without_narration_closed_or_cut_off() -> 
     assert clean_reply("Yes, this is the account holder. [The customer calls Alex by name, which is likely") == "Yes, this is the account holder."
     assert clean_reply("*sighs* Fine (pauses) go on then.") == "Fine go on then."
     assert clean_reply("What's the catch?") == "What's the catch?"
+    assert clean_reply(": I want to make sure I get what's really happening.") == "I want to make sure I get what's really happening."  # seen in make demo
+    assert clean_reply("- no - not today") == "no - not today"
 
 
 def test_a_customer_who_announces_the_call_is_caught_as_the_seller() -> None:
