@@ -172,20 +172,26 @@ class DyingCustomer(SeededCustomer):
     pid there and kills itself. A retry finds no flag and goes on."""
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
-        import os
-        import signal
 
-        flag = os.environ.get(DIE_FLAG_ENV)
-        if flag and self.calls >= 1:
-            try:
-                os.rename(flag, flag + ".taken")
-            except FileNotFoundError:
-                pass
-            else:
-                with open(flag + ".taken", "w", encoding="utf-8") as f:
-                    f.write(str(os.getpid()))
-                os.kill(os.getpid(), signal.SIGKILL)
+        if self.calls >= 1:
+            die_if_flagged()
         return super().generate_texts(prompts, stop, seed, max_new_tokens)
+
+
+def die_if_flagged() -> None:
+    """Kill this process (SIGKILL, as a node or OOM kill would) if it is the first to take the flag
+    file named by $GS_TEST_DIE_FLAG: it renames the file (one process wins) and writes its pid
+    there first, so a test can name the dead worker. Without the flag, or once taken: nothing."""
+    flag = os.environ.get(DIE_FLAG_ENV)
+    if not flag:
+        return
+    try:
+        os.rename(flag, flag + ".taken")
+    except FileNotFoundError:
+        return
+    with open(flag + ".taken", "w", encoding="utf-8") as f:
+        f.write(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def build_dying_seeded(settings: Any, config: Any, items: Any = ()) -> Any:
@@ -207,16 +213,8 @@ class DyingSquares(BaseModel):
 
         def square(chunk: list[int]) -> list[tuple[int, int]]:
             calls[0] += 1
-            flag = os.environ.get(DIE_FLAG_ENV)
-            if self.die and flag and calls[0] >= 2:
-                try:
-                    os.rename(flag, flag + ".taken")
-                except FileNotFoundError:
-                    pass
-                else:
-                    with open(flag + ".taken", "w", encoding="utf-8") as f:
-                        f.write(str(os.getpid()))
-                    os.kill(os.getpid(), signal.SIGKILL)
+            if self.die and calls[0] >= 2:
+                die_if_flagged()
             time.sleep(0.05)
             return [(x * x, os.getpid()) for x in chunk]
 
