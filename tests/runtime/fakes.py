@@ -172,7 +172,6 @@ class DyingCustomer(SeededCustomer):
     pid there and kills itself. A retry finds no flag and goes on."""
 
     def generate_texts(self, prompts: list[str], stop: list[str] | None = None, seed: int | None = None, max_new_tokens: int | None = None) -> list[str]:
-
         if self.calls >= 1:
             die_if_flagged()
         return super().generate_texts(prompts, stop, seed, max_new_tokens)
