@@ -127,9 +127,10 @@ def script_distribution(deps: ManagerDeps, case: ProbeCase) -> dict[str, float] 
 
     The manager tags every move of the script as it does in the twin's call and reads the hazard's
     odds; `outcome_distribution` turns them into the chance of each ending, the forced one at the
-    end of the script included. The twin's call is one draw from exactly this distribution (the
-    fitted odds read stages, the archetype and neighbours, not the twin's words), so scoring the
-    distribution instead of the one draw removes the draw's noise from the probe's Brier score."""
+    end of the script included. The twin's call is one draw from this distribution (the fitted odds
+    read stages, the archetype and neighbours, not the twin's words), unless the customer model
+    ends the call by its own action tag (`decided_by` says so); scoring the distribution instead of
+    the one draw removes the draw's noise from the probe's Brier score."""
     manager = deps.manager
     if not isinstance(manager, LightManager) or manager.fitted is None or not deps.use_manager:
         return None
