@@ -137,6 +137,14 @@ def _folds(groups: Sequence[int], seed: int) -> list[np.ndarray]:
     return np.array_split(calls, min(FOLDS, len(calls)))
 
 
+def design(rows: Sequence[MoveFeatures]) -> tuple[HazardModel, np.ndarray]:
+    """The unfitted model's shape (a coefficient for every stage and archetype seen) and the rows' feature matrix."""
+    stages = sorted({r.stage for r in rows if r.stage})
+    archetypes = sorted({r.archetype for r in rows if r.archetype})
+    shape = HazardModel(classes=[], stages=stages, archetypes=archetypes, coef=[], intercept=[])
+    return shape, np.array([shape.vector(r) for r in rows])
+
+
 def _hazard(shape: HazardModel, model) -> HazardModel:  # type: ignore[no-untyped-def]
     return shape.model_copy(update={"classes": [str(c) for c in model.classes_], "coef": model.coef_.round(6).tolist(), "intercept": model.intercept_.round(6).tolist()})
 
@@ -153,9 +161,7 @@ def cross_validated_check(calls: Sequence[CallFacts], taxonomy: Taxonomy, c: flo
     distribution over its own script from a hazard fitted on the other folds, scored against what
     the customer decided (None when too few calls or folds leave one class)."""
     rows, labels, groups = training_rows(calls, taxonomy)
-    stages = sorted({r.stage for r in rows if r.stage})
-    shape = HazardModel(classes=[], stages=stages, archetypes=sorted({r.archetype for r in rows if r.archetype}), coef=[], intercept=[])
-    x = np.array([shape.vector(r) for r in rows])
+    shape, x = design(rows)
     distributions, real = [], []
     for fold in _folds(groups, seed):
         test = np.isin(groups, fold)
@@ -191,10 +197,7 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
         reason = f"{sum(events.values())} decisions among the training calls; at least {MIN_EVENTS} are needed to fit"
     if reason is not None:
         return FittedDynamics(fitted=False, estimator=HAZARD_ESTIMATOR, reason=reason, base_rates=rates, statistics=stats)
-    stages = sorted({r.stage for r in rows if r.stage})
-    archetypes = sorted({r.archetype for r in rows if r.archetype})
-    shape = HazardModel(classes=[], stages=stages, archetypes=archetypes, coef=[], intercept=[])
-    x = np.array([shape.vector(r) for r in rows])
+    shape, x = design(rows)
     scored = {c: _cv_loss(x, labels, groups, c, seed) for c in C_GRID}
     best = min(C_GRID, key=lambda c: scored[c][0])
     model = _fit(x, labels, best)
