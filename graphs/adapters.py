@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from grouped_sim.errors import InputError
+from grouped_sim.graphs.dynamics import script_moves
 from grouped_sim.metrics.fidelity import decision_state
 from grouped_sim.graphs.salesman import AgentReplyError, CallContext, SalesmanDone, normalise_reply
 from grouped_sim.schemas import Dialogue, Turn
@@ -121,17 +122,8 @@ class CallableSalesman:
 
 
 def salesman_moves(turns: list[Turn]) -> list[list[str]]:
-    """The salesman's moves of a call: consecutive salesman turns form one move of several messages."""
-    moves: list[list[str]] = []
-    previous = None
-    for turn in turns:
-        if turn.role == "salesman":
-            if previous == "salesman":
-                moves[-1].append(turn.text)
-            else:
-                moves.append([turn.text])
-        previous = turn.role
-    return moves
+    """The salesman's moves of a call, as texts: consecutive salesman turns form one move of several messages."""
+    return [[t.text for t in move] for move, _ in script_moves(turns)]
 
 
 class ReplaySalesman:

@@ -79,18 +79,13 @@ class MoveFeatures(BaseModel):
 
 def move_stages(turns: Sequence[Turn]) -> list[str]:
     """The stage of each salesman move (consecutive salesman turns are one move; its first tag counts)."""
-    stages: list[str] = []
-    previous = None
-    for turn in turns:
-        if turn.role == "salesman" and previous != "salesman":
-            stages.append(turn.sop_stage or "")
-        previous = turn.role
-    return stages
+    return [move[0].sop_stage or "" for move, _ in script_moves(turns)]
 
 
 def script_moves(turns: Sequence[Turn]) -> list[tuple[list[Turn], list[Turn]]]:
     """(a salesman move's turns, the customer turns after it), in order (turns before the first
-    salesman move are left out: they answer nothing)."""
+    salesman move are left out: they answer nothing). The one rule of what a move is: consecutive
+    salesman turns are one move of several messages."""
     moves: list[tuple[list[Turn], list[Turn]]] = []
     for turn in turns:
         if turn.role == "salesman":

@@ -145,11 +145,9 @@ def customer_turn(deps: SimDeps, inputs: CustomerPrompt, update: ManagerUpdate, 
     """Algorithm 1, line 12: the customer model answers, conditioned on p, g_sop and H."""
     config = deps.config
     reply = retry_call(lambda: generate_reply(deps.customer, inputs, update.action, seed, config.role_guard_retries, config.best_of.n, deps.pick), config.runtime)
-    state = update.state
-    if reply.action is not update.action:  # the model ended the call itself: its intent follows
+    state, decision = update.state, update.decision
+    if reply.action is not update.action:  # the model ended the call itself: its intent follows, and the decision is its own
         state = state.model_copy(update={"intent": intent_of(state, reply.action)})
-    decision = update.decision
-    if reply.action is not update.action:
         decision = decision.model_copy(update={"by": "customer-model-tag"})
     meta: dict[str, Any] = {"guidance": update.guidance, "manager": update.source, "stage_confidence": round(update.stage_confidence, 3)}
     meta["decision"] = decision.model_dump(exclude_none=True)

@@ -87,6 +87,17 @@ class Manager(Protocol):
     ) -> ManagerUpdate: ...
 
 
+def pick(shares: dict[str, float], draw: float) -> str | None:
+    """The outcome a uniform `draw` in [0, 1) falls on, the shares laid end to end in sorted order
+    (None when it falls past them all: shares that sum below 1)."""
+    acc = 0.0
+    for outcome in sorted(shares):
+        acc += shares[outcome]
+        if draw < acc:
+            return outcome
+    return None
+
+
 def _clip(value: float) -> float:
     return max(0.0, min(1.0, value))
 
@@ -228,12 +239,7 @@ class LightManager:
     def fitted_decision(self, odds: dict[str, float], before: CustomerState, ruled: CustomerState, draw: float) -> tuple[CustomerState, CustomerAction]:
         """The customer's move picked from the fitted odds by `draw` (uniform in [0, 1)); patience
         and interest follow from the odds."""
-        acc, picked = 0.0, "continue"
-        for outcome in sorted(odds):
-            acc += odds[outcome]
-            if draw < acc:
-                picked = outcome
-                break
+        picked = pick(odds, draw) or "continue"
         leaving = 1.0 - odds.get("continue", 0.0)
         good = odds.get("agreed", 0.0) + odds.get("callback", 0.0)
         interest = good / leaving if leaving > 1e-9 else ruled.interest
@@ -255,12 +261,10 @@ class LightManager:
             odds = self.outcome_odds(profile, history, stages[-1] if stages else self.taxonomy.ids[0], chains)
             ending = {o: odds.get(o, 0.0) for o in DECISIONS}
             total = sum(ending.values())
-            draw, acc = rng.random(), 0.0
-            for outcome in sorted(ending):
-                acc += ending[outcome] / total
-                if draw < acc:
-                    shares = {o: round(v / total, 4) for o, v in sorted(ending.items())}
-                    return OUTCOME_ACTIONS[outcome], DecisionSource(by="hazard (end of script)", move=len(stages), odds=shares, draw=round(draw, 4))
+            shares, draw = {o: v / total for o, v in ending.items()}, rng.random()
+            if (outcome := pick(shares, draw)) is not None:
+                rounded = {o: round(v, 4) for o, v in sorted(shares.items())}
+                return OUTCOME_ACTIONS[outcome], DecisionSource(by="hazard (end of script)", move=len(stages), odds=rounded, draw=round(draw, 4))
         p = self.params
         rules = DecisionSource(by="rules (end of script)", move=len(stages))
         if state.interest >= p.agree_above and state.trust >= p.agree_above - 0.25 and not state.open_objections:
