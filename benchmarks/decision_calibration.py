@@ -24,9 +24,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "decision_calibration.json"
 
 
 def held_out_check(sim: Path) -> dict:
+    from grouped_sim.config import SimulationConfig
     from grouped_sim.graphs.fit import SimFolder
+    from grouped_sim.graphs.graph import ManagerDeps, retrieve_chains
     from grouped_sim.graphs.manager import LightManager
-    from grouped_sim.graphs.probe import hazard_distribution, probe_cases
+    from grouped_sim.graphs.probe import probe_cases, script_distribution
     from grouped_sim.metrics.decisions import decision_check
     from grouped_sim.metrics.probe import OUTCOME_DECISION
     from grouped_sim.sop_db.store import SOPStore
@@ -34,14 +36,13 @@ def held_out_check(sim: Path) -> dict:
     folder = SimFolder(sim)
     store = SOPStore(folder.store, taxonomy=folder.load_taxonomy())
     dynamics = folder.load_dynamics()
-    manager = LightManager(store, fitted=dynamics)
+    deps = ManagerDeps(manager=LightManager(store, fitted=dynamics), store=store, config=SimulationConfig())
     distributions, real = [], []
     for case in probe_cases(folder, None):
         decision = OUTCOME_DECISION[case.dialogue.outcome.value]
         if decision == "undecided":
             continue
-        chains = [c for c in store.retrieve(case.item.profile.as_text(), k=5, domain=case.item.domain) if c.id != case.item.source][:4]
-        distributions.append(hazard_distribution(manager, case, chains))
+        distributions.append(script_distribution(deps, case, retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source)))
         real.append(decision)
     rates = {OUTCOME_DECISION[o]: share for o, share in dynamics.base_rates.items()}
     return decision_check(distributions, real, rates, "the fitted twin's distribution over the replayed script").model_dump()

@@ -109,20 +109,19 @@ def variant_config(base: SimulationConfig, variant: ProbeVariant, cases: list[Pr
     return base.model_copy(update={"mode": variant.mode, "max_turns": longest + 1})
 
 
-def final_decision(deps: ManagerDeps, dialogue: Dialogue, case: ProbeCase) -> tuple[str, str | None]:
+def final_decision(deps: ManagerDeps, dialogue: Dialogue, case: ProbeCase, chains: list[BehaviourChain]) -> tuple[str, str | None]:
     """The decision the manager gives when the script ran out first, and where it came from
-    ('undecided', None without a light manager)."""
+    ('undecided', None without a light manager). `chains`: the customer's K_p."""
     if not isinstance(deps.manager, LightManager) or not deps.use_manager:
         return "undecided", None
     states = [t.state for t in dialogue.customer_turns() if t.state is not None]
     state = states[-1] if states else CustomerState()
-    chains = retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source)
     seed = turn_seed(int(dialogue.meta.get("seed", 0)), len(salesman_moves(dialogue.turns)), "final")
     action, source = deps.manager.final_decision(profile=case.item.profile, history=dialogue.turns, state=state, chains=chains, seed=seed)
     return ACTION_DECISION.get(action, "undecided"), source.by
 
 
-def script_distribution(deps: ManagerDeps, case: ProbeCase) -> dict[str, float] | None:
+def script_distribution(deps: ManagerDeps, case: ProbeCase, chains: list[BehaviourChain]) -> dict[str, float] | None:
     """P(each decision) of a fitted twin hearing this case's script (None without fitted dynamics).
 
     The manager tags every move of the script as it does in the twin's call and reads the hazard's
@@ -134,11 +133,6 @@ def script_distribution(deps: ManagerDeps, case: ProbeCase) -> dict[str, float] 
     manager = deps.manager
     if not isinstance(manager, LightManager) or manager.fitted is None or not deps.use_manager:
         return None
-    return hazard_distribution(manager, case, retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source))
-
-
-def hazard_distribution(manager: LightManager, case: ProbeCase, chains: list[BehaviourChain]) -> dict[str, float]:
-    """`script_distribution` given the fitted manager and the customer's K_p."""
     shares = outcome_distribution(manager.script_odds(case.item.profile, case.script().turns, chains))
     return {OUTCOME_DECISION[o]: round(p, 4) for o, p in shares.items()}
 
@@ -158,13 +152,15 @@ def probe_row(case: ProbeCase, simulated: Dialogue, deps: ManagerDeps, score: Sc
         real_exit=case.decided_at, sim_exit=len(salesman_moves(simulated.turns)), termination=(simulated.termination_reason or TerminationReason.max_turns).value,
         real_replies=real_replies, sim_replies=sim_replies, error=simulated.error,
     )
+    # K_p once for the row: the end-of-script decision and the script's odds both read it.
+    chains = retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source) if simulated.error is None else []
     if simulated.termination_reason in TERMINATION_DECISION:
         row.sim = TERMINATION_DECISION[simulated.termination_reason]  # type: ignore[index]
         row.decided_by = (simulated.meta.get("decision") or {}).get("by")
     elif simulated.error is None:
-        (row.sim, row.decided_by), row.forced = final_decision(deps, simulated, case), True
+        (row.sim, row.decided_by), row.forced = final_decision(deps, simulated, case, chains), True
     if simulated.error is None:
-        row.sim_odds = script_distribution(deps, case)
+        row.sim_odds = script_distribution(deps, case, chains)
     if score is not None and simulated.error is None:
         row.real_coherence = [round(p, 4) for p in score(real_context, real_replies)] if real_replies else []
         row.sim_coherence = [round(p, 4) for p in score(sim_context, sim_replies)] if sim_replies else []

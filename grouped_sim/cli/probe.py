@@ -125,4 +125,3 @@ def _coherence(folder: Any, spec: str | None) -> Any:
     from grouped_sim.discriminator.judge import load_coherence_instrument
 
     return load_coherence_instrument(Path(spec))
-
