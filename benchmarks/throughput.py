@@ -85,7 +85,7 @@ def main() -> None:
             dialogues = [json.loads(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
             # Generated text: every customer turn and every salesman turn but the fixed opener.
             texts = [t["text"] for d in dialogues for i, t in enumerate(d["turns"]) if t["role"] == "customer" or i > 0]
-            tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+            tokens = sum(len(tokenizer.encode(t, add_special_tokens=False).ids) for t in texts)
             turns = sum(1 for d in dialogues for t in d["turns"] if t["role"] == "customer")
             runs[label].append(
                 {

@@ -17,7 +17,10 @@ price of reading every prompt whole.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import queue
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +101,7 @@ class LlamaServer:
         params.n_parallel = settings.slots
         params.n_ctx = settings.context
         params.kv_unified = True  # one KV pool: a long call can use what short ones leave free
+        params.cache_idle_slots = False
         threads = settings.threads or os.cpu_count() or 1
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
@@ -275,13 +279,13 @@ class ContinuationReader:
         self.slots = slots
         self.max_tokens = max_tokens
 
-    def _one(self, prompt: str, continuation: str) -> np.ndarray:
-        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        ids = self.tokenizer(continuation, add_special_tokens=False)["input_ids"][: self.max_tokens]
+    def _one(self, prompt: str, continuation: str, slot: int = -1) -> np.ndarray:
+        prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False).ids
+        ids = self.tokenizer.encode(continuation, add_special_tokens=False).ids[: self.max_tokens]
         out = np.empty(len(ids))
         for j, token in enumerate(ids):
             check_cancelled()
-            result = self.server.complete({"prompt": prompt_ids + ids[:j], "max_tokens": 1, "temperature": 0.0, "n_probs": TOP_N, "post_sampling_probs": False, "cache_prompt": True})
+            result = self.server.complete({"prompt": prompt_ids + ids[:j], "max_tokens": 1, "temperature": 0.0, "n_probs": TOP_N, "post_sampling_probs": False, "cache_prompt": True, "id_slot": slot})
             top = {int(t["id"]): float(t["logprob"]) for t in result["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
             out[j] = top.get(token, min(top.values()) - 1.0)
         return out
@@ -299,12 +303,21 @@ class ContinuationReader:
             groups.setdefault(prompt[:PREFIX_KEY], []).append(k)
         out: list[np.ndarray] = [np.empty(0)] * len(prompts)
 
-        def read_group(indices: list[int]) -> None:
-            for k in indices:
-                out[k] = self._one(prompts[k], continuations[k])
+        pending: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        for indices in sorted(groups.values(), key=len, reverse=True):
+            pending.put(indices)
+
+        def worker(slot: int) -> None:
+            while True:
+                try:
+                    indices = pending.get_nowait()
+                except queue.Empty:
+                    return
+                for k in indices:
+                    out[k] = self._one(prompts[k], continuations[k], slot)
 
         with ThreadPoolExecutor(max_workers=self.slots) as pool:
-            list(pool.map(read_group, groups.values()))
+            list(pool.map(worker, range(min(self.slots, len(groups)))))
         return out
 
 
@@ -312,13 +325,47 @@ _TOKENIZERS: dict[str, Any] = {}
 
 
 def gguf_tokenizer(model_path: str) -> Any:
-    """The GGUF's own tokenizer (transformers converts its vocabulary), loaded once per file."""
+    """The GGUF's own tokenizer as a `tokenizers.Tokenizer`, loaded once per file.
+
+    transformers converts a GGUF's vocabulary in about 20 s on 2 cores, so the converted
+    tokenizer.json is kept in the cache folder (keyed by the file's path, size and time) and read
+    with the `tokenizers` library after that, in well under a second."""
     with _SERVERS_LOCK:
         if model_path not in _TOKENIZERS:
-            from transformers import AutoTokenizer
-            from transformers.utils import logging as hf_logging
+            from tokenizers import Tokenizer
 
-            hf_logging.set_verbosity_error()
             path = Path(model_path)
-            _TOKENIZERS[model_path] = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            saved = _tokenizer_folder(path)
+            if not (saved / "tokenizer.json").is_file():
+                from transformers import AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity_error()
+                _save_quietly(AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name), saved)
+            if (saved / "tokenizer.json").is_file():
+                _TOKENIZERS[model_path] = Tokenizer.from_file(str(saved / "tokenizer.json"))
+            else:  # a cache we cannot write: convert again next time
+                from transformers import AutoTokenizer
+
+                _TOKENIZERS[model_path] = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).backend_tokenizer
         return _TOKENIZERS[model_path]
+
+
+def _tokenizer_folder(path: Path) -> Path:
+    from grouped_sim.models.embedded import models_cache
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return models_cache().parent / "tokenizers" / key
+
+
+def _save_quietly(tokenizer: Any, folder: Path) -> None:
+    """Write the converted tokenizer whole or not at all (a temporary folder renamed into place);
+    a read-only cache only costs the conversion again next time."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent, ignore_cleanup_errors=True) as tmp:
+            tokenizer.save_pretrained(tmp)
+            os.replace(tmp, folder)
+    except OSError:
+        pass

@@ -102,6 +102,25 @@ def test_the_reader_scores_each_token_as_the_model_did_when_it_generated_it() ->
     assert garbled.mean() < sensible.mean() - 3
 
 
+def test_the_reader_reads_each_prompt_once_when_calls_open_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls that open with the same line, read in parallel slots, must not evict each other's
+    cached prefix (llama.cpp hands a new request to the idle slot most like it, and used to drop
+    idle slots' caches): each prompt's tokens are read once, then one token per request."""
+    from grouped_sim.models.llamacpp import LlamaServer
+
+    reader = ContinuationReader("smollm2", slots=4, context=8192)
+    opener = "Salesman: Hello, is that the account holder? It's Alex calling from Corriwave about your broadband.\n"
+    calls = [opener + f"Customer: {c}\nSalesman: {s}\nCustomer:" for c, s in [("yes, who is this?", "Our fibre upgrade is 29 pounds a month."), ("speaking. what is it about?", "Can I ask what speed you get now?"), ("not a good time.", "It will only take two minutes.")]]
+    prompts = [p for call in calls for p in (opener + "Customer:", call)]
+    replies = [" yes it is.", " that is too dear for me."] * len(calls)
+    monkeypatch.setattr(LlamaServer, "recorded", [])
+    reader.logprobs(prompts, replies)
+    read = sum(answer["timings"]["prompt_n"] for _, _, answer in LlamaServer.recorded)
+    requests = len(LlamaServer.recorded)
+    once = sum(len(reader.tokenizer.encode(prompt, add_special_tokens=False).ids) for prompt in set(prompts))  # each distinct prompt, read once
+    assert read <= once + requests
+
+
 def test_split_parts_are_joined_once_hash_checked_and_a_bad_part_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     payload = [b"GGUF" + b"a" * 1000, b"b" * 700]
     for n, data in enumerate(payload, start=1):
