@@ -66,7 +66,7 @@ class Embeddings:
 
     def __init__(self, embed_fn: EmbedFn | None, limit: int = 200_000) -> None:
         if embed_fn is None:
-            from grouped_sim.embeddings import embed as embed_fn
+            from grouped_sim.embeddings import embed_stored as embed_fn
 
             self.cache = _SHARED_CACHE
         else:

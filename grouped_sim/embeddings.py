@@ -6,11 +6,15 @@ share it, because loading it costs more than a thousand sentences of encoding.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import closing
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,6 +76,63 @@ def _embed_query(text: str) -> np.ndarray:
         if len(_QUERIES) > QUERY_CACHE_SIZE:
             _QUERIES.popitem(last=False)
     return vector
+
+
+STORE_FILE = "texts-minilm-l6-v2.sqlite"
+
+
+def embed_stored(texts: Sequence[str]) -> np.ndarray:
+    """`embed`, with each distinct text's vector kept on disk ($GROUPED_SIM_CACHE/embeddings/):
+    a report's reference corpus, a probe's real calls and a scorer's training texts are encoded
+    once per machine, not at every command (the sample corpus's replies in context: about 30 s on
+    2 cores). Only texts not stored are encoded, in one batch; a store that cannot be read or
+    written costs the encoding, never a result."""
+    unique = list(dict.fromkeys(texts))
+    if not unique:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    keys = {t: hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in unique}
+    found = _stored(list(keys.values()))
+    missing = [t for t in unique if keys[t] not in found]
+    if missing:
+        vectors = _encode(missing, 64) if len(missing) > 1 else _embed_query(missing[0])[None, :]
+        fresh = {keys[t]: v for t, v in zip(missing, vectors)}
+        _store(fresh)
+        found.update(fresh)
+    return np.stack([found[keys[t]] for t in texts]).astype(np.float32)
+
+
+def _store_path() -> Path:
+    from grouped_sim.io import cache_root
+
+    return cache_root() / "embeddings" / STORE_FILE
+
+
+def _connect() -> sqlite3.Connection:
+    path = _store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=30)
+    connection.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+    return connection
+
+
+def _stored(keys: list[str]) -> dict[str, np.ndarray]:
+    try:
+        with closing(_connect()) as connection:
+            rows: list[tuple[str, bytes]] = []
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows += connection.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    except (sqlite3.Error, OSError):
+        return {}
+    return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in rows if len(blob) == EMBEDDING_DIM * 4}
+
+
+def _store(vectors: dict[str, np.ndarray]) -> None:
+    try:
+        with closing(_connect()) as connection, connection:
+            connection.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()])
+    except (sqlite3.Error, OSError):
+        pass
 
 
 def _encode(texts: Sequence[str], batch_size: int) -> np.ndarray:

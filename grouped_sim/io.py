@@ -306,3 +306,13 @@ def write_json_atomic(path: Path | str, payload: object) -> None:
 def write_text_atomic(path: Path | str, text: str) -> None:
     """Write a text file (a rendered report, a markdown table) atomically."""
     _replace_atomically(path, lambda handle: handle.write(text))
+
+
+CACHE_ENV = "GROUPED_SIM_CACHE"
+
+
+def cache_root() -> Path:
+    """This machine's cache of derived files (joined and de-quantised models, converted tokenizers,
+    judge scores, text vectors): $GROUPED_SIM_CACHE, else ~/.cache/grouped-sim. Everything in it
+    can be made again; nothing in it is a result."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "grouped-sim")

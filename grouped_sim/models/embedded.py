@@ -21,9 +21,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from grouped_sim.errors import ModelSpecError
+from grouped_sim.io import cache_root
 from grouped_sim.resources import load_resource
 
-CACHE_ENV = "GROUPED_SIM_CACHE"
 _CHUNK = 8 << 20
 
 
@@ -90,8 +90,7 @@ def find_embedded(name: str) -> EmbeddedModel | None:
 
 def models_cache() -> Path:
     """Where joined models live: $GROUPED_SIM_CACHE/models, else ~/.cache/grouped-sim/models."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "grouped-sim")
-    return root / "models"
+    return cache_root() / "models"
 
 
 def _module_folder(module: str) -> Path | None:

@@ -12,15 +12,12 @@ import os
 import sys
 from pathlib import Path
 
+from grouped_sim.io import cache_root
 from grouped_sim.models.local import quiet_gguf_loading, resolve_weights
 
-CACHE_ENV = "GROUPED_SIM_CACHE"
-
-
 def cache_dir() -> Path:
-    """Where derived models live: $GROUPED_SIM_CACHE, else ~/.cache/grouped-sim."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "grouped-sim"
-    path = Path(root)
+    """Where derived models live (`io.cache_root`), made if missing."""
+    path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

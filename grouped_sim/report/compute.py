@@ -96,7 +96,7 @@ def fill_stages(dialogues: Sequence[Dialogue], tagger: StageTagger) -> tuple[lis
 def memo_embed(embed_fn: EmbedFn | None) -> EmbedFn:
     """φ with a per-text cache: IRS and IRS-by-turn, run and reference, encode each text once."""
     if embed_fn is None:
-        from grouped_sim.embeddings import embed as embed_fn
+        from grouped_sim.embeddings import embed_stored as embed_fn
     cache: dict[str, np.ndarray] = {}
 
     def embed(texts: Sequence[str]) -> np.ndarray:
