@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from grouped_sim.customer_prompt import chat_messages, script_prompt, transcript_prompt
 from grouped_sim.models.base import LocalChatModel, PromptForm, caches_prefix, prompt_form_of
 from grouped_sim.prompts import prompt
-from grouped_sim.role_guard import seller_phrases
+from grouped_sim.role_guard import CallerIdentity, caller_identity, claims_caller, seller_phrases
 from grouped_sim.schemas import CustomerAction, Profile, Turn
 from grouped_sim.transcript import strip_asides
 from grouped_sim.sop_db.store import Exchange
@@ -140,25 +140,28 @@ def fallback_line(action: CustomerAction, examples: list[str]) -> str:
     return str(prompt("customer")["fallback_lines"][action.value])
 
 
-def problem_with(text: str, tagged: CustomerAction | None, planned: CustomerAction) -> str | None:
-    """Why a draft reply cannot be used (empty, too long, seller talk, contradicts the decision)."""
+def problem_with(text: str, tagged: CustomerAction | None, planned: CustomerAction, caller: CallerIdentity = CallerIdentity()) -> str | None:
+    """Why a draft reply cannot be used (empty, too long, seller talk, says it is the caller,
+    contradicts the decision). `caller`: the names the salesman introduced (role_guard.caller_identity)."""
     if not text and tagged is None:
         return "empty"
     if len(text.split()) > MAX_REPLY_WORDS:
         return "too long"
     if seller_phrases(text):
         return "seller: " + ", ".join(seller_phrases(text))
+    if (claim := claims_caller(text, caller)) is not None:
+        return "caller's identity: " + claim
     if (mismatch := action_mismatch(planned, text)) is not None:
         return "action: " + mismatch
     return None
 
 
-def screen(raw: str, planned: CustomerAction) -> tuple[str, CustomerAction | None, str | None]:
+def screen(raw: str, planned: CustomerAction, caller: CallerIdentity = CallerIdentity()) -> tuple[str, CustomerAction | None, str | None]:
     """A raw draft as the simulator treats it: (its cleaned text, the action it tags, why it cannot
     be said or None)."""
     text, tagged = parse_action(raw)
     text = clean_reply(text)
-    return text, tagged, problem_with(text, tagged, planned)
+    return text, tagged, problem_with(text, tagged, planned, caller)
 
 
 def said_reply(raw: str) -> str | None:
@@ -188,12 +191,13 @@ def generate_reply(
     the manager's decision, and say the one `pick` scores highest (the first, without a picker).
     Nothing left: draw again; after the last try, a real line (or a stock one) stands in."""
     messages, kwargs = render(model, inputs)
+    caller = caller_identity(t.text for t in inputs.history if t.role == "salesman")
     n = n if pick is not None else 1  # nothing to choose with: one candidate is plain sampling
     rejected: list[str] = []
     for attempt in range(retries + 1):
         kept: list[tuple[str, CustomerAction | None]] = []
         for raw in draw_candidates(model, messages, kwargs, seed + attempt * n, n):
-            text, tagged, problem = screen(raw, planned)
+            text, tagged, problem = screen(raw, planned, caller)
             if problem is None:
                 kept.append((text, tagged))
             else:

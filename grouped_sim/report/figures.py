@@ -29,7 +29,7 @@ from grouped_sim.metrics import fidelity as fid
 from grouped_sim.metrics.diversity import EmbedFn
 from grouped_sim.metrics.intervals import MEAN, RATIO, Ratio, compare_distance, compare_stat
 from grouped_sim.report.scorecard import ScorecardContext, call_records
-from grouped_sim.role_guard import looks_like_salesman
+from grouped_sim.role_guard import customer_slips
 from grouped_sim.schemas import Dialogue, Outcome
 
 Units = dict[str, list[Any]]
@@ -175,7 +175,7 @@ def dialogue_units(
         "decisions": [_decisions(d) for d in dialogues],
         "lengths": [div.customer_lengths(d) for d in dialogues],
         "length_sums": [[sum(div.customer_lengths(d)), len(div.customer_lengths(d))] for d in dialogues],
-        "role_inversion": [[sum(looks_like_salesman(t.text) for t in d.customer_turns()), len(d.customer_turns())] for d in dialogues],
+        "role_inversion": [[sum(customer_slips(d.turns)), len(d.customer_turns())] for d in dialogues],
         "guard_rejected": [_guard(d) for d in dialogues],
         "disclosure": [fid.criteria_count(d.customer_turns()[0].text) if d.customer_turns() else None for d in dialogues],
         "completeness": [_completeness(d) for d in dialogues],

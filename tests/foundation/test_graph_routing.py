@@ -243,6 +243,33 @@ def test_a_customer_who_announces_the_call_is_caught_as_the_seller() -> None:
     assert not looks_like_salesman("Who is this calling? I'm busy.")
 
 
+def test_a_customer_who_takes_the_callers_name_is_regenerated() -> None:
+    """Seen in demo calls: asked "is that the account holder? It's Alex calling from Corriwave", the
+    1.5B customer answered "Yes, this is Alex." The guard knows the names the caller gave."""
+    salesman = ScriptedSalesman(["Hello, is that the account holder? It's Alex calling from Corriwave.", "Great, thanks."])
+    final = run(salesman=salesman, customer=customer_model("Yes, this is Alex.", "Yes, speaking. No, Alex, I'm busy."), max_turns=1)
+    reply = final["history"][1]
+    assert reply["text"] == "Yes, speaking. No, Alex, I'm busy."
+    assert "caller's identity: this is Alex" in reply["meta"]["rejected"][0]
+
+
+@pytest.mark.parametrize(
+    ("text", "claim"),
+    [
+        ("Yes, this is Alex from Corriwave.", "this is Alex"),
+        ("I'm calling from Corriwave.", "I'm calling from Corriwave"),
+        ("It's Corriwave again? I'm with Corriwave already.", None),
+        ("I got a letter from Corriwave, Alex.", None),
+        ("I am not Alex.", None),
+    ],
+)
+def test_what_claims_the_callers_identity(text: str, claim: str | None) -> None:
+    from grouped_sim.role_guard import caller_identity, claims_caller
+
+    identity = caller_identity(["Hi, it's Alex calling from Corriwave about your broadband."])
+    assert claims_caller(text, identity) == claim
+
+
 @pytest.mark.parametrize(
     ("action", "text", "problem"),
     [
