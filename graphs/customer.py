@@ -46,6 +46,15 @@ _REFUSAL_RE = re.compile(r"\b(?:no|not interested|never|stop calling)\b", re.I)
 # A reply that is nothing but a refusal ("no", "no thanks."): it cannot be the words that arrange a callback.
 _BARE_REFUSAL_RE = re.compile(r"^\W*(?:no+|nope|nah|no,? thanks?(?: you)?|not interested)\W*$", re.I)
 
+# Words that put a call off. Seen in demo calls: decided on a callback, the 1.5B customer asked
+# "Can you tell me what the fixed price is?" and the call ended there, as if cut off.
+_DEFERRAL_RE = re.compile(
+    r"\b(?:call (?:me |us )?(?:back|again|later|tomorrow)|ring (?:me |us )?back|another (?:time|day)|some ?other time|later|not (?:right )?now"
+    r"|busy|bad time|no time|think (?:about|it over)|get back to|tomorrow|next (?:week|month)|tonight|this evening|send (?:me|it|us|the)"
+    r"|e-?mail|in writing|(?:talk|speak|check) (?:to|with) (?:my|the)|ask my|let me (?:check|think|talk|look)|in a (?:bit|while)|after)\b",
+    re.I,
+)
+
 
 Picker = Callable[[list[Turn], list[str]], list[float]]
 """(the call so far, candidate replies) -> a score per candidate; the highest is said (best-of-N)."""
@@ -89,6 +98,8 @@ def action_mismatch(action: CustomerAction, text: str) -> str | None:
         return "refuses while agreeing"
     if action is CustomerAction.callback and _BARE_REFUSAL_RE.match(text):
         return "only refuses while arranging a callback"
+    if action is CustomerAction.callback and not _DEFERRAL_RE.search(text):
+        return "does not put the call off while arranging a callback"
     return None
 
 

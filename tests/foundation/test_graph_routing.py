@@ -279,6 +279,9 @@ def test_what_claims_the_callers_identity(text: str, claim: str | None) -> None:
         (CustomerAction.agree, "No, not for me.", "refuses while agreeing"),
         (CustomerAction.refuse, "No thanks, I'm fine with what I have.", None),
         (CustomerAction.agree, "Sounds like a plan, go ahead.", None),
+        (CustomerAction.callback, "Can you tell me what the fixed price is?", "does not put the call off while arranging a callback"),
+        (CustomerAction.callback, "I'm busy now, can you call me back tomorrow?", None),
+        (CustomerAction.callback, "Let me think about it and talk to my husband.", None),
     ],
 )
 def test_a_reply_that_contradicts_the_decision_is_caught(action: CustomerAction, text: str, problem: str | None) -> None:
