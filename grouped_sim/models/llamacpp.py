@@ -58,6 +58,12 @@ class ServerSettings(BaseModel):
     slots: int = Field(8, ge=1, le=256, description="parallel sequences (continuous batching)")
     context: int = Field(16384, ge=256, description="tokens of KV cache shared by all slots")
     threads: int = Field(0, ge=0, description="CPU threads; 0: one per core")
+    keep_idle_prompts: bool = Field(
+        False,
+        description="an idle slot keeps its prompt in the KV cache for the next request (the judge's reader, whose "
+        "groups of requests must not evict each other); off, llama.cpp moves idle slots' prompts out, so a "
+        "simulated call never starts from another call's cached prefix and a resumed run repeats a fresh one word for word",
+    )
 
 
 def resolve_gguf(model: str) -> tuple[Path, PromptForm]:
@@ -101,7 +107,7 @@ class LlamaServer:
         params.n_parallel = settings.slots
         params.n_ctx = settings.context
         params.kv_unified = True  # one KV pool: a long call can use what short ones leave free
-        params.cache_idle_slots = False
+        params.cache_idle_slots = not settings.keep_idle_prompts
         threads = settings.threads or os.cpu_count() or 1
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
@@ -274,7 +280,7 @@ class ContinuationReader:
     def __init__(self, model: str = "default", slots: int = 8, context: int = 16384, threads: int = 0, max_tokens: int = 32) -> None:
         path, _ = resolve_gguf(model)
         self.model_path = str(path)
-        self.server = llama_server(ServerSettings(model_path=self.model_path, slots=slots, context=context, threads=threads))
+        self.server = llama_server(ServerSettings(model_path=self.model_path, slots=slots, context=context, threads=threads, keep_idle_prompts=True))
         self.tokenizer = gguf_tokenizer(self.model_path)
         self.slots = slots
         self.max_tokens = max_tokens
