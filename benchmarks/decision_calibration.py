@@ -42,7 +42,8 @@ def held_out_check(sim: Path) -> dict:
         decision = OUTCOME_DECISION[case.dialogue.outcome.value]
         if decision == "undecided":
             continue
-        distributions.append(script_distribution(deps, case, retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source)))
+        # no twin here: a hazard that reads replies reads the real customer's own answers
+        distributions.append(script_distribution(deps, case, retrieve_chains(deps, case.item.profile, case.item.domain, case.item.source), case.script()))
         real.append(decision)
     rates = {OUTCOME_DECISION[o]: share for o, share in dynamics.base_rates.items()}
     return decision_check(distributions, real, rates, "the fitted twin's distribution over the replayed script").model_dump()

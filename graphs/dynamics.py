@@ -75,6 +75,11 @@ class MoveFeatures(BaseModel):
     propensity: float = Field(ge=0.0, le=1.0, description="share of the customer's K_p neighbours whose call ended agreed")
     pushes_in_row: int = Field(0, ge=0, description="pitch/closing moves in a row, this one included")
     objections: int = Field(0, ge=0, description="distinct objections raised so far")
+    said: list[str] = Field(
+        default_factory=list,
+        description="the decision state (resistance | deliberation | commitment | neutral) the metrics' cue rules read in each of "
+        "the customer's replies before this move: what the customer has said, for a hazard that reads it",
+    )
 
 
 def move_stages(turns: Sequence[Turn]) -> list[str]:
@@ -105,15 +110,28 @@ def propensity_of(outcomes: Sequence[str], base_rates: dict[str, float]) -> floa
     return sum(o == "agreed" for o in known) / len(known)
 
 
-def move_features(taxonomy: Taxonomy, stages: list[str], archetype: str | None, propensity: float) -> MoveFeatures:
-    """The features of the last move of `stages` (the stage of every salesman move so far)."""
+def move_features(taxonomy: Taxonomy, stages: list[str], archetype: str | None, propensity: float, replies: Sequence[str] = ()) -> MoveFeatures:
+    """The features of the last move of `stages` (the stage of every salesman move so far);
+    `replies`: the customer's answers to the earlier moves (never to this one: the manager decides
+    before the customer answers)."""
+    from grouped_sim.metrics.fidelity import decision_state
+
     pushes = 0
     for stage in reversed(stages):
         if taxonomy.kind_of(stage) not in PUSH_KINDS:
             break
         pushes += 1
     raised = {taxonomy.objection_of(s) for s in stages if taxonomy.kind_of(s) is StageKind.objection}
-    return MoveFeatures(turn=len(stages), stage=stages[-1], archetype=archetype, propensity=propensity, pushes_in_row=pushes, objections=len(raised - {None}))
+    said = [decision_state(r) for r in replies if r.strip()]
+    return MoveFeatures(turn=len(stages), stage=stages[-1], archetype=archetype, propensity=propensity, pushes_in_row=pushes, objections=len(raised - {None}), said=said)
+
+
+def move_answers(turns: Sequence[Turn]) -> list[str]:
+    """The customer's answer to each salesman move of a call (its turns after the move, joined)."""
+    return [" ".join(t.text for t in answers) for _, answers in script_moves(turns)]
+
+
+SAID_STATES = ("resistance", "deliberation", "commitment")
 
 
 class HazardModel(BaseModel):
@@ -126,6 +144,11 @@ class HazardModel(BaseModel):
     archetypes: list[str]
     coef: list[list[float]] = Field(description="one row per class, one column per feature (see feature_names)")
     intercept: list[float]
+    reads_replies: bool = Field(
+        False,
+        description="the hazard also reads what the customer said (share of earlier replies in each decision state, and the "
+        "last reply's state); `fit` keeps this only where it lowers the cross-validated log loss",
+    )
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> HazardModel:
@@ -138,13 +161,18 @@ class HazardModel(BaseModel):
         return self
 
     def feature_names(self) -> list[str]:
-        return ["log_turn", "propensity", "pushes_in_row", "objections", *(f"stage={s}" for s in self.stages), *(f"archetype={a}" for a in self.archetypes)]
+        said = [f"said_share={s}" for s in SAID_STATES] + [f"said_last={s}" for s in SAID_STATES] if self.reads_replies else []
+        return ["log_turn", "propensity", "pushes_in_row", "objections", *(f"stage={s}" for s in self.stages), *(f"archetype={a}" for a in self.archetypes), *said]
 
     def vector(self, f: MoveFeatures) -> list[float]:
         import math
 
         head = [math.log1p(f.turn), f.propensity, float(f.pushes_in_row), float(f.objections)]
-        return head + [float(f.stage == s) for s in self.stages] + [float(f.archetype == a) for a in self.archetypes]
+        row = head + [float(f.stage == s) for s in self.stages] + [float(f.archetype == a) for a in self.archetypes]
+        if self.reads_replies:
+            row += [f.said.count(s) / len(f.said) if f.said else 0.0 for s in SAID_STATES]
+            row += [float(bool(f.said) and f.said[-1] == s) for s in SAID_STATES]
+        return row
 
     def probabilities(self, f: MoveFeatures) -> dict[str, float]:
         import numpy as np
@@ -188,6 +216,8 @@ class FitStatistics(BaseModel):
     cv_log_loss: float | None = Field(None, description="mean held-out log loss per move, dialogue-grouped folds")
     cv_null_log_loss: float | None = Field(None, description="the same for the class-frequency model")
     cv_decisions: DecisionCheck | None = Field(None, description="the probe's decision figures on the training calls, each from a hazard fitted without its fold")
+    cv_log_loss_plain: float | None = Field(None, description="held-out log loss of the best hazard that does not read the customer's replies")
+    cv_log_loss_reading: float | None = Field(None, description="the same for the best hazard that does (hazard.reads_replies says which was kept)")
 
 
 class FittedDynamics(BaseModel):

@@ -44,7 +44,7 @@ from grouped_sim.corpus import iter_corpus_lines, read_corpus, write_corpus
 from grouped_sim.discriminator.coherence import CARD_FILE, CoherenceConfig, CoherenceScorer, train_coherence
 from grouped_sim.discriminator.judge import CARD_FILE as JUDGE_CARD
 from grouped_sim.errors import InputError
-from grouped_sim.graphs.dynamics import FittedDynamics, propensity_of
+from grouped_sim.graphs.dynamics import FittedDynamics, move_answers, propensity_of
 from grouped_sim.graphs.fitting import CallFacts, base_rates, decision_move, fit_dynamics
 from grouped_sim.graphs.manager import LightManager
 from grouped_sim.io import iter_jsonl, write_json_atomic, write_jsonl
@@ -307,7 +307,7 @@ def call_facts(train: list[Dialogue], store: SOPStore, taxonomy: Taxonomy, top_k
     for d in train:
         chains = [c for c in store.retrieve(d.profile.as_text(), k=top_k + 1, domain=d.domain) if c.id != d.id][:top_k]  # type: ignore[union-attr]
         archetype = d.profile.archetype if d.profile else None
-        facts.append(CallFacts(id=d.id, stages=tagger.script_stages(d.turns, leave_out=d.id), archetype=archetype, propensity=propensity_of([c.outcome for c in chains], rates), outcome=d.outcome.value, decision_move=decision_move(d, taxonomy)))
+        facts.append(CallFacts(id=d.id, stages=tagger.script_stages(d.turns, leave_out=d.id), archetype=archetype, propensity=propensity_of([c.outcome for c in chains], rates), outcome=d.outcome.value, decision_move=decision_move(d, taxonomy), answers=move_answers(d.turns)))
     return facts
 
 

@@ -30,6 +30,7 @@ MIN_EVENTS = 12
 MIN_CALLS = 20
 C_GRID = (0.1, 0.3, 1.0, 3.0)
 FOLDS = 5
+READING_MARGIN = 0.002  # held-out log loss per move a hazard that reads replies must save to be kept
 
 
 class CallFacts(BaseModel):
@@ -41,6 +42,7 @@ class CallFacts(BaseModel):
     propensity: float
     outcome: str  # agreed | refused | hung_up | callback | unknown
     decision_move: int  # 1-based move at which the customer decided (last move for censored calls)
+    answers: list[str] = []  # the customer's answer to each salesman move (dynamics.move_answers)
 
 
 def answered_moves(dialogue: Dialogue) -> int:
@@ -91,7 +93,7 @@ def training_rows(calls: Sequence[CallFacts], taxonomy: Taxonomy) -> tuple[list[
             decided = move == call.decision_move and call.outcome in DECISIONS
             if move == call.decision_move and not decided:
                 break  # censored: the call stopped without a known decision
-            rows.append(move_features(taxonomy, call.stages[:move], call.archetype, call.propensity))
+            rows.append(move_features(taxonomy, call.stages[:move], call.archetype, call.propensity, call.answers[: move - 1]))
             labels.append(call.outcome if decided else CONTINUE)
             groups.append(index)
     return rows, labels, groups
@@ -137,11 +139,12 @@ def _folds(groups: Sequence[int], seed: int) -> list[np.ndarray]:
     return np.array_split(calls, min(FOLDS, len(calls)))
 
 
-def design(rows: Sequence[MoveFeatures]) -> tuple[HazardModel, np.ndarray]:
-    """The unfitted model's shape (a coefficient for every stage and archetype seen) and the rows' feature matrix."""
+def design(rows: Sequence[MoveFeatures], reads_replies: bool = False) -> tuple[HazardModel, np.ndarray]:
+    """The unfitted model's shape (a coefficient for every stage and archetype seen, and for what
+    the customer said when it reads replies) and the rows' feature matrix."""
     stages = sorted({r.stage for r in rows if r.stage})
     archetypes = sorted({r.archetype for r in rows if r.archetype})
-    shape = HazardModel(classes=[], stages=stages, archetypes=archetypes, coef=[], intercept=[])
+    shape = HazardModel(classes=[], stages=stages, archetypes=archetypes, coef=[], intercept=[], reads_replies=reads_replies)
     return shape, np.array([shape.vector(r) for r in rows])
 
 
@@ -153,15 +156,16 @@ def script_odds(hazard: HazardModel, call: CallFacts, taxonomy: Taxonomy) -> lis
     """The hazard's odds at each move of a call's script, up to the move where the customer decided
     (what a probe replays)."""
     moves = max(1, min(call.decision_move, len(call.stages)))
-    return [hazard.probabilities(move_features(taxonomy, call.stages[:m], call.archetype, call.propensity)) for m in range(1, moves + 1)]
+    return [hazard.probabilities(move_features(taxonomy, call.stages[:m], call.archetype, call.propensity, call.answers[: m - 1])) for m in range(1, moves + 1)]
 
 
-def cross_validated_check(calls: Sequence[CallFacts], taxonomy: Taxonomy, c: float, seed: int, rates: dict[str, float]) -> DecisionCheck | None:
+def cross_validated_check(calls: Sequence[CallFacts], taxonomy: Taxonomy, c: float, seed: int, rates: dict[str, float], reads_replies: bool = False) -> DecisionCheck | None:
     """The probe's decision figures, without a probe: each decided training call's outcome
-    distribution over its own script from a hazard fitted on the other folds, scored against what
-    the customer decided (None when too few calls or folds leave one class)."""
+    distribution over its own script (and, for a hazard that reads replies, the customer's own
+    answers) from a hazard fitted on the other folds, scored against what the customer decided
+    (None when too few calls or folds leave one class)."""
     rows, labels, groups = training_rows(calls, taxonomy)
-    shape, x = design(rows)
+    shape, x = design(rows, reads_replies)
     distributions, real = [], []
     for fold in _folds(groups, seed):
         test = np.isin(groups, fold)
@@ -197,9 +201,17 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
         reason = f"{sum(events.values())} decisions among the training calls; at least {MIN_EVENTS} are needed to fit"
     if reason is not None:
         return FittedDynamics(fitted=False, estimator=HAZARD_ESTIMATOR, reason=reason, base_rates=rates, statistics=stats)
-    shape, x = design(rows)
-    scored = {c: _cv_loss(x, labels, groups, c, seed) for c in C_GRID}
-    best = min(C_GRID, key=lambda c: scored[c][0])
+    scored: dict[tuple[bool, float], tuple[float, float]] = {}
+    for reads in (False, True):
+        _, x = design(rows, reads)
+        scored.update({(reads, c): _cv_loss(x, labels, groups, c, seed) for c in C_GRID})
+    plain = min(scored[(False, c)][0] for c in C_GRID)
+    reading = min(scored[(True, c)][0] for c in C_GRID)
+    # Read replies only where it helps out of fold, by more than the folds' rounding: a corpus whose
+    # customers' words say nothing of their decision keeps the simpler hazard.
+    reads = reading < plain - READING_MARGIN
+    best = min(C_GRID, key=lambda c: scored[(reads, c)][0])
+    shape, x = design(rows, reads)
     model = _fit(x, labels, best)
     hazard = _hazard(shape, model)
     probs = np.array([[hazard.probabilities(r)[c] for c in hazard.classes] for r in rows])
@@ -210,8 +222,9 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
     stats = stats.model_copy(
         update={
             "C": best, "log_likelihood": round(ll, 3), "null_log_likelihood": round(null_ll, 3), "mcfadden_r2": round(1 - ll / null_ll, 4) if null_ll else None,
-            "cv_log_loss": round(scored[best][0], 4), "cv_null_log_loss": round(scored[best][1], 4),
-            "cv_decisions": cross_validated_check(calls, taxonomy, best, seed, rates),
+            "cv_log_loss": round(scored[(reads, best)][0], 4), "cv_null_log_loss": round(scored[(reads, best)][1], 4),
+            "cv_decisions": cross_validated_check(calls, taxonomy, best, seed, rates, reads),
+            "cv_log_loss_plain": round(plain, 4), "cv_log_loss_reading": round(reading, 4),
         }
     )
     return FittedDynamics(fitted=True, estimator=HAZARD_ESTIMATOR, hazard=hazard, base_rates=rates, statistics=stats)

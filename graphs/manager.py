@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from grouped_sim.config import ManagerParams
 from grouped_sim.jsontext import parse_json_object
-from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_features, move_stages, prior_dynamics, propensity_of, script_moves
+from grouped_sim.graphs.dynamics import DECISIONS, Dynamics, FittedDynamics, move_answers, move_features, move_stages, prior_dynamics, propensity_of, script_moves
 from grouped_sim.prompts import prompt
 from grouped_sim.schemas import CustomerAction, CustomerState, Intent, Profile, Turn
 from grouped_sim.sop_db.store import BehaviourChain, Exchange, SOPStore, StageVote
@@ -214,7 +214,8 @@ class LightManager:
         assert self.fitted is not None and self.fitted.hazard is not None
         stages = move_stages(history)[:-1] + [stage]
         propensity = propensity_of([c.outcome for c in chains], self.fitted.base_rates)
-        return self.fitted.hazard.probabilities(move_features(self.taxonomy, stages, profile.archetype, propensity))
+        replies = move_answers(history)[: len(stages) - 1]  # answers to the earlier moves; this one is not answered yet
+        return self.fitted.hazard.probabilities(move_features(self.taxonomy, stages, profile.archetype, propensity, replies))
 
     def script_stages(self, turns: list[Turn], leave_out: str | None = None) -> list[str]:
         """The stage this manager gives each salesman move of a call, hearing it move by move (the
@@ -229,12 +230,15 @@ class LightManager:
             stages.append(self.settle(vote, stages).stage)
         return stages
 
-    def script_odds(self, profile: Profile, turns: list[Turn], chains: list[BehaviourChain]) -> list[dict[str, float]]:
-        """The fitted odds at every move of a script, as a twin hearing it would read them."""
+    def script_odds(self, profile: Profile, turns: list[Turn], chains: list[BehaviourChain], answers: list[str] | None = None) -> list[dict[str, float]]:
+        """The fitted odds at every move of a script, as a twin hearing it would read them.
+        `answers`: what the twin said to each move (a hazard that reads replies reads these; past
+        the last of them it reads all there are); default: the script's own customer."""
         assert self.fitted is not None and self.fitted.hazard is not None
         stages = self.script_stages(turns)
         propensity = propensity_of([c.outcome for c in chains], self.fitted.base_rates)
-        return [self.fitted.hazard.probabilities(move_features(self.taxonomy, stages[:m], profile.archetype, propensity)) for m in range(1, len(stages) + 1)]
+        said = move_answers(turns) if answers is None else answers
+        return [self.fitted.hazard.probabilities(move_features(self.taxonomy, stages[:m], profile.archetype, propensity, said[: m - 1])) for m in range(1, len(stages) + 1)]
 
     def fitted_decision(self, odds: dict[str, float], before: CustomerState, ruled: CustomerState, draw: float) -> tuple[CustomerState, CustomerAction]:
         """The customer's move picked from the fitted odds by `draw` (uniform in [0, 1)); patience

@@ -28,7 +28,7 @@ from grouped_sim.graphs.batch import DepsSource, DialogueExecutor, load_plan, ru
 from grouped_sim.graphs.fit import ProfileRecord, SimFolder
 from grouped_sim.graphs.fitting import decision_move
 from grouped_sim.graphs.graph import ManagerDeps, retrieve_chains, turn_seed
-from grouped_sim.graphs.dynamics import outcome_distribution
+from grouped_sim.graphs.dynamics import move_answers, outcome_distribution
 from grouped_sim.graphs.manager import LightManager
 from grouped_sim.graphs.plan import RunPlan, RunSettings, SimProfile
 from grouped_sim.metrics.probe import OUTCOME_DECISION, ProbeRow
@@ -121,19 +121,20 @@ def final_decision(deps: ManagerDeps, dialogue: Dialogue, case: ProbeCase, chain
     return ACTION_DECISION.get(action, "undecided"), source.by
 
 
-def script_distribution(deps: ManagerDeps, case: ProbeCase, chains: list[BehaviourChain]) -> dict[str, float] | None:
+def script_distribution(deps: ManagerDeps, case: ProbeCase, chains: list[BehaviourChain], simulated: Dialogue) -> dict[str, float] | None:
     """P(each decision) of a fitted twin hearing this case's script (None without fitted dynamics).
 
     The manager tags every move of the script as it does in the twin's call and reads the hazard's
     odds; `outcome_distribution` turns them into the chance of each ending, the forced one at the
-    end of the script included. The twin's call is one draw from this distribution (the fitted odds
-    read stages, the archetype and neighbours, not the twin's words), unless the customer model
-    ends the call by its own action tag (`decided_by` says so); scoring the distribution instead of
-    the one draw removes the draw's noise from the probe's Brier score."""
+    end of the script included. A hazard that reads replies reads the twin's own answers (past the
+    twin's last move, all it said). The twin's call is one draw from this distribution, unless the
+    customer model ends the call by its own action tag (`decided_by` says so), or (for a hazard
+    that reads replies) the twin would have said other things past where its call ended; scoring
+    the distribution instead of the one draw removes the draw's noise from the probe's Brier score."""
     manager = deps.manager
     if not isinstance(manager, LightManager) or manager.fitted is None or not deps.use_manager:
         return None
-    shares = outcome_distribution(manager.script_odds(case.item.profile, case.script().turns, chains))
+    shares = outcome_distribution(manager.script_odds(case.item.profile, case.script().turns, chains, move_answers(simulated.turns)))
     return {OUTCOME_DECISION[o]: round(p, 4) for o, p in shares.items()}
 
 
@@ -160,7 +161,7 @@ def probe_row(case: ProbeCase, simulated: Dialogue, deps: ManagerDeps, score: Sc
     elif simulated.error is None:
         (row.sim, row.decided_by), row.forced = final_decision(deps, simulated, case, chains), True
     if simulated.error is None:
-        row.sim_odds = script_distribution(deps, case, chains)
+        row.sim_odds = script_distribution(deps, case, chains, simulated)
     if score is not None and simulated.error is None:
         row.real_coherence = [round(p, 4) for p in score(real_context, real_replies)] if real_replies else []
         row.sim_coherence = [round(p, 4) for p in score(sim_context, sim_replies)] if sim_replies else []

@@ -52,6 +52,10 @@ def _print_summary(out_dir: Path, summary: dict) -> None:  # type: ignore[type-a
     if dyn["fitted"]:
         stats = dyn["statistics"]
         out.print(f"decision dynamics fitted ({stats['moves']} moves, decisions {stats['events']}): held-out log loss {stats['cv_log_loss']} vs {stats['cv_null_log_loss']} for class frequencies")
+        if stats.get("cv_log_loss_reading") is not None:
+            reads = (dyn.get("hazard") or {}).get("reads_replies")
+            verdict = "reads what the customer said" if reads else "does not read what the customer said (it did not help out of fold)"
+            out.print(f"the hazard {verdict}: held-out log loss {stats['cv_log_loss_reading']} reading replies, {stats['cv_log_loss_plain']} without")
         if stats.get("cv_decisions"):
             out.print("cross-validated over the training calls (each scored by a fit without its fold), as `probe` scores twins:")
             print_decision_check(stats["cv_decisions"])

@@ -106,3 +106,41 @@ def test_the_light_manager_decides_from_the_fitted_odds() -> None:
     assert agreed / 200 > 0.5
     action, source = manager.final_decision(profile=profile, history=[Turn(role="salesman", text="x", sop_stage="closing_ask")], state=CustomerState(), chains=[], seed=1)
     assert action in set(CustomerAction) and source.by == "hazard (end of script)" and abs(sum(source.odds.values()) - 1) < 1e-3
+
+
+def same_scripts_different_words(n: int, words_tell: bool, seed: int = 0) -> list[CallFacts]:
+    """Every customer hears the same script and shares archetype and neighbours; half agree at the
+    closing ask and half refuse there. Where `words_tell`, what they said before it gives them away
+    ("sounds good" vs "no, not interested"); otherwise both say the same."""
+    rng = random.Random(seed)
+    calls = []
+    for i in range(n):
+        agrees = rng.random() < 0.5
+        said = ("ok, sounds good.", "go on then.") if agrees else ("no, not interested.", "no thanks.")
+        answers = list(said if words_tell else ("ok.", "right.")) + [""]
+        calls.append(CallFacts(id=f"c{i}", stages=["opening", "pitch", "closing_ask"], archetype=None, propensity=0.5, outcome="agreed" if agrees else "refused", decision_move=3, answers=answers))
+    return calls
+
+
+def test_the_hazard_reads_what_the_customer_said_only_where_it_tells_out_of_fold() -> None:
+    """Issue 23: a fitted customer decides from what it has said, where a corpus shows that words
+    foretell decisions; where they do not, the plain hazard is kept and the fit says so."""
+    telling = fit_dynamics(same_scripts_different_words(60, words_tell=True), TAXONOMY)
+    stats = telling.statistics
+    assert telling.hazard.reads_replies and stats.cv_log_loss_reading < stats.cv_log_loss_plain
+    keen = telling.hazard.probabilities(move_features(TAXONOMY, ["opening", "pitch", "closing_ask"], None, 0.5, ["ok, sounds good.", "go on then."]))
+    cold = telling.hazard.probabilities(move_features(TAXONOMY, ["opening", "pitch", "closing_ask"], None, 0.5, ["no, not interested.", "no thanks."]))
+    assert keen["agreed"] > 0.8 and cold["refused"] > 0.8
+    assert stats.cv_decisions.same_decision.value > stats.cv_decisions.majority_same
+
+    silent = fit_dynamics(same_scripts_different_words(60, words_tell=False), TAXONOMY)
+    assert not silent.hazard.reads_replies
+    assert len(silent.hazard.coef[0]) == len(silent.hazard.feature_names()) < len(telling.hazard.feature_names())
+
+
+def test_a_dynamics_file_from_before_reading_replies_still_loads() -> None:
+    from grouped_sim.graphs.dynamics import HazardModel
+
+    old = {"classes": ["agreed", "continue"], "stages": ["pitch"], "archetypes": [], "coef": [[0.1, 0.2, 0.3, 0.4, 0.5]], "intercept": [0.0]}
+    hazard = HazardModel.model_validate(old)
+    assert not hazard.reads_replies and sum(hazard.probabilities(move_features(TAXONOMY, ["pitch"], None, 0.5, ["no."])).values()) == pytest.approx(1.0)
