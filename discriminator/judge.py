@@ -262,9 +262,9 @@ class ScoreCache:
     for the shipped judge): appended as they are computed, read whole at start."""
 
     def __init__(self, digest: str) -> None:
-        from grouped_sim.models.embedded import models_cache
+        from grouped_sim.io import cache_root
 
-        self.path = models_cache().parent / "judge" / f"{digest}.jsonl"
+        self.path = cache_root() / "judge" / f"{digest}.jsonl"
         self.scores: dict[str, float] = {}
         from grouped_sim.data import shipped_scorer_path
 

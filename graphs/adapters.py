@@ -214,26 +214,12 @@ def call_specific_words(dialogues: list[Dialogue]) -> set[str]:
 
 
 def embedded_once(texts: list[str]) -> Any:
-    """MiniLM vectors of `texts`, kept on disk by their content: a corpus's moves are embedded once
-    per machine, not at every start (about 10 s for the sample corpus on 2 cores)."""
-    import hashlib
-    import os
+    """MiniLM vectors of `texts`, kept on disk by their content (`embeddings.embed_stored`): a
+    corpus's moves are embedded once per machine, not at every start (about 10 s for the sample
+    corpus on 2 cores)."""
+    from grouped_sim.embeddings import embed_stored
 
-    import numpy as np
-
-    from grouped_sim.embeddings import ENCODER_NAME, embed
-    from grouped_sim.models.materialize import cache_dir
-
-    key = hashlib.sha256("\x00".join([ENCODER_NAME, *texts]).encode()).hexdigest()[:20]
-    path = cache_dir() / "embeddings" / f"{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    vectors = embed(texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, path)
-    return vectors
+    return embed_stored(texts)
 
 
 class KnnSalesman:

@@ -358,11 +358,11 @@ def gguf_tokenizer(model_path: str) -> Any:
 
 
 def _tokenizer_folder(path: Path) -> Path:
-    from grouped_sim.models.embedded import models_cache
+    from grouped_sim.io import cache_root
 
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return models_cache().parent / "tokenizers" / key
+    return cache_root() / "tokenizers" / key
 
 
 def _save_quietly(tokenizer: Any, folder: Path) -> None:
