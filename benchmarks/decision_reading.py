@@ -43,9 +43,9 @@ def training_calls(sim: Path):  # type: ignore[no-untyped-def]
 
 
 def replies_before(train) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    from grouped_sim.graphs.dynamics import script_moves
+    from grouped_sim.graphs.dynamics import move_answers
 
-    return [[" ".join(t.text for t in answers) for _, answers in script_moves(d.turns)] for d in train]
+    return [move_answers(d.turns) for d in train]
 
 
 def state_features(replies: list[list[str]]):  # type: ignore[no-untyped-def]

@@ -201,17 +201,15 @@ def fit_dynamics(calls: Sequence[CallFacts], taxonomy: Taxonomy, seed: int = 0) 
         reason = f"{sum(events.values())} decisions among the training calls; at least {MIN_EVENTS} are needed to fit"
     if reason is not None:
         return FittedDynamics(fitted=False, estimator=HAZARD_ESTIMATOR, reason=reason, base_rates=rates, statistics=stats)
-    scored: dict[tuple[bool, float], tuple[float, float]] = {}
-    for reads in (False, True):
-        _, x = design(rows, reads)
-        scored.update({(reads, c): _cv_loss(x, labels, groups, c, seed) for c in C_GRID})
+    designs = {reads: design(rows, reads) for reads in (False, True)}
+    scored = {(reads, c): _cv_loss(x, labels, groups, c, seed) for reads, (_, x) in designs.items() for c in C_GRID}
     plain = min(scored[(False, c)][0] for c in C_GRID)
     reading = min(scored[(True, c)][0] for c in C_GRID)
     # Read replies only where it helps out of fold, by more than the folds' rounding: a corpus whose
     # customers' words say nothing of their decision keeps the simpler hazard.
     reads = reading < plain - READING_MARGIN
     best = min(C_GRID, key=lambda c: scored[(reads, c)][0])
-    shape, x = design(rows, reads)
+    shape, x = designs[reads]
     model = _fit(x, labels, best)
     hazard = _hazard(shape, model)
     probs = np.array([[hazard.probabilities(r)[c] for c in hazard.classes] for r in rows])

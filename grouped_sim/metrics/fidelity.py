@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from grouped_sim.metrics._common import cues, gap, mean, word_count, words
-from grouped_sim.role_guard import looks_like_salesman
+from grouped_sim.role_guard import customer_slips
 from grouped_sim.schemas import Dialogue, Outcome, Turn
 from grouped_sim.transcript import transcript_text
 
@@ -182,7 +182,8 @@ def customer_contexts(dialogue: Dialogue) -> list[tuple[str, str]]:
 def role_inversion(dialogues: Sequence[Dialogue], judge: TurnJudge | None = None, judge_all: bool = False) -> dict[str, Any]:
     """Share of customer replies that act like the seller.
 
-    `heuristic_rate` is the regex pre-filter alone. With a judge, the judge reads the flagged
+    `heuristic_rate` is the regex pre-filter alone (seller talk, or a reply that says it is the
+    caller: `role_guard.customer_slips`, the figure the report draws per dialogue too). With a judge, the judge reads the flagged
     replies (or every reply with `judge_all`) and `judged_rate` counts the ones it confirms; a
     reply the judge failed to answer is left out of the judged denominator, never counted as 0.
     `guard_rejected_per_turn` counts seller-like drafts the simulator's own guard threw away
@@ -190,8 +191,8 @@ def role_inversion(dialogues: Sequence[Dialogue], judge: TurnJudge | None = None
     """
     pairs = [pair for d in dialogues for pair in customer_contexts(d)]
     turns = [t for d in dialogues for t in d.customer_turns()]
-    flagged = [looks_like_salesman(reply) for _, reply in pairs]
-    rejected = sum(sum(1 for r in t.meta.get("rejected", []) if str(r).startswith("seller")) for t in turns)
+    flagged = [slip for d in dialogues for slip in customer_slips(d.turns)]  # one per customer turn, as `pairs`
+    rejected = sum(sum(1 for r in t.meta.get("rejected", []) if str(r).startswith(("seller", "caller's identity"))) for t in turns)
     out: dict[str, Any] = {
         "turns": len(pairs),
         "heuristic_flagged": sum(flagged),

@@ -82,6 +82,16 @@ def test_length_distribution_against_reference(dialogue_factory):
     assert compare_lengths(sim, []) == {"mean_gap": None, "median_gap": None, "wasserstein": None}
 
 
+def test_a_customer_who_says_it_is_the_caller_counts_as_role_inversion() -> None:
+    from grouped_sim.schemas import Dialogue, Turn
+
+    turns = [Turn(role="salesman", text="Hi, it's Alex calling from Corriwave."), Turn(role="customer", text="Yes, this is Alex."),
+             Turn(role="salesman", text="Have you got a minute?"), Turn(role="customer", text="No, Alex, I'm busy.")]
+    turns[3].meta["rejected"] = ["caller's identity: this is Alex | Yes, this is Alex."]
+    inverted = role_inversion([Dialogue(id="d", domain="broadband", turns=turns)])
+    assert inverted["heuristic_rate"] == 0.5 and inverted["guard_rejected_per_turn"] == 0.5
+
+
 def test_role_inversion_prefilter_and_judge(dialogue_factory):
     d = dialogue_factory(["We offer a great plan for restaurants", "no thanks"])
     d.turns[3].meta["rejected"] = ["seller: our platform | Our platform ...", "empty | "]
