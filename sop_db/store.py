@@ -26,7 +26,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 from pydantic import BaseModel, Field
 
-from grouped_sim.embeddings import ENCODER_NAME, embed
+from grouped_sim.embeddings import ENCODER_NAME, embed, embed_stored
 from grouped_sim.artifacts import Artifact
 from grouped_sim.errors import GroupedSimError, InputError
 from grouped_sim.schemas import Dialogue
@@ -49,7 +49,11 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         pass
 
     def __call__(self, input: Documents) -> Embeddings:
-        return [row for row in embed(list(input))]
+        """Documents (a batch) come from the per-text vector store, so a corpus's chains and moves
+        are encoded once per machine; a query (one text) goes through `embed`'s query path, which
+        gives the same text the same vector every time."""
+        texts = list(input)
+        return [row for row in (embed_stored(texts) if len(texts) > 1 else embed(texts))]
 
     @staticmethod
     def name() -> str:
