@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grouped_sim.customer_prompt import chat_messages, transcript_prompt
+from grouped_sim.customer_prompt import chat_messages, script_prompt, transcript_prompt
 from grouped_sim.io import write_json_atomic, write_jsonl
 from grouped_sim.profile_prompt import d_gen_instruction
 from grouped_sim.schemas import Dialogue, Profile
@@ -74,6 +74,7 @@ def d_sim_records(dialogue: Dialogue) -> Iterator[dict[str, Any]]:
             "outcome": dialogue.outcome.value,
             "profile": profile.as_text(),
             "prompt": transcript_prompt(profile, dialogue.domain, history),
+            "script_prompt": script_prompt(profile, dialogue.domain, history),
             "completion": " " + turn.text,
             "messages": messages,
             "context": transcript_text(history),

@@ -47,17 +47,28 @@ def customer_sft(
     holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of dialogues kept out of training (listed in training.json) for a fair evaluation.")] = 0.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of training and of the held-out split.")] = 0,
+    serve_on: Annotated[
+        str,
+        typer.Option(
+            "--serve-on",
+            help="Where the trained customer will run, which decides the prompt text it is trained on: 'hf' (transformers, "
+            "`--customer hf:BASE+OUT`: the transcript) or 'llamacpp' (after `train export-lora`: the prefix-caching script a llama.cpp customer reads).",
+        ),
+    ] = "hf",
 ) -> None:
     """Supervised fine-tuning of the customer model on D_sim (LoRA, TRL SFTTrainer).
 
-    Trains in the transcript form the simulator uses for local models (prompt ending in
-    "Customer:", loss on the real reply only). Prints the spec that loads the result, e.g.
+    Trains on the text the customer will read where it runs (--serve-on): the prompt ends in
+    "Customer:", the loss is on the real reply only. Prints the spec that loads the result, e.g.
     `simulate --customer hf:smollm2+OUT`.
     """
     from grouped_sim.models.finetune import LoraParams, num_layers
     from grouped_sim.training.customer import CustomerSFTConfig, load_d_sim, train_sft
 
-    rows = load_d_sim(data, limit=limit)
+    forms = {"hf": "prompt", "llamacpp": "script_prompt"}
+    if serve_on not in forms:
+        raise typer.BadParameter(f"{serve_on!r}: expected hf or llamacpp", param_hint="--serve-on")
+    rows = load_d_sim(data, columns=(forms[serve_on], "completion"), limit=limit)
     layers = None
     if top_layers:
         total_layers = num_layers(base)
@@ -73,6 +84,7 @@ def customer_sft(
         batch_size=batch_size,
         holdout=holdout,
         seed=seed,
+        form=forms[serve_on],
         lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers, target_modules=modules),
     )
     with progress() as bar:

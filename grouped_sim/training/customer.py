@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,9 @@ from grouped_sim.io import LineError, iter_jsonl, write_json_atomic
 from grouped_sim.models.finetune import TRAINING_FILE, BaseWeights, LoraParams, OnLog, RunParams, SFTParams, TrainLog, base_weights, finish, load_policy, sft_args, train, trl_args
 
 REQUIRED_COLUMNS = ("prompt", "completion")
+PromptColumn = Literal["prompt", "script_prompt"]
+"""Where a customer model will run decides the text it must be trained on (customer_prompt.render):
+transformers reads the transcript ("prompt"), llama.cpp the prefix-caching script ("script_prompt")."""
 
 
 class CustomerSFTConfig(SFTParams):
@@ -37,6 +40,11 @@ class CustomerSFTConfig(SFTParams):
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Table 6: 0.1")
     lora: LoraParams = LoraParams()
     holdout: float = Field(0.0, ge=0.0, lt=1.0, description="share of DIALOGUES left out of training (the discriminator's split rule), so a later evaluation sees unseen calls")
+    form: PromptColumn = Field(
+        "prompt",
+        description="the D_sim column trained on: 'prompt', the transcript a transformers (hf:) customer reads; 'script_prompt', the "
+        "prefix-caching layout a llama.cpp customer reads (train on it for an adapter that `train export-lora` takes to llama.cpp)",
+    )
 
 
 class CustomerGRPOConfig(RunParams):
@@ -87,7 +95,8 @@ def load_d_sim(path: Path | str, columns: Sequence[str] = REQUIRED_COLUMNS, limi
     for line_no, row in iter_jsonl(path):
         for column in columns:
             if not isinstance(row.get(column), str):
-                raise LineError(path, line_no, column, "missing or not a string")
+                again = " (mined by an older grouped-sim: mine the corpus again with `grouped-sim sop mine`)" if column == "script_prompt" and "prompt" in row else ""
+                raise LineError(path, line_no, column, "missing or not a string" + again)
         rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
@@ -147,7 +156,7 @@ def train_sft(rows: Sequence[dict[str, Any]], out_dir: Path | str, cfg: Customer
     out.mkdir(parents=True, exist_ok=True)
     log = TrainLog(out, on_log)
     model, tokenizer = load_policy(base)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    dataset = Dataset.from_list([{"prompt": r[cfg.form], "completion": r["completion"]} for r in rows])
     # warmup_steps: a float in [0, 1) is a ratio of total steps (transformers 5)
     args = sft_args(out, cfg, gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", packing=False)
     trainer = train(SFTTrainer, model=model, args=args, dataset=dataset, tokenizer=tokenizer, lora=None if base.adapter else cfg.lora, log=log)

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grouped_sim.cli.app import app
+from tests.cli_main import run_main
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +155,25 @@ def test_bad_d_sim_line_names_file_line_and_field(tmp_path) -> None:
     (tmp_path / "D_sim.jsonl").write_text('{"prompt": "Customer:", "completion": " no"}\n{"prompt": "x"}\n')
     with pytest.raises(InputError, match=r"D_sim.jsonl:2: field 'completion'"):
         load_d_sim(tmp_path)
+
+
+def test_a_customer_trained_for_llama_cpp_learns_the_text_a_llama_cpp_customer_reads(corpus, tmp_path, monkeypatch, capsys) -> None:
+    """A llama.cpp customer reads the prefix-caching script, not the transcript transformers reads:
+    D_sim's script_prompt is that text for the same call so far, which `--serve-on llamacpp` trains
+    on; a D_sim mined before the column existed is refused with the command that remakes it."""
+    from grouped_sim.graphs.customer import CustomerPrompt, render
+    from grouped_sim.models import build_chat_model
+    from grouped_sim.sop_db.datasets import d_sim_records, profile_of
+
+    dialogue = corpus[0]
+    record = list(d_sim_records(dialogue))[1]
+    inputs = CustomerPrompt(profile=profile_of(dialogue), domain=dialogue.domain, history=dialogue.turns[: record["turn_index"]])
+    llama, transformers = build_chat_model("llamacpp:smollm2"), build_chat_model("hf:smollm2")
+    assert render(llama, inputs)[0][0].content == record["script_prompt"]
+    assert render(transformers, inputs)[0][0].content == record["prompt"]
+
+    (tmp_path / "D_sim.jsonl").write_text(json.dumps({"prompt": record["prompt"], "completion": record["completion"]}) + "\n")
+    code, output = run_main(["train", "customer-sft", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--serve-on", "llamacpp"], monkeypatch, capsys)
+    flat = " ".join(output.split())
+    assert code == 2 and "D_sim.jsonl:1: field 'script_prompt'" in flat and "grouped-sim sop mine" in flat
+    assert not (tmp_path / "out").exists()
