@@ -62,7 +62,7 @@ def train_profile_sft(data: Path | str, out_dir: Path | str, config: ProfileSFTC
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log = TrainLog(out)
-    model, tokenizer = load_policy(base)
+    model, tokenizer = load_policy(base, config.bf16)
     lora = LoraParams(r=config.lora_r, alpha=config.lora_alpha)
     trainer = train(SFTTrainer, model=model, args=sft_args(out, config), dataset=Dataset.from_list(rows), tokenizer=tokenizer, lora=lora, log=log)
     done = finish(trainer, out, log, started)

@@ -55,6 +55,7 @@ def customer_sft(
             "`--customer hf:BASE+OUT`: the transcript) or 'llamacpp' (after `train export-lora`: the prefix-caching script a llama.cpp customer reads).",
         ),
     ] = "hf",
+    bf16: Annotated[bool, typer.Option("--bf16", help="Train in bfloat16 on a CPU too: about twice as fast for the 1.5B where the CPU has AMX; fp32 otherwise (a GPU always uses bf16).")] = False,
 ) -> None:
     """Supervised fine-tuning of the customer model on D_sim (LoRA, TRL SFTTrainer).
 
@@ -85,6 +86,7 @@ def customer_sft(
         holdout=holdout,
         seed=seed,
         form=forms[serve_on],
+        bf16=bf16,
         lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers, target_modules=modules),
     )
     with progress() as bar:

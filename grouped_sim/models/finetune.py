@@ -59,6 +59,11 @@ class RunParams(BaseModel):
     learning_rate: float = Field(2e-4, gt=0.0, description="a LoRA rate")
     seed: int = 0
     logging_steps: int = Field(1, ge=1, description="log (and append to train_log.jsonl) every N steps")
+    bf16: bool = Field(
+        False,
+        description="bfloat16 weights and arithmetic on a CPU too (a GPU always trains in bf16): twice as fast for the 1.5B on a CPU "
+        "with AMX (131 s against about 250 s a step of 8 calls); elsewhere it may be slower than fp32",
+    )
 
 
 class SFTParams(RunParams):
@@ -111,8 +116,8 @@ def gpu() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def load_policy(base: BaseWeights) -> tuple[Any, Any]:
-    """Base model (fp32 on CPU, bf16 on GPU) and tokenizer; with an adapter, that adapter made trainable."""
+def load_policy(base: BaseWeights, bf16: bool = False) -> tuple[Any, Any]:
+    """Base model (fp32 on CPU unless `bf16`, bf16 on GPU) and tokenizer; with an adapter, that adapter made trainable."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -121,7 +126,7 @@ def load_policy(base: BaseWeights) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(base.folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.bfloat16 if gpu() else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.bfloat16 if bf16 or gpu() else torch.float32)
     if base.adapter:
         from peft import PeftModel
 
@@ -133,7 +138,7 @@ def trl_args(config_cls: type, out: Path, params: RunParams, **stage: Any) -> An
     """A TRL config (SFTConfig, GRPOConfig): what every run sets alike, the run's params, the stage's own fields."""
     on_gpu = gpu()
     common = {"output_dir": str(out / "checkpoints"), "save_strategy": "no", "report_to": [], "disable_tqdm": True, "dataloader_num_workers": 0}
-    device = {"use_cpu": not on_gpu, "bf16": on_gpu}
+    device = {"use_cpu": not on_gpu, "bf16": on_gpu or params.bf16}
     run = {"max_steps": params.max_steps, "learning_rate": params.learning_rate, "seed": params.seed, "logging_steps": params.logging_steps}
     return config_cls(**common, **device, **run, **stage)
 

@@ -155,7 +155,7 @@ def train_sft(rows: Sequence[dict[str, Any]], out_dir: Path | str, cfg: Customer
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = TrainLog(out, on_log)
-    model, tokenizer = load_policy(base)
+    model, tokenizer = load_policy(base, cfg.bf16)
     dataset = Dataset.from_list([{"prompt": r[cfg.form], "completion": r["completion"]} for r in rows])
     # warmup_steps: a float in [0, 1) is a ratio of total steps (transformers 5)
     args = sft_args(out, cfg, gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", packing=False)
@@ -203,7 +203,7 @@ def train_grpo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = TrainLog(out, on_log)
-    model, tokenizer = load_policy(base)
+    model, tokenizer = load_policy(base, cfg.bf16)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "reference": r["reference"], "context": r["context"]} for r in rows])
     use_vllm = vllm_available() if cfg.use_vllm is None else cfg.use_vllm
     if use_vllm and not vllm_available():
