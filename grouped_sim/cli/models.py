@@ -65,7 +65,7 @@ def models_warm() -> None:
     """Fill the per-machine caches (GROUPED_SIM_CACHE, else ~/.cache/grouped-sim) that the demo and
     every report against the sample corpus read: the judge reader's tokenizer, SmolLM2-135M
     de-quantised for transformers, and the MiniLM vectors of the sample corpus. `make install` runs
-    it; each is otherwise computed on first use, with the same results. About a minute on 2 cores."""
+    it; each is otherwise computed on first use, with the same results. About 30 s on 2 cores."""
     from grouped_sim.app.warm import warm_caches
 
     warm_caches(out.print)
