@@ -181,7 +181,7 @@ def test_a_customer_trained_for_llama_cpp_learns_the_text_a_llama_cpp_customer_r
 
 def test_bf16_on_a_cpu_loads_and_trains_in_bfloat16(tmp_path) -> None:
     """`--bf16` halves a CPU step of the 1.5B on AMX cores: the weights and TRL's arithmetic both
-    switch, and a run without it stays fp32."""
+    switch, and a run without it keeps fp32 arithmetic (the fp32 weights: the smoke runs above)."""
     import torch
     from trl import SFTConfig
 
@@ -189,7 +189,6 @@ def test_bf16_on_a_cpu_loads_and_trains_in_bfloat16(tmp_path) -> None:
 
     base = base_weights("hf:smollm2")
     assert load_policy(base, bf16=True)[0].dtype == torch.bfloat16
-    assert load_policy(base)[0].dtype == torch.float32
     args = trl_args(SFTConfig, tmp_path, SFTParams(bf16=True))
     assert args.bf16 and args.use_cpu
     assert not trl_args(SFTConfig, tmp_path, SFTParams()).bf16
