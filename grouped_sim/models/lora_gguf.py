@@ -9,7 +9,7 @@ reads adapters only as GGUF files (`llamacpp:MODEL+adapter.gguf`). What llama.cp
 - for each adapted base tensor, e.g. `blk.N.attn_q.weight`, a pair `blk.N.attn_q.weight.lora_a`
   and `.lora_b`: PEFT's lora_A [r, in] and lora_B [out, r] as they are. GGUF lists a tensor's dims
   in reverse, so ggml sees a: [in, r] and b: [r, out], and checks them against the base's [in, out];
-- a `llama` GGUF stores the q and k projections with each head's rows re-ordered for llama.cpp's
+- a `llama` GGUF (not a `qwen2` one) stores the q and k projections with each head's rows re-ordered for llama.cpp's
   rope (convert_hf_to_gguf's permute); lora_B of q_proj and k_proj needs the same row order, or the
   update lands on the wrong rows (the adapter loads and silently computes something else).
 
@@ -31,8 +31,11 @@ from grouped_sim.errors import InputError
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
-SUPPORTED_ARCHITECTURES = ("llama",)
-# PEFT module names whose LoRA llama.cpp applies (build_lora_mm) on a llama model.
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+# Architectures whose GGUF keeps each head's q / k rows in llama.cpp's rope order (convert_hf_to_gguf
+# permutes them for llama); qwen2 rotates halves as transformers does (NEOX rope) and keeps the order.
+ROPE_ORDERED = ("llama",)
+# PEFT module names whose LoRA llama.cpp applies (build_lora_mm) on a llama or qwen2 model.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -203,7 +206,7 @@ def gguf_pairs(tensors: dict[str, tuple[Any, Any]], base: BaseGGUF) -> list[Lora
         expected = base.shapes[target]  # ggml order: (in, out)
         if a.shape[0] != b.shape[1] or (a.shape[1], b.shape[0]) != expected:
             raise InputError(f"adapter module {module!r}: A {list(a.shape)} · B {list(b.shape)} does not fit {target} {list(expected)} (ggml order: in, out) of {base.path.name}")
-        if leaf in rope_heads:
+        if leaf in rope_heads and base.architecture in ROPE_ORDERED:
             b = rope_rows(b, rope_heads[leaf])
         pairs.append(LoraPair(target=target, a=a, b=b))
     return pairs

@@ -231,7 +231,7 @@ def _tiny_gguf(path: Path, arch: str, tensors: dict[str, tuple[int, int]]) -> Pa
 def test_an_unsupported_base_architecture_is_refused(tmp_path, monkeypatch, capsys) -> None:
     base = _tiny_gguf(tmp_path / "gpt2.gguf", "gpt2", {"blk.22.attn_qkv.weight": (1728, 576)})
     code, text = _export(["--adapter", "customer-sft", "--out", str(tmp_path / "a.gguf"), "--base", f"llamacpp:{base}"], monkeypatch, capsys)
-    assert code == 2 and "architecture 'gpt2' is not supported by export-lora (supported: llama)" in text, text
+    assert code == 2 and "architecture 'gpt2' is not supported by export-lora (supported: llama, qwen2)" in text, text
     assert not (tmp_path / "a.gguf").exists()
 
 
@@ -257,3 +257,18 @@ def test_a_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path, monk
     assert code == 1 and "No space left on device" in text and "nothing half-written was kept" in text, text
     assert out.read_bytes() == b"GGUF the previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gguf"]
+
+
+def test_a_qwen2_adapter_keeps_transformers_q_and_k_row_order() -> None:
+    """A qwen2 GGUF (the embedded 1.5B) keeps q / k rows as transformers does (NEOX rope; on the
+    1.5B itself: benchmarks/lora_export_qwen2.py), so only a llama base re-orders lora_B."""
+    from grouped_sim.models.lora_gguf import BaseGGUF, gguf_pairs, rope_rows
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 16)).astype(np.float32), rng.standard_normal((16, 2)).astype(np.float32)
+    shapes = {"blk.0.attn_q.weight": (16, 16)}
+    for arch, expected in (("qwen2", b), ("llama", rope_rows(b, 2))):
+        base = BaseGGUF(path=Path(f"{arch}.gguf"), architecture=arch, head_count=2, head_count_kv=2, block_count=1, shapes=shapes)
+        (pair,) = gguf_pairs({"model.layers.0.self_attn.q_proj": (a, b)}, base)
+        assert pair.target == "blk.0.attn_q.weight" and np.array_equal(pair.b, expected), arch
+    assert not np.array_equal(rope_rows(b, 2), b)
