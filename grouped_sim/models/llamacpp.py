@@ -277,10 +277,11 @@ class ContinuationReader:
     tokenized by the GGUF's own vocabulary (transformers reads it from the file).
     """
 
-    def __init__(self, model: str = "default", slots: int = 8, context: int = 16384, threads: int = 0, max_tokens: int = 32) -> None:
+    def __init__(self, model: str = "default", slots: int = 8, context: int = 16384, threads: int = 0, max_tokens: int = 32, adapter: str | None = None) -> None:
         path, _ = resolve_gguf(model)
         self.model_path = str(path)
-        self.server = llama_server(ServerSettings(model_path=self.model_path, slots=slots, context=context, threads=threads, keep_idle_prompts=True))
+        settings = ServerSettings(model_path=self.model_path, loras=resolve_adapter(adapter), slots=slots, context=context, threads=threads, keep_idle_prompts=True)
+        self.server = llama_server(settings)
         self.tokenizer = gguf_tokenizer(self.model_path)
         self.slots = slots
         self.max_tokens = max_tokens

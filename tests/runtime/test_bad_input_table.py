@@ -225,6 +225,7 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("sop mine", ["--out", "mined", "--corpus", "onebad.jsonl"], "onebad.jsonl: 1 bad line (listed above)"),
     ("models check", ["nope"], "no embedded model called 'nope'"),
     ("models list", ["extra"], "unexpected extra argument"),
+    ("models warm", ["extra"], "unexpected extra argument"),
     ("train export-lora", ["--adapter", "nowhere", "--out", "a.gguf"], "--adapter nowhere: no such folder"),
 ]
 
