@@ -101,6 +101,44 @@ def embed_stored(texts: Sequence[str]) -> np.ndarray:
     return np.stack([found[keys[t]] for t in texts]).astype(np.float32)
 
 
+def embed_list_stored(texts: Sequence[str]) -> np.ndarray:
+    """`embed` of a whole list, kept on disk under the list's digest: the same list gets back the
+    very vectors a fresh `embed` of it gives, bit for bit.
+
+    For what a nearest-neighbour search is built from (the SOP store's chains and moves). The
+    per-text store can hand a text the vector it got inside another batch, which differs in the last
+    bits; Chroma's graph and its ties follow those bits, and the retrieved lines, hence the
+    simulated calls, would depend on what else this machine encoded before."""
+    if len(texts) <= 1:
+        return embed(texts)
+    key = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:32]
+    found = _stored_list(key, len(texts))
+    if found is not None:
+        return found
+    vectors = embed(texts)
+    _store_list(key, vectors)
+    return vectors
+
+
+def _stored_list(key: str, count: int) -> np.ndarray | None:
+    try:
+        with closing(_connect()) as connection:
+            row = connection.execute("SELECT vectors FROM lists WHERE key = ?", (key,)).fetchone()
+    except (sqlite3.Error, OSError):
+        return None
+    if row is None or len(row[0]) != count * EMBEDDING_DIM * 4:
+        return None
+    return np.frombuffer(row[0], dtype=np.float32).reshape(count, EMBEDDING_DIM).copy()
+
+
+def _store_list(key: str, vectors: np.ndarray) -> None:
+    try:
+        with closing(_connect()) as connection, connection:
+            connection.execute("INSERT OR REPLACE INTO lists VALUES (?, ?)", (key, np.asarray(vectors, dtype=np.float32).tobytes()))
+    except (sqlite3.Error, OSError):
+        pass
+
+
 def _store_path() -> Path:
     from grouped_sim.io import cache_root
 
@@ -112,6 +150,7 @@ def _connect() -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
     connection.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+    connection.execute("CREATE TABLE IF NOT EXISTS lists (key TEXT PRIMARY KEY, vectors BLOB NOT NULL)")
     return connection
 
 

@@ -26,7 +26,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 from pydantic import BaseModel, Field
 
-from grouped_sim.embeddings import ENCODER_NAME, embed, embed_stored
+from grouped_sim.embeddings import ENCODER_NAME, embed_list_stored
 from grouped_sim.artifacts import Artifact
 from grouped_sim.errors import GroupedSimError, InputError
 from grouped_sim.schemas import Dialogue
@@ -49,11 +49,10 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         pass
 
     def __call__(self, input: Documents) -> Embeddings:
-        """Documents (a batch) come from the per-text vector store, so a corpus's chains and moves
-        are encoded once per machine; a query (one text) goes through `embed`'s query path, which
-        gives the same text the same vector every time."""
-        texts = list(input)
-        return [row for row in (embed_stored(texts) if len(texts) > 1 else embed(texts))]
+        """Documents (a batch) are kept on disk as a whole list (`embed_list_stored`), so a corpus's
+        chains and moves are encoded once per machine and come back bit for bit as encoded; a
+        query (one text) goes through `embed`'s query path, which gives a text one vector always."""
+        return [row for row in embed_list_stored(list(input))]
 
     @staticmethod
     def name() -> str:
