@@ -214,12 +214,13 @@ def call_specific_words(dialogues: list[Dialogue]) -> set[str]:
 
 
 def embedded_once(texts: list[str]) -> Any:
-    """MiniLM vectors of `texts`, kept on disk by their content (`embeddings.embed_stored`): a
+    """MiniLM vectors of `texts`, kept on disk as a whole list (`embeddings.embed_list_stored`): a
     corpus's moves are embedded once per machine, not at every start (about 10 s for the sample
-    corpus on 2 cores)."""
-    from grouped_sim.embeddings import embed_stored
+    corpus on 2 cores), and come back bit for bit as encoded, so which move is nearest never
+    depends on what else the machine encoded before."""
+    from grouped_sim.embeddings import embed_list_stored
 
-    return embed_stored(texts)
+    return embed_list_stored(texts)
 
 
 class KnnSalesman:
