@@ -1,9 +1,12 @@
 """Training the customer model: SFT on D_sim, then GRPO with the multi-level reward (paper §3.2.2).
 
-Both stages train a LoRA adapter (peft) over a plain copy of the base model, in the TRANSCRIPT form
-the simulator uses for local models: the prompt is the call so far ending in "Customer:" and the
-completion is the real reply (completion-only loss). The result is a folder that the model spec
-`hf:BASE+ADAPTER_DIR` loads, so `simulate --customer hf:smollm2+DIR` runs the trained customer.
+Both stages train a LoRA adapter (peft) over a plain copy of the base model on the text the
+customer reads where it will run: the prompt is the call so far ending in "Customer:" (the
+transcript a transformers customer reads, or with SFT's `form="script_prompt"` the prefix-caching
+script a llama.cpp customer reads; GRPO trains on the transcript only) and the completion is the
+real reply (completion-only loss). The result is a folder that the model spec
+`hf:BASE+ADAPTER_DIR` loads, so `simulate --customer hf:smollm2+DIR` runs the trained customer;
+`train export-lora` takes it to llama.cpp.
 
 Defaults follow the paper's Table 6 (user simulator: 2 epochs, warmup 0.1, KL coefficient 0.04)
 scaled to a 135M model with LoRA: LoRA needs a larger learning rate than the 5e-6 of a full
