@@ -8,7 +8,7 @@ registers itself on this group (`customer-sft`, `customer-grpo` here; `profile-s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -32,6 +32,24 @@ def _progress_logger(bar, task, reward: bool):  # type: ignore[no-untyped-def]
     return on_log
 
 
+ServeOn = Annotated[
+    str,
+    typer.Option(
+        "--serve-on",
+        help="Where the trained customer will run, which decides the prompt text it is trained on: 'hf' (transformers, "
+        "`--customer hf:BASE+OUT`: the transcript) or 'llamacpp' (after `train export-lora`: the prefix-caching script a llama.cpp customer reads).",
+    ),
+]
+PROMPT_COLUMNS = {"hf": "prompt", "llamacpp": "script_prompt"}
+
+
+def prompt_column(serve_on: str) -> Any:
+    """The D_sim column a customer that will run on `serve_on` is trained on."""
+    if serve_on not in PROMPT_COLUMNS:
+        raise typer.BadParameter(f"{serve_on!r}: expected hf or llamacpp", param_hint="--serve-on")
+    return PROMPT_COLUMNS[serve_on]
+
+
 @train_app.command("customer-sft")
 def customer_sft(
     data: Annotated[Path, typer.Option("--data", help="D_sim.jsonl (or its folder), from `sop mine`.")],
@@ -47,14 +65,7 @@ def customer_sft(
     holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.9, help="Share of dialogues kept out of training (listed in training.json) for a fair evaluation.")] = 0.0,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of training and of the held-out split.")] = 0,
-    serve_on: Annotated[
-        str,
-        typer.Option(
-            "--serve-on",
-            help="Where the trained customer will run, which decides the prompt text it is trained on: 'hf' (transformers, "
-            "`--customer hf:BASE+OUT`: the transcript) or 'llamacpp' (after `train export-lora`: the prefix-caching script a llama.cpp customer reads).",
-        ),
-    ] = "hf",
+    serve_on: ServeOn = "hf",
     bf16: Annotated[bool, typer.Option("--bf16", help="Train in bfloat16 on a CPU too: about twice as fast for the 1.5B where the CPU has AMX; fp32 otherwise (a GPU always uses bf16).")] = False,
 ) -> None:
     """Supervised fine-tuning of the customer model on D_sim (LoRA, TRL SFTTrainer).
@@ -66,10 +77,8 @@ def customer_sft(
     from grouped_sim.models.finetune import LoraParams, num_layers
     from grouped_sim.training.customer import CustomerSFTConfig, load_d_sim, train_sft
 
-    forms = {"hf": "prompt", "llamacpp": "script_prompt"}
-    if serve_on not in forms:
-        raise typer.BadParameter(f"{serve_on!r}: expected hf or llamacpp", param_hint="--serve-on")
-    rows = load_d_sim(data, columns=(forms[serve_on], "completion"), limit=limit)
+    form = prompt_column(serve_on)
+    rows = load_d_sim(data, columns=(form, "completion"), limit=limit)
     layers = None
     if top_layers:
         total_layers = num_layers(base)
@@ -85,7 +94,7 @@ def customer_sft(
         batch_size=batch_size,
         holdout=holdout,
         seed=seed,
-        form=forms[serve_on],
+        form=form,
         bf16=bf16,
         lora=LoraParams(r=lora_r, alpha=2 * lora_r, layers=layers, target_modules=modules),
     )
@@ -116,6 +125,7 @@ def customer_grpo(
     use_vllm: Annotated[Optional[bool], typer.Option("--vllm/--no-vllm", help="vLLM generation (default: when installed and a GPU is present).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N rows (smoke runs).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    serve_on: ServeOn = "hf",
 ) -> None:
     """GRPO of the customer model with the pattern, format and semantic rewards (TRL GRPOTrainer, LoRA).
 
@@ -124,7 +134,8 @@ def customer_grpo(
     from grouped_sim.training.customer import CustomerGRPOConfig, load_d_sim, train_grpo
     from grouped_sim.discriminator.rewards import RewardConfig
 
-    rows = load_d_sim(data, columns=("prompt", "reference", "context"), limit=limit)
+    form = prompt_column(serve_on)
+    rows = load_d_sim(data, columns=(form, "reference", "context"), limit=limit)
     cfg = CustomerGRPOConfig(
         base=base,
         max_steps=max_steps,
@@ -136,6 +147,7 @@ def customer_grpo(
         rewards=RewardConfig(w_pattern=w_pattern, w_format=w_format, w_semantic=w_semantic),
         use_vllm=use_vllm,
         seed=seed,
+        form=form,
     )
     with progress() as bar:
         task = bar.add_task("training", total=max_steps)

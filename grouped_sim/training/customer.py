@@ -3,7 +3,7 @@
 Both stages train a LoRA adapter (peft) over a plain copy of the base model on the text the
 customer reads where it will run: the prompt is the call so far ending in "Customer:" (the
 transcript a transformers customer reads, or with SFT's `form="script_prompt"` the prefix-caching
-script a llama.cpp customer reads; GRPO trains on the transcript only) and the completion is the
+script a llama.cpp customer reads: `form`) and the completion is the
 real reply (completion-only loss). The result is a folder that the model spec
 `hf:BASE+ADAPTER_DIR` loads, so `simulate --customer hf:smollm2+DIR` runs the trained customer;
 `train export-lora` takes it to llama.cpp.
@@ -31,6 +31,10 @@ REQUIRED_COLUMNS = ("prompt", "completion")
 PromptColumn = Literal["prompt", "script_prompt"]
 """Where a customer model will run decides the text it must be trained on (customer_prompt.render):
 transformers reads the transcript ("prompt"), llama.cpp the prefix-caching script ("script_prompt")."""
+FORM_HELP = (
+    "the D_sim column trained on: 'prompt', the transcript a transformers (hf:) customer reads; 'script_prompt', the "
+    "prefix-caching layout a llama.cpp customer reads (train on it for an adapter that `train export-lora` takes to llama.cpp)"
+)
 
 
 class CustomerSFTConfig(SFTParams):
@@ -43,11 +47,7 @@ class CustomerSFTConfig(SFTParams):
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Table 6: 0.1")
     lora: LoraParams = LoraParams()
     holdout: float = Field(0.0, ge=0.0, lt=1.0, description="share of DIALOGUES left out of training (the discriminator's split rule), so a later evaluation sees unseen calls")
-    form: PromptColumn = Field(
-        "prompt",
-        description="the D_sim column trained on: 'prompt', the transcript a transformers (hf:) customer reads; 'script_prompt', the "
-        "prefix-caching layout a llama.cpp customer reads (train on it for an adapter that `train export-lora` takes to llama.cpp)",
-    )
+    form: PromptColumn = Field("prompt", description=FORM_HELP)
 
 
 class CustomerGRPOConfig(RunParams):
@@ -66,6 +66,7 @@ class CustomerGRPOConfig(RunParams):
     rewards: RewardConfig = RewardConfig()
     lora: LoraParams = LoraParams()
     use_vllm: bool | None = Field(None, description="None: use vLLM when it is installed and a GPU is present")
+    form: PromptColumn = Field("prompt", description=FORM_HELP)
 
 
 class TrainSummary(BaseModel):
@@ -207,7 +208,7 @@ def train_grpo(
     out.mkdir(parents=True, exist_ok=True)
     log = TrainLog(out, on_log)
     model, tokenizer = load_policy(base, cfg.bf16)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "reference": r["reference"], "context": r["context"]} for r in rows])
+    dataset = Dataset.from_list([{"prompt": r[cfg.form], "reference": r["reference"], "context": r["context"]} for r in rows])
     use_vllm = vllm_available() if cfg.use_vllm is None else cfg.use_vllm
     if use_vllm and not vllm_available():
         raise InputError("use_vllm needs the [vllm] extra and a CUDA GPU")

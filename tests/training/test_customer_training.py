@@ -160,7 +160,8 @@ def test_bad_d_sim_line_names_file_line_and_field(tmp_path) -> None:
 def test_a_customer_trained_for_llama_cpp_learns_the_text_a_llama_cpp_customer_reads(corpus, tmp_path, monkeypatch, capsys) -> None:
     """A llama.cpp customer reads the prefix-caching script, not the transcript transformers reads:
     D_sim's script_prompt is that text for the same call so far, which `--serve-on llamacpp` trains
-    on; a D_sim mined before the column existed is refused with the command that remakes it."""
+    on (SFT and GRPO); a D_sim mined before the column existed is refused with the command that
+    remakes it."""
     from grouped_sim.graphs.customer import CustomerPrompt, render
     from grouped_sim.models import build_chat_model
     from grouped_sim.sop_db.datasets import d_sim_records, profile_of
@@ -177,6 +178,8 @@ def test_a_customer_trained_for_llama_cpp_learns_the_text_a_llama_cpp_customer_r
     flat = " ".join(output.split())
     assert code == 2 and "D_sim.jsonl:1: field 'script_prompt'" in flat and "grouped-sim sop mine" in flat
     assert not (tmp_path / "out").exists()
+    code, output = run_main(["train", "customer-grpo", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--serve-on", "llamacpp", "--w-pattern", "0"], monkeypatch, capsys)
+    assert code == 2 and "field 'script_prompt'" in " ".join(output.split()) and not (tmp_path / "out").exists()
 
 
 def test_bf16_on_a_cpu_loads_and_trains_in_bfloat16(tmp_path) -> None:
